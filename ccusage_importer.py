@@ -1,0 +1,1393 @@
+#!/usr/bin/env python3
+"""ccusage-import: keep the whole Claude Code usage history of every machine in ClickHouse.
+
+Claude Code deletes its transcripts after ~30 days; `ccusage` reports on what is left. This tool runs ccusage
+(hourly, from cron), turns its JSON reports into rows and writes them, per machine, into ClickHouse tables that
+never lose history: a period that ccusage recomputes from fewer files never replaces what is stored.
+
+The code reads top to bottom in the order a run flows:
+    configuration -> source (ccusage) -> pure transforms (JSON to rows) -> plan (compare with stored rows)
+    -> store (the only code that speaks SQL) -> report (summary) -> ClickHouseImporter (drives a run) -> CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import io
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__version__ = "1.0.0"
+
+HERE = Path(__file__).resolve().parent
+SCHEMA_FILE = HERE / "ccusage_clickhouse_schema.sql"
+MIGRATIONS_DIR = HERE / "migrations"
+QUERIES_FILE = HERE / "queries.sql"
+
+DEFAULT_CCUSAGE_VERSION = "20.0.24"
+NATIVE_PORTS = {9000: "9000 (native)", 9440: "9440 (native over TLS)"}
+HTTPS_PORTS = {443, 8443}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+class UserError(Exception):
+    """An expected failure (bad configuration, missing tool, database down): one line, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not a number") from None
+    if value < 0 or math.isnan(value):
+        raise UserError(f"{name}={raw!r} must be zero or more")
+    return value
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".local" / "share")
+    return Path(base) / "ccusage-import"
+
+
+def claude_projects_dirs(env: Mapping[str, str]) -> list[Path]:
+    """The transcript folders ccusage would read: CLAUDE_CONFIG_DIR (comma-separated) or the two defaults."""
+    home = Path(env.get("HOME", str(Path.home())))
+    if env.get("CLAUDE_CONFIG_DIR", "").strip():
+        candidates = [Path(p.strip()).expanduser() for p in env["CLAUDE_CONFIG_DIR"].split(",") if p.strip()]
+    else:
+        xdg = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        candidates = [xdg / "claude", home / ".claude"]
+    found: list[Path] = []
+    for candidate in candidates:
+        projects = candidate if candidate.name == "projects" else candidate / "projects"
+        if projects.is_dir() and projects.resolve() not in [p.resolve() for p in found]:
+            found.append(projects)
+    return found
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs, read once from the environment and the command line."""
+
+    machine_name: str
+    ch_host: str | None
+    ch_port: int
+    ch_user: str
+    ch_password: str = field(repr=False)
+    ch_database: str = "default"
+    ch_secure: bool = False
+    embedded_path: Path = Path()
+    data_dir: Path = Path()
+    ccusage_version: str = DEFAULT_CCUSAGE_VERSION
+    timezone: str = "UTC"
+    claude_dirs: tuple[Path, ...] = ()
+    command_timeout: float = 300.0
+    command_retries: int = 2
+    retry_backoff: float = 2.0
+    hash_projects: bool = True
+    hash_key: str | None = field(default=None, repr=False)
+    lock_timeout: float = 120.0
+
+    @property
+    def embedded(self) -> bool:
+        return not self.ch_host
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], args: argparse.Namespace | None = None) -> Config:
+        def arg(name: str) -> Any:
+            return getattr(args, name, None) if args is not None else None
+
+        host = env.get("CH_HOST", "").strip() or None
+        port_text = env.get("CH_PORT", "").strip() or "8123"
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise UserError(f"CH_PORT={port_text!r} is not a port number")
+        port = int(port_text)
+        if host and port in NATIVE_PORTS:
+            raise UserError(
+                f"CH_PORT={port} is ClickHouse's native-protocol port {NATIVE_PORTS[port]}; this tool speaks HTTP: "
+                "use the HTTP port, usually 8123 (or 8443 for HTTPS)"
+            )
+        protocol = env.get("CH_PROTOCOL", "").strip().lower()
+        if protocol not in ("", "http", "https"):
+            raise UserError(f"CH_PROTOCOL={protocol!r} must be http or https")
+        database = env.get("CH_DATABASE", "").strip() or "default"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+            raise UserError(f"CH_DATABASE={database!r} is not a plain database name (letters, digits, _)")
+        machine = (arg("machine_name") or env.get("MACHINE_NAME", "").strip() or socket.gethostname()).strip()
+        if not machine:
+            raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name")
+        version = env.get("CCUSAGE_VERSION", "").strip() or DEFAULT_CCUSAGE_VERSION
+        if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+            raise UserError(f"CCUSAGE_VERSION={version!r} must be an exact version such as {DEFAULT_CCUSAGE_VERSION}")
+        timezone = env.get("CCUSAGE_TIMEZONE", "").strip() or "UTC"
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(timezone)
+        except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
+            raise UserError(f"CCUSAGE_TIMEZONE={timezone!r} is not an IANA time zone such as Europe/Berlin") from None
+        data_dir = default_data_dir(env)
+        embedded_path = Path(env.get("CCUSAGE_IMPORT_DB", "").strip() or data_dir / "chdb").expanduser()
+        hash_projects = not arg("no_hash_projects")
+        return cls(
+            machine_name=machine,
+            ch_host=host,
+            ch_port=port,
+            ch_user=env.get("CH_USER", "").strip() or "default",
+            ch_password=env.get("CH_PASSWORD", ""),
+            ch_database=database,
+            ch_secure=protocol == "https" or (protocol == "" and port in HTTPS_PORTS),
+            embedded_path=embedded_path,
+            data_dir=embedded_path.parent if env.get("CCUSAGE_IMPORT_DB", "").strip() else data_dir,
+            ccusage_version=version,
+            timezone=timezone,
+            claude_dirs=tuple(claude_projects_dirs(env)),
+            command_timeout=_env_float(env, "CCUSAGE_TIMEOUT", 300.0),
+            command_retries=int(_env_float(env, "CCUSAGE_RETRIES", 2)),
+            retry_backoff=_env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
+            hash_projects=hash_projects,
+            hash_key=env.get("CCUSAGE_HASH_KEY") or None,
+            lock_timeout=arg("lock_timeout") if arg("lock_timeout") is not None else _env_float(
+                env, "CCUSAGE_LOCK_TIMEOUT", 120.0
+            ),
+        )
+
+    def store_description(self) -> str:
+        if self.embedded:
+            return f"embedded chDB at {self.embedded_path} (database {self.ch_database})"
+        scheme = "https" if self.ch_secure else "http"
+        return f"{scheme}://{self.ch_user}@{self.ch_host}:{self.ch_port} (database {self.ch_database})"
+
+    def lock_path(self) -> Path:
+        """One writer per embedded store; one import per machine and server."""
+        if self.embedded:
+            return self.embedded_path.with_name(self.embedded_path.name + ".lock")
+        target = f"{self.ch_host}:{self.ch_port}/{self.ch_database}/{self.machine_name}"
+        return self.data_dir / f"server-{hashlib.sha256(target.encode()).hexdigest()[:12]}.lock"
+
+    def redact(self, text: str) -> str:
+        """Remove the password (and an explicit hash key) from any text that may be printed or stored."""
+        for secret in (self.ch_password, self.hash_key):
+            if secret and len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Source: ccusage
+# ----------------------------------------------------------------------------------------------------------------
+
+# The reports a run fetches. Daily and monthly tables are derived exactly from `daily --instances`
+# (per project and day, in the same time zone), so two of the seed's five commands are not needed.
+REPORTS: dict[str, list[str]] = {
+    "projects_daily": ["daily", "--instances"],
+    "sessions": ["session"],
+    "blocks": ["blocks"],
+}
+NATIVE_MISSING = "native binary is not available"
+
+
+class ReportError(Exception):
+    """One ccusage report could not be fetched or understood; the other reports are still imported."""
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How ccusage is started: its argv prefix and a short name for messages."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+def _native_binary_beside(launcher: Path) -> Path | None:
+    """The platform binary that ccusage 20's Node launcher (node_modules/ccusage/src/cli.js) would spawn."""
+    system = {"linux": "linux", "darwin": "darwin", "win32": "win32"}.get(sys.platform)
+    machine = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(os.uname().machine.lower())
+    if not system or not machine:
+        return None
+    package_dir = launcher.resolve().parent.parent
+    for node_modules in (package_dir / "node_modules", package_dir.parent):
+        binary = node_modules / "@ccusage" / f"ccusage-{system}-{machine}" / "bin" / "ccusage"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
+
+
+def _package_version(launcher: Path) -> str | None:
+    try:
+        return json.loads((launcher.resolve().parent.parent / "package.json").read_text()).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+def _npx_cached_launcher(version: str, npm_cache: Path) -> Path | None:
+    """A ccusage of `version` that npx already installed, so later runs skip npx's registry round-trip."""
+    for package_json in sorted(npm_cache.glob("_npx/*/node_modules/ccusage/package.json")):
+        launcher = package_json.parent / "src" / "cli.js"
+        if _package_version(launcher) == version:
+            return launcher
+    return None
+
+
+def resolve_runner(version: str, env: Mapping[str, str], *, install: bool = True) -> Runner:
+    """ccusage on PATH of the pinned version, else one npx installed before, else bunx, else npx -y."""
+    on_path = shutil.which("ccusage", path=env.get("PATH"))
+    if on_path:
+        launcher = Path(on_path)
+        if _package_version(launcher) == version:
+            native = _native_binary_beside(launcher)
+            return Runner("ccusage", (str(native),) if native else (on_path,))
+        if _cli_version((on_path,), env) == version:
+            return Runner("ccusage", (on_path,))
+    npm_cache = Path(env.get("npm_config_cache") or Path(env.get("HOME", str(Path.home()))) / ".npm")
+    cached = _npx_cached_launcher(version, npm_cache)
+    if cached and (native := _native_binary_beside(cached)):
+        return Runner("npx (cached binary)", (str(native),))
+    if bunx := shutil.which("bunx", path=env.get("PATH")):
+        return Runner("bunx", (bunx, f"ccusage@{version}"))
+    if npx := shutil.which("npx", path=env.get("PATH")):
+        if install and _cli_version((npx, "-y", f"ccusage@{version}"), env) == version:
+            cached = _npx_cached_launcher(version, npm_cache)
+            if cached and (native := _native_binary_beside(cached)):
+                return Runner("npx (cached binary)", (str(native),))
+        return Runner("npx", (npx, "-y", f"ccusage@{version}"))
+    raise UserError(
+        f"ccusage {version} not found: install Node.js (for npx) or Bun, "
+        f"or put it on PATH with `npm install -g ccusage@{version}`"
+    )
+
+
+def _cli_version(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    try:
+        done = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=120, env=dict(env))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+\.\d+\.\d+)", done.stdout)
+    return match.group(1) if done.returncode == 0 and match else None
+
+
+def ccusage_command(runner: Runner, report: str, config: Config) -> list[str]:
+    """argv for one report; ccusage 19+ keeps Claude Code reports under `claude`, older ones at the top."""
+    prefix = ["claude"] if int(config.ccusage_version.split(".")[0]) >= 19 else []
+    return [*runner.argv, *prefix, *REPORTS[report], "--json", "--offline", "--timezone", config.timezone]
+
+
+def fetch_report(runner: Runner, report: str, config: Config, env: Mapping[str, str]) -> Any:
+    """Run one ccusage report with a timeout and retries; return its parsed JSON or raise ReportError."""
+    argv = ccusage_command(runner, report, config)
+    shown = f"`ccusage {' '.join(argv[len(runner.argv):])}` (ccusage {config.ccusage_version} via {runner.name})"
+    child_env = dict(env)
+    child_env["CLAUDE_CONFIG_DIR"] = ",".join(str(p) for p in config.claude_dirs)
+    child_env.setdefault("NO_COLOR", "1")
+    problem = ""
+    for attempt in range(config.command_retries + 1):
+        if attempt:
+            time.sleep(config.retry_backoff * 2 ** (attempt - 1))
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=config.command_timeout or None,
+                                  env=child_env)
+        except subprocess.TimeoutExpired:
+            problem = f"timed out after {config.command_timeout:g} s"
+            continue
+        except OSError as exc:
+            raise ReportError(f"{shown} could not start: {exc.strerror}") from None
+        if done.returncode == 0:
+            try:
+                return json.loads(done.stdout)
+            except ValueError:
+                raise ReportError(f"{shown} printed output that is not JSON: {done.stdout[:80]!r}") from None
+        last_line = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        if NATIVE_MISSING in done.stderr:
+            raise ReportError(
+                f"{shown} failed: {last_line} (this ccusage release has no binary for this platform; "
+                f"pin a release that has one with CCUSAGE_VERSION, e.g. {DEFAULT_CCUSAGE_VERSION})"
+            )
+        problem = f"exited {done.returncode}: {last_line[:300]}"
+    raise ReportError(f"{shown} {problem} (after {config.command_retries + 1} attempts)")
+
+
+@dataclass(frozen=True)
+class TranscriptScan:
+    """What is on disk now: enough to tell that nothing changed since the last import."""
+
+    files: int
+    fingerprint: str
+
+
+def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
+    digest = hashlib.sha256()
+    files = 0
+    for base in dirs:
+        entries = []
+        for folder, _, names in os.walk(base):
+            for name in names:
+                if name.endswith(".jsonl"):
+                    path = os.path.join(folder, name)
+                    try:
+                        stat = os.stat(path)
+                    except OSError:
+                        continue
+                    entries.append((path, stat.st_size, stat.st_mtime_ns))
+        for path, size, mtime in sorted(entries):
+            digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+        files += len(entries)
+    return TranscriptScan(files, digest.hexdigest())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pure transforms: ccusage JSON -> records (no I/O)
+# ----------------------------------------------------------------------------------------------------------------
+
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+SYNTHETIC_MODEL = "<synthetic>"
+
+
+class ShapeError(ValueError):
+    """The JSON is not a shape this importer knows (ccusage 16-20)."""
+
+
+class NameHasher:
+    """Keyed hashes (HMAC-SHA256) for session ids and project paths: stable, and not reversible by guessing."""
+
+    def __init__(self, key: bytes, hash_names: bool):
+        self._key = key
+        self.hash_names = hash_names
+
+    def key_of(self, name: str) -> str:
+        return hmac.new(self._key, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+
+    def display(self, name: str) -> str:
+        return self.key_of(name) if self.hash_names else name
+
+
+@dataclass
+class Record:
+    """One row of a usage table with its per-model children; `key` identifies it within a machine."""
+
+    table: str
+    key: tuple[Any, ...]
+    row: dict[str, Any]
+    record_type: str
+    record_key: str
+    breakdowns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.row["total_tokens"]
+
+
+def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
+    value = obj.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
+        raise ShapeError(f"{where}: {name}={value!r} is not a token count")
+    return int(value)
+
+
+def _cost(value: Any, where: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ShapeError(f"{where}: cost {value!r} is not a number")
+    return float(value) + 0.0  # + 0.0 turns ccusage's -0.0 into 0.0
+
+
+def _tokens(obj: Mapping[str, Any], where: str) -> dict[str, int]:
+    counts = {
+        "input_tokens": _int(obj, "inputTokens", where),
+        "output_tokens": _int(obj, "outputTokens", where),
+        "cache_creation_tokens": _int(obj, "cacheCreationTokens", where),
+        "cache_read_tokens": _int(obj, "cacheReadTokens", where),
+    }
+    counts["total_tokens"] = sum(counts.values())
+    return counts
+
+
+def _models(names: Any, where: str) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ShapeError(f"{where}: models is not a list of names")
+    return sorted({n for n in names if n and n != SYNTHETIC_MODEL})
+
+
+def _breakdowns(items: Any, where: str) -> dict[str, dict[str, Any]]:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise ShapeError(f"{where}: modelBreakdowns is not a list")
+    result: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("modelName"), str):
+            raise ShapeError(f"{where}: a model breakdown has no modelName")
+        tokens, cost = _tokens(item, where), _cost(item.get("cost"), where)
+        if item["modelName"] == SYNTHETIC_MODEL or (tokens["total_tokens"] == 0 and cost == 0):
+            continue
+        entry = result.setdefault(item["modelName"], {**dict.fromkeys(tokens, 0), "cost": 0.0})
+        for column, count in tokens.items():
+            entry[column] += count
+        entry["cost"] += cost
+    return result
+
+
+def _usage_row(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Token counts, cost and models of a daily/project/session item, shared by those reports."""
+    models = _models(item.get("modelsUsed", []), where)
+    row = {**_tokens(item, where), "total_cost": _cost(item.get("totalCost"), where),
+           "models_count": len(models), "models_used": models}
+    return row, _breakdowns(item.get("modelBreakdowns"), where)
+
+
+def _date(value: Any, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ShapeError(f"{where}: {value!r} is not a date YYYY-MM-DD") from None
+
+
+def parse_timestamp(value: Any, where: str = "timestamp") -> dt.datetime:
+    """RFC 3339 (with Z or an offset) or a bare date, as an aware UTC datetime whatever the local zone is."""
+    try:
+        if isinstance(value, str) and len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError):
+        raise ShapeError(f"{where}: {value!r} is not a timestamp") from None
+    if parsed.tzinfo is None:
+        raise ShapeError(f"{where}: {value!r} has no time zone")
+    return parsed.astimezone(dt.UTC)
+
+
+def project_day_records(doc: Any, hasher: NameHasher) -> list[Record]:
+    """`claude daily --instances`: {projects: {dir: [rows]}}; {daily: []} when empty; bare [] from ccusage <= 18."""
+    if doc == [] or (isinstance(doc, dict) and doc.get("daily") == [] and "projects" not in doc):
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("projects"), dict):
+        raise ShapeError("daily --instances: expected an object with a `projects` map")
+    records = []
+    for project, items in doc["projects"].items():
+        if not isinstance(items, list):
+            raise ShapeError(f"daily --instances: project {project!r} is not a list of days")
+        for item in items:
+            if not isinstance(item, dict):
+                raise ShapeError("daily --instances: a day is not an object")
+            day = _date(item.get("date"), "daily --instances")
+            where = f"daily --instances {day}"
+            row, breakdowns = _usage_row(item, where)
+            project_key = hasher.key_of(project)
+            records.append(Record(
+                table="ccusage_usage_projects_daily",
+                key=(day, project_key),
+                row={"date": day, "project_key": project_key, "project_name": hasher.display(project), **row},
+                record_type="project_daily",
+                record_key=f"{day.isoformat()}/{project_key}",
+                breakdowns=breakdowns,
+            ))
+    return records
+
+
+def _sum_records(table: str, record_type: str, key: tuple[Any, ...], record_key: str, base: dict[str, Any],
+                 parts: Iterable[Record]) -> Record:
+    """Add up the token counts, costs and per-model rows of several records into one."""
+    row = {**base, **dict.fromkeys((*TOKEN_COLUMNS, "total_tokens"), 0), "total_cost": 0.0}
+    breakdowns: dict[str, dict[str, Any]] = {}
+    models: set[str] = set()
+    for part in parts:
+        for column in (*TOKEN_COLUMNS, "total_tokens", "total_cost"):
+            row[column] += part.row[column]
+        models.update(part.row["models_used"])
+        for model, values in part.breakdowns.items():
+            entry = breakdowns.setdefault(model, dict.fromkeys(values, 0))
+            for column, value in values.items():
+                entry[column] += value
+    row["models_used"] = sorted(models)
+    row["models_count"] = len(models)
+    return Record(table, key, row, record_type, record_key, breakdowns)
+
+
+def daily_records(project_days: Sequence[Record]) -> list[Record]:
+    """Per-day totals over all projects: exactly `claude daily`, which buckets the same lines the same way."""
+    by_day: dict[dt.date, list[Record]] = defaultdict(list)
+    for record in project_days:
+        by_day[record.row["date"]].append(record)
+    return [
+        _sum_records("ccusage_usage_daily", "daily", (day,), day.isoformat(), {"date": day}, by_day[day])
+        for day in sorted(by_day)
+    ]
+
+
+def monthly_records(days: Sequence[Record]) -> list[Record]:
+    """Per-month totals from the stored-and-new daily rows, so months stay whole after old transcripts are gone."""
+    by_month: dict[dt.date, list[Record]] = defaultdict(list)
+    for record in days:
+        by_month[record.row["date"].replace(day=1)].append(record)
+    return [
+        _sum_records("ccusage_usage_monthly", "monthly", (month,), month.strftime("%Y-%m"), {"month": month},
+                     by_month[month])
+        for month in sorted(by_month)
+    ]
+
+
+def session_records(doc: Any, hasher: NameHasher) -> list[Record]:
+    """`claude session`: {sessions: [...]}; ccusage <= 18 used the project folder as session id."""
+    if doc == []:
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
+        raise ShapeError("session: expected an object with a `sessions` list")
+    records = []
+    for item in doc["sessions"]:
+        if not isinstance(item, dict) or not isinstance(item.get("sessionId"), str):
+            raise ShapeError("session: an item has no sessionId")
+        session, project = item["sessionId"], str(item.get("projectPath") or "")
+        where = f"session {session}"
+        row, breakdowns = _usage_row(item, where)
+        first = item.get("firstActivity")
+        project_key, session_key = hasher.key_of(project), hasher.key_of(session)
+        records.append(Record(
+            table="ccusage_usage_sessions",
+            key=(project_key, session_key),
+            row={
+                "project_key": project_key,
+                "session_key": session_key,
+                "project_name": hasher.display(project),
+                "session_id": hasher.display(session),
+                "first_activity": parse_timestamp(first, where) if first else None,
+                "last_activity": parse_timestamp(item.get("lastActivity"), where),
+                **row,
+            },
+            record_type="session",
+            record_key=f"{project_key}/{session_key}",
+            breakdowns=breakdowns,
+        ))
+    return records
+
+
+def _optional_float(obj: Any, name: str) -> float | None:
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def block_records(doc: Any) -> list[Record]:
+    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), list):
+        raise ShapeError("blocks: expected an object with a `blocks` list")
+    records = []
+    for item in doc["blocks"]:
+        if not isinstance(item, dict) or "startTime" not in item:
+            raise ShapeError("blocks: an item has no startTime")
+        if item.get("isGap"):
+            continue
+        where = f"block {item.get('id')}"
+        counts = item.get("tokenCounts")
+        if not isinstance(counts, dict):
+            raise ShapeError(f"{where}: no tokenCounts")
+        tokens = _tokens({"inputTokens": counts.get("inputTokens", 0), "outputTokens": counts.get("outputTokens", 0),
+                          "cacheCreationTokens": counts.get("cacheCreationInputTokens", 0),
+                          "cacheReadTokens": counts.get("cacheReadInputTokens", 0)}, where)
+        start = parse_timestamp(item["startTime"], where)
+        models = _models(item.get("models", []), where)
+        burn, projection = item.get("burnRate"), item.get("projection")
+        projected_tokens = projection.get("totalTokens") if isinstance(projection, dict) else None
+        remaining = projection.get("remainingMinutes") if isinstance(projection, dict) else None
+        reset = item.get("usageLimitResetTime")
+        records.append(Record(
+            table="ccusage_usage_blocks",
+            key=(start,),
+            row={
+                "block_id": str(item.get("id") or item["startTime"]),
+                "start_time": start,
+                "end_time": parse_timestamp(item.get("endTime"), where),
+                "actual_end_time": parse_timestamp(item["actualEndTime"], where) if item.get("actualEndTime") else None,
+                "is_active": int(bool(item.get("isActive"))),
+                "entries": _int(item, "entries", where),
+                **tokens,
+                "cost_usd": _cost(item.get("costUSD"), where),
+                "models_used": models,
+                "burn_rate_tokens_per_minute": _optional_float(burn, "tokensPerMinute"),
+                "burn_rate_cost_per_hour": _optional_float(burn, "costPerHour"),
+                "projected_total_tokens": int(projected_tokens) if isinstance(projected_tokens, int | float) else None,
+                "projected_total_cost": _optional_float(projection, "totalCost"),
+                "projected_remaining_minutes": int(remaining) if isinstance(remaining, int | float) else None,
+                "usage_limit_reset_time": parse_timestamp(reset, where) if reset else None,
+            },
+            record_type="block",
+            record_key=start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            breakdowns={m: {} for m in models},
+        ))
+    return records
+
+
+def report_size(report: str, doc: Any) -> int:
+    """The real number of records in a report (projects are a map of lists, not one record each)."""
+    if not isinstance(doc, dict):
+        return 0
+    if report == "projects_daily":
+        return sum(len(v) for v in doc.get("projects", {}).values()) if isinstance(doc.get("projects"), dict) else 0
+    return len(doc.get({"sessions": "sessions", "blocks": "blocks"}[report]) or [])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plan: compare what ccusage reports with what is stored; history is never replaced by less
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TablePlan:
+    """What one table gets from a run. `kept` rows are stored ones that ccusage now reports with less."""
+
+    table: str
+    write: list[Record] = field(default_factory=list)
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    kept: int = 0
+
+
+def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> bool:
+    return any(start < other_end and other_start < end for other_start, other_end in intervals)
+
+
+def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record]) -> TablePlan:
+    """Decide per record: new, changed (written), unchanged, or kept (the stored row has more history).
+
+    Rules that keep history whole after Claude Code deletes old transcripts:
+    - a row with fewer tokens than the stored one is never written;
+    - a session whose first activity moved earlier has absorbed replayed lines of a deleted session: kept;
+    - a block that overlaps a stored block under another start time is a recomputed old block: kept.
+    """
+    plan = TablePlan(table)
+    block_intervals = [(r.row["start_time"], r.row["end_time"]) for r in stored.values()] if table.endswith(
+        "blocks") else []
+    for record in incoming:
+        old = stored.get(record.key)
+        if old is None:
+            if block_intervals and _overlaps(record.row["start_time"], record.row["end_time"], block_intervals):
+                plan.kept += 1
+                continue
+            plan.new += 1
+            plan.write.append(record)
+        elif record.total_tokens < old.total_tokens or _absorbed_history(record, old):
+            plan.kept += 1
+        elif record.row == old.row and record.breakdowns == old.breakdowns:
+            plan.unchanged += 1
+        else:
+            plan.changed += 1
+            plan.write.append(record)
+    return plan
+
+
+def _absorbed_history(record: Record, old: Record) -> bool:
+    new_first, old_first = record.row.get("first_activity"), old.row.get("first_activity")
+    return bool(new_first and old_first and new_first < old_first)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Store: the only code that speaks SQL
+# ----------------------------------------------------------------------------------------------------------------
+
+USAGE_TABLES = (
+    "ccusage_usage_daily",
+    "ccusage_usage_monthly",
+    "ccusage_usage_sessions",
+    "ccusage_usage_blocks",
+    "ccusage_usage_projects_daily",
+)
+CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
+ALL_TABLES = (*USAGE_TABLES, *CHILD_TABLES, "ccusage_import_runs", "ccusage_settings", "ccusage_schema_migrations")
+VIEWS = (
+    "ccusage_v_daily_summary",
+    "ccusage_v_session_summary",
+    "ccusage_v_model_performance",
+    "ccusage_v_monthly_trends",
+    "ccusage_v_active_blocks",
+)
+RECORD_TYPE_OF = {
+    "ccusage_usage_daily": "daily",
+    "ccusage_usage_monthly": "monthly",
+    "ccusage_usage_sessions": "session",
+    "ccusage_usage_blocks": "block",
+    "ccusage_usage_projects_daily": "project_daily",
+}
+KEY_COLUMNS = {
+    "ccusage_usage_daily": ("date",),
+    "ccusage_usage_monthly": ("month",),
+    "ccusage_usage_sessions": ("project_key", "session_key"),
+    "ccusage_usage_blocks": ("start_time",),
+    "ccusage_usage_projects_daily": ("date", "project_key"),
+}
+BOOKKEEPING_COLUMNS = ("machine_name", "ccusage_version", "imported_at")
+
+
+def split_sql(text: str) -> list[str]:
+    """Statements of a .sql file: `--` comment lines dropped, split at a `;` that ends a line."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
+
+
+def _utc(value: Any) -> Any:
+    """clickhouse-connect returns DateTime64('UTC') values naive; make them aware so they compare with ours."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class Store:
+    """A ClickHouse database, embedded (chDB, in this process) or a server over HTTP(S)."""
+
+    def __init__(self, client: Any, config: Config):
+        self.client = client
+        self.config = config
+
+    @classmethod
+    def connect(cls, config: Config) -> Store:
+        try:
+            import clickhouse_connect
+            from clickhouse_connect.driver.exceptions import ClickHouseError
+        except ImportError as exc:
+            raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
+        try:
+            if config.embedded:
+                config.embedded_path.mkdir(parents=True, exist_ok=True)
+                bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
+                bootstrap.close()
+                client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
+                                                       database=config.ch_database)
+            else:
+                client = clickhouse_connect.get_client(
+                    host=config.ch_host, port=config.ch_port, username=config.ch_user,
+                    password=config.ch_password, database=config.ch_database, secure=config.ch_secure,
+                    connect_timeout=10, send_receive_timeout=300,
+                )
+        except ClickHouseError as exc:
+            reason = _first_line(config.redact(str(exc)))
+            raise UserError(f"cannot use {config.store_description()}: {reason}") from None
+        except OSError as exc:
+            raise UserError(f"cannot open {config.store_description()}: {exc}") from None
+        return cls(client, config)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- schema -------------------------------------------------------------------------------------------------
+
+    def apply_schema(self) -> int:
+        """Create what is missing (idempotent), then apply numbered migrations above the recorded version."""
+        for statement in split_sql(SCHEMA_FILE.read_text()):
+            self.client.command(statement)
+        applied = self.schema_version()
+        if applied == 0:
+            self._record_migration(1, SCHEMA_FILE.name)
+            applied = 1
+        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            number = int(path.name[:3])
+            if number > applied:
+                for statement in split_sql(path.read_text()):
+                    self.client.command(statement)
+                self._record_migration(number, path.name)
+                applied = number
+        return applied
+
+    def schema_version(self) -> int:
+        return int(self.client.command("SELECT max(version) FROM ccusage_schema_migrations") or 0)
+
+    def _record_migration(self, version: int, name: str) -> None:
+        self.client.insert("ccusage_schema_migrations", [[version, name, _now()]],
+                           column_names=["version", "name", "applied_at"])
+
+    def table_columns(self) -> dict[str, dict[str, str]]:
+        """Tables and views of this database with their columns and types, for --check."""
+        result = self.client.query(
+            "SELECT table, name, type FROM system.columns WHERE database = {db:String} AND table LIKE 'ccusage%'",
+            parameters={"db": self.config.ch_database},
+        )
+        tables: dict[str, dict[str, str]] = defaultdict(dict)
+        for table, name, type_ in result.result_rows:
+            tables[table][name] = type_
+        return dict(tables)
+
+    # -- settings -----------------------------------------------------------------------------------------------
+
+    def hash_key(self, explicit: str | None) -> bytes:
+        """The key every machine writing here hashes names with: kept in the database, created once.
+
+        With CCUSAGE_HASH_KEY, only its fingerprint is stored, so a machine with another key is refused
+        instead of writing rows under other identities (which would count them twice).
+        """
+        if explicit:
+            fingerprint = hashlib.sha256(b"ccusage-import fingerprint\0" + explicit.encode()).hexdigest()[:16]
+            stored = self._setting("hash_key_fingerprint")
+            if self._setting("hash_key") is not None:
+                raise UserError("CCUSAGE_HASH_KEY is set, but this database already has its own hash key: unset it")
+            if stored is None:
+                self._put_setting("hash_key_fingerprint", fingerprint)
+                stored = self._setting("hash_key_fingerprint")
+            if stored != fingerprint:
+                raise UserError("CCUSAGE_HASH_KEY differs from the key this database's names were hashed with")
+            return explicit.encode()
+        if self._setting("hash_key_fingerprint") is not None:
+            raise UserError("this database's names were hashed with CCUSAGE_HASH_KEY: set it to the same key")
+        key = self._setting("hash_key")
+        if key is None:
+            self._put_setting("hash_key", secrets.token_hex(32))
+            key = self._setting("hash_key")
+        return bytes.fromhex(str(key))
+
+    def _setting(self, name: str) -> str | None:
+        rows = self.client.query(
+            "SELECT value FROM ccusage_settings WHERE name = {name:String} ORDER BY created_at, value LIMIT 1",
+            parameters={"name": name},
+        ).result_rows
+        return rows[0][0] if rows else None
+
+    def _put_setting(self, name: str, value: str) -> None:
+        self.client.insert("ccusage_settings", [[name, value, _now()]], column_names=["name", "value", "created_at"])
+
+    # -- usage rows ---------------------------------------------------------------------------------------------
+
+    def stored_records(self, table: str, columns: Sequence[str]) -> dict[tuple[Any, ...], Record]:
+        """This machine's current rows of a usage table (FINAL), with their per-model children."""
+        machine = self.config.machine_name
+        result = self.client.query(
+            f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE machine_name = {{machine:String}}",
+            parameters={"machine": machine},
+        )
+        record_type = RECORD_TYPE_OF[table]
+        children = self._stored_children(record_type)
+        records = {}
+        for values in result.result_rows:
+            row = {c: _utc(list(v) if isinstance(v, tuple) else v) for c, v in zip(columns, values, strict=True)}
+            key = tuple(row[c] for c in KEY_COLUMNS[table])
+            record_key = _record_key(record_type, row)
+            records[key] = Record(table, key, row, record_type, record_key, children.get(record_key, {}))
+        return records
+
+    def _stored_children(self, record_type: str) -> dict[str, dict[str, dict[str, Any]]]:
+        parameters = {"machine": self.config.machine_name, "record_type": record_type}
+        children: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        if record_type == "block":
+            rows = self.client.query(
+                "SELECT record_key, model_name FROM ccusage_models_used FINAL "
+                "WHERE machine_name = {machine:String} AND record_type = {record_type:String} AND is_used = 1",
+                parameters=parameters,
+            ).result_rows
+            for record_key, model in rows:
+                children[record_key][model] = {}
+            return children
+        columns = (*TOKEN_COLUMNS, "total_tokens", "cost")
+        rows = self.client.query(
+            f"SELECT record_key, model_name, {', '.join(columns)} FROM ccusage_model_breakdowns FINAL "
+            "WHERE machine_name = {machine:String} AND record_type = {record_type:String}",
+            parameters=parameters,
+        ).result_rows
+        for record_key, model, *values in rows:
+            if any(values):  # all zero: a model that left its row
+                children[record_key][model] = dict(zip(columns, values, strict=True))
+        return children
+
+    def write_records(self, records: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
+                      ccusage_version: str, imported_at: dt.datetime) -> int:
+        """Insert records with their children; children first, so a run cut short is redone by the next one."""
+        if not records:
+            return 0
+        machine = self.config.machine_name
+        breakdown_rows, used_rows = [], []
+        for record in records:
+            old = stored.get(record.key)
+            gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
+            version = record.total_tokens
+            for model in sorted(record.breakdowns) + sorted(gone):
+                used_rows.append([machine, record.record_type, record.record_key, model, int(model not in gone),
+                                  version, imported_at])
+                values = record.breakdowns.get(model) or {}
+                if record.record_type != "block":
+                    breakdown_rows.append([machine, record.record_type, record.record_key, model,
+                                           *(values.get(c, 0) for c in (*TOKEN_COLUMNS, "total_tokens")),
+                                           values.get("cost", 0.0), version, imported_at])
+        if breakdown_rows:
+            self.client.insert("ccusage_model_breakdowns", breakdown_rows, column_names=[
+                "machine_name", "record_type", "record_key", "model_name", *TOKEN_COLUMNS, "total_tokens", "cost",
+                "parent_version", "imported_at"])
+        self.client.insert("ccusage_models_used", used_rows, column_names=[
+            "machine_name", "record_type", "record_key", "model_name", "is_used", "parent_version", "imported_at"])
+        columns = list(records[0].row)
+        rows = [[machine, *(r.row[c] for c in columns), ccusage_version, imported_at] for r in records]
+        self.client.insert(records[0].table, rows, column_names=["machine_name", *columns, "ccusage_version",
+                                                                 "imported_at"])
+        return len(records)
+
+    # -- runs ---------------------------------------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord) -> None:
+        values = dataclass_values(run)
+        values["error_text"] = self.config.redact(values["error_text"])
+        self.client.insert("ccusage_import_runs", [list(values.values())], column_names=list(values))
+
+    def last_successful_fingerprint(self) -> str | None:
+        rows = self.client.query(
+            "SELECT files_fingerprint FROM ccusage_import_runs WHERE machine_name = {machine:String} "
+            "AND status IN ('ok', 'unchanged') ORDER BY started_at DESC LIMIT 1",
+            parameters={"machine": self.config.machine_name},
+        ).result_rows
+        return rows[0][0] if rows else None
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = self.client.query(sql, parameters=dict(parameters or {}))
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def summary(self) -> dict[str, Any]:
+        """All-time totals for the report after a run: this machine, all machines, top models."""
+        machine = {"machine": self.config.machine_name}
+        _, totals = self.query(
+            "SELECT machine_name, sum(total_cost), sum(total_tokens), min(date), max(date) "
+            "FROM ccusage_usage_daily FINAL GROUP BY machine_name ORDER BY machine_name")
+        _, models = self.query(
+            "SELECT model_name, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_v_model_performance "
+            "WHERE machine_name = {machine:String} GROUP BY model_name ORDER BY cost DESC LIMIT 5", machine)
+        _, last_runs = self.query(
+            "SELECT machine_name, max(finished_at) FROM ccusage_import_runs "
+            "WHERE status IN ('ok', 'unchanged', 'partial') GROUP BY machine_name")
+        return {"machines": totals, "models": models, "last_runs": dict(last_runs)}
+
+
+def _record_key(record_type: str, row: Mapping[str, Any]) -> str:
+    if record_type == "daily":
+        return row["date"].isoformat()
+    if record_type == "monthly":
+        return row["month"].strftime("%Y-%m")
+    if record_type == "project_daily":
+        return f"{row['date'].isoformat()}/{row['project_key']}"
+    if record_type == "session":
+        return f"{row['project_key']}/{row['session_key']}"
+    return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0][:400] if lines else "unknown error"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class RunRecord:
+    """One row of ccusage_import_runs."""
+
+    run_id: uuid.UUID
+    machine_name: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    status: str
+    report_rows: dict[str, int]
+    rows_written: dict[str, int]
+    ccusage_version: str
+    runner: str
+    transcript_files: int
+    files_fingerprint: str
+    fetch_seconds: float
+    write_seconds: float
+    error_text: str
+
+
+def dataclass_values(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Locking: one writer at a time
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def run_lock(path: Path, timeout: float, purpose: str) -> Iterator[None]:
+    """An exclusive lock (flock) on `path`; a second run waits up to `timeout` seconds, then names the holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise UserError(f"another run holds {path} ({holder}); gave up after {timeout:g} s",
+                                    EXIT_LOCKED) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, {purpose}, since "
+                     f"{_now().strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Report: what the user sees
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def human(number: float) -> str:
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(number) >= limit:
+            return f"{number / limit:.1f}{suffix}"
+    return f"{number:.0f}"
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> str:
+    """Query results as an aligned text table, CSV or JSON lines."""
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False)
+                         for row in rows)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and rows for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for row in text:
+        lines.append("  ".join((v.rjust(w) if numeric[i] else v.ljust(w)) for i, (v, w) in
+                               enumerate(zip(row, widths, strict=True))).rstrip())
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+@dataclass
+class RunResult:
+    status: str
+    plans: list[TablePlan]
+    errors: list[str]
+    report_rows: dict[str, int]
+    phases: dict[str, float]
+    runner: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.status in ("ok", "unchanged", "empty") else EXIT_FAILED
+
+
+def render_summary(result: RunResult, config: Config) -> str:
+    out = [f"ccusage-import {__version__}: machine {config.machine_name}, store {config.store_description()}"]
+    if result.status == "unchanged":
+        out.append("No transcript changed since the last import: nothing to fetch, nothing written.")
+    elif result.plans:
+        out.append(f"{'table':<30}{'new':>8}{'changed':>9}{'unchanged':>11}{'kept':>7}")
+        for plan in result.plans:
+            out.append(f"{plan.table:<30}{plan.new:>8}{plan.changed:>9}{plan.unchanged:>11}{plan.kept:>7}")
+        if any(p.kept for p in result.plans):
+            out.append("kept = stored rows that ccusage now reports with less history (old transcripts deleted): "
+                       "the stored, fuller numbers stay.")
+    for error in result.errors:
+        out.append(f"❌ {error}")
+    summary = result.summary
+    for machine, cost, tokens, first, last in summary.get("machines", []):
+        marker = "*" if machine == config.machine_name else " "
+        out.append(f"{marker} {machine}: ${cost:,.2f}, {human(tokens)} tokens, {first} … {last}, "
+                   f"last import {_short_time(summary.get('last_runs', {}).get(machine))}")
+    if summary.get("models"):
+        out.append("Top models on this machine: " + ", ".join(
+            f"{model} ${cost:,.2f}" for model, cost, _ in summary["models"]))
+    phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.phases.items())
+    out.append(f"Status: {result.status} ({phases})")
+    return "\n".join(out)
+
+
+def _short_time(value: Any) -> str:
+    return _utc(value).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, dt.datetime) else "never"
+
+
+class Progress:
+    """A one-line progress display on a terminal; silent under cron so logs stay clean lines."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def update(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{text}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------
+
+STORED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ccusage_usage_daily": ("date", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count", "models_used"),
+    "ccusage_usage_monthly": ("month", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count", "models_used"),
+    "ccusage_usage_projects_daily": ("date", "project_key", "project_name", *TOKEN_COLUMNS, "total_tokens",
+                                     "total_cost", "models_count", "models_used"),
+    "ccusage_usage_sessions": ("project_key", "session_key", "project_name", "session_id", "first_activity",
+                               "last_activity", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count",
+                               "models_used"),
+    "ccusage_usage_blocks": ("block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries",
+                             *TOKEN_COLUMNS, "total_tokens", "cost_usd", "models_used",
+                             "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour", "projected_total_tokens",
+                             "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
+}
+
+
+class ClickHouseImporter:
+    """Drives one import: fetch the reports in parallel, transform, plan against stored rows, write, summarise."""
+
+    def __init__(self, config: Config, env: Mapping[str, str], *, quiet: bool = False, force: bool = False):
+        self.config = config
+        self.env = env
+        self.quiet = quiet
+        self.force = force
+        self.progress = Progress(not quiet)
+
+    def run(self) -> RunResult:
+        config = self.config
+        started = _now()
+        clock = time.monotonic()
+        phases: dict[str, float] = {}
+        scan = scan_transcripts(config.claude_dirs)
+        with run_lock(config.lock_path(), config.lock_timeout, "import"):
+            store = Store.connect(config)
+            try:
+                store.apply_schema()
+                hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
+                phases["connect"] = time.monotonic() - clock
+                run = RunRecord(uuid.uuid4(), config.machine_name, started, started, "running", {}, {},
+                                config.ccusage_version, "", scan.files, scan.fingerprint, 0.0, 0.0, "")
+                if not self.force and scan.files and store.last_successful_fingerprint() == self._fingerprint(scan):
+                    result = RunResult("unchanged", [], [], {}, phases)
+                    run.status, run.files_fingerprint = "unchanged", self._fingerprint(scan)
+                else:
+                    result = self._import(store, hasher, scan, run, phases)
+                run.finished_at = _now()
+                store.record_run(run)
+                clock = time.monotonic()
+                result.summary = store.summary()
+                phases["summary"] = time.monotonic() - clock
+                return result
+            finally:
+                store.close()
+
+    def _fingerprint(self, scan: TranscriptScan) -> str:
+        """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
+        config = self.config
+        settings = f"{scan.fingerprint}/{config.ccusage_version}/{config.timezone}/{config.hash_projects}"
+        return hashlib.sha256(settings.encode()).hexdigest()
+
+    def _import(self, store: Store, hasher: NameHasher, scan: TranscriptScan, run: RunRecord,
+                phases: dict[str, float]) -> RunResult:
+        config = self.config
+        errors: list[str] = []
+        if not config.claude_dirs:
+            errors.append("no Claude Code data directory found (~/.claude/projects, ~/.config/claude/projects or "
+                          "CLAUDE_CONFIG_DIR): nothing to import")
+            run.status, run.error_text = "empty", errors[0]
+            return RunResult("empty", [], errors, {}, phases)
+        clock = time.monotonic()
+        runner = resolve_runner(config.ccusage_version, self.env)
+        run.runner = runner.name
+        documents = self._fetch_all(runner, errors)
+        phases["fetch"] = run.fetch_seconds = time.monotonic() - clock
+        run.report_rows = {name: report_size(name, doc) for name, doc in documents.items()}
+
+        clock = time.monotonic()
+        plans = self._write(store, hasher, documents, errors)
+        phases["write"] = run.write_seconds = time.monotonic() - clock
+        run.rows_written = {p.table: len(p.write) for p in plans}
+        run.status = "failed" if not documents else "partial" if errors else "ok"
+        run.error_text = "\n".join(errors)
+        if errors:
+            run.files_fingerprint = ""
+        else:
+            run.files_fingerprint = self._fingerprint(scan)
+        return RunResult(run.status, plans, errors, run.report_rows, phases, runner.name)
+
+    def _fetch_all(self, runner: Runner, errors: list[str]) -> dict[str, Any]:
+        """Fetch every report at once (ThreadPoolExecutor); a failed report is named, the others go on."""
+        documents: dict[str, Any] = {}
+        with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
+            futures = {name: pool.submit(fetch_report, runner, name, self.config, self.env) for name in REPORTS}
+            for count, (name, future) in enumerate(futures.items(), 1):
+                self.progress.update(f"fetching ccusage reports {count}/{len(futures)}: {name}")
+                try:
+                    documents[name] = future.result()
+                except ReportError as exc:
+                    errors.append(str(exc))
+        self.progress.done()
+        return documents
+
+    def _write(self, store: Store, hasher: NameHasher, documents: Mapping[str, Any],
+               errors: list[str]) -> list[TablePlan]:
+        """Transform each report, plan it against what is stored, write what is new or grew."""
+        version, now = self.config.ccusage_version, _now()
+        parsers: dict[str, Callable[[Any], list[Record]]] = {
+            "projects_daily": lambda doc: project_day_records(doc, hasher),
+            "sessions": lambda doc: session_records(doc, hasher),
+            "blocks": block_records,
+        }
+        incoming: dict[str, list[Record]] = {}
+        for name, doc in documents.items():
+            try:
+                incoming[name] = parsers[name](doc)
+            except ShapeError as exc:
+                errors.append(f"`ccusage claude {' '.join(REPORTS[name])} --json` (ccusage {version}) printed JSON "
+                              f"of an unknown shape, report skipped: {exc}")
+        plans = []
+
+        def apply(table: str, records: Sequence[Record]) -> dict[tuple[Any, ...], Record]:
+            stored = store.stored_records(table, STORED_COLUMNS[table])
+            plan = plan_table(table, records, stored)
+            store.write_records(plan.write, stored, version, now)
+            plans.append(plan)
+            return {**stored, **{r.key: r for r in plan.write}}
+
+        if "projects_daily" in incoming:
+            apply("ccusage_usage_projects_daily", incoming["projects_daily"])
+            days = apply("ccusage_usage_daily", daily_records(incoming["projects_daily"]))
+            apply("ccusage_usage_monthly", monthly_records(list(days.values())))
+        if "sessions" in incoming:
+            apply("ccusage_usage_sessions", incoming["sessions"])
+        if "blocks" in incoming:
+            apply("ccusage_usage_blocks", incoming["blocks"])
+        return plans
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccusage_importer.py",
+        description="Import ccusage reports of Claude Code usage into ClickHouse (embedded chDB by default).",
+    )
+    parser.add_argument("--machine-name", help="name stored with every row (default: MACHINE_NAME or host name)")
+    parser.add_argument("--no-hash-projects", action="store_true",
+                        help="store real project paths and session ids instead of keyed hashes")
+    parser.add_argument("--force", action="store_true",
+                        help="run ccusage even if no transcript changed since the last import")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+    parser.add_argument("--sql", metavar="QUERY", help="run one SQL query against the configured store and print it")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="output format of --sql (default: table)")
+    parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
+    return parser
+
+
+def run_sql(config: Config, sql: str, fmt: str) -> int:
+    with _reading_store(config) as store:
+        columns, rows = store.query(sql)
+    print(format_table(columns, rows, fmt))
+    return EXIT_OK
+
+
+@contextmanager
+def _reading_store(config: Config) -> Iterator[Store]:
+    """A store for reading: the embedded one is opened under the lock (one process at a time)."""
+    with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
+        store = Store.connect(config)
+        try:
+            store.apply_schema()
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ if env is None else env)
+    config: Config | None = None
+    try:
+        config = Config.from_env(env, args)
+        if args.sql:
+            return run_sql(config, args.sql, args.format)
+        result = ClickHouseImporter(config, env, quiet=args.quiet, force=args.force).run()
+        if not args.quiet:
+            print(render_summary(result, config))
+        elif result.errors:
+            print("\n".join(f"error: {e}" for e in result.errors), file=sys.stderr)
+        return result.exit_code
+    except UserError as exc:
+        message = config.redact(str(exc)) if config else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a database error in the middle of a run: one line, never a password
+        if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
+            text = _first_line(config.redact(str(exc)) if config else str(exc))
+            print(f"error: database: {text}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
