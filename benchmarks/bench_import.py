@@ -1,0 +1,198 @@
+"""Benchmark: the importer against the seed's approach, side by side, on generated histories.
+
+For each history size it measures, in one run:
+  (a) baseline   five ccusage reports (daily, monthly, session, blocks, daily --instances), three at a time,
+                 through the runner the importer uses: what the seed's importer fetched every hour;
+  (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output);
+  (c) unchanged  a second import with no new transcript bytes;
+  (d) new hour   an import after appending one hour of activity (a few hundred lines).
+For each: wall time, CPU time and peak memory of the whole process tree (sampled every 20 ms), the importer
+process's own peak memory, and the wall-time ratio to (a). It also checks that the import's totals equal the
+baseline reports' totals, so a faster import that got a number wrong fails loudly.
+
+    uv run python benchmarks/bench_import.py --lines 10000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from transcripts import append_activity, generate  # noqa: E402
+
+import ccusage_importer as ci  # noqa: E402
+
+BASELINE_REPORTS = (["daily"], ["monthly"], ["session"], ["blocks"], ["daily", "--instances"])
+
+
+@dataclass
+class Measurement:
+    wall: float
+    cpu: float
+    tree_peak_mb: float
+    main_peak_mb: float
+    output: str = ""
+
+
+def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measurement:
+    """Run commands (`parallel` at a time) while sampling the memory of every process they start."""
+    started = time.monotonic()
+    before = psutil.Process().cpu_times()
+    tree_peak = main_peak = 0.0
+    outputs: list[str] = []
+
+    def run_one(argv: list[str]) -> None:
+        nonlocal tree_peak, main_peak
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        root = psutil.Process(process.pid)
+        chunks: list[str] = []
+        reader = ThreadPoolExecutor(1).submit(lambda: chunks.append(process.stdout.read()))
+        while process.poll() is None:
+            try:
+                family = [root, *root.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in family if p.is_running())
+                tree_peak = max(tree_peak, rss / 2**20)
+                main_peak = max(main_peak, root.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        reader.result()
+        outputs.append("".join(chunks))
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{outputs[-1][-2000:]}")
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(run_one, argv_list))
+    after = psutil.Process().cpu_times()
+    cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    return Measurement(time.monotonic() - started, cpu, tree_peak, main_peak, "\n".join(outputs))
+
+
+def phases(output: str) -> dict[str, float]:
+    match = re.search(r"Status: \w+ \(([^)]*)\)", output)
+    return {name: float(sec) for name, sec in re.findall(r"(\w+) ([\d.]+) s", match.group(1))} if match else {}
+
+
+def history(workdir: Path, lines: int) -> Path:
+    """A generated 90-day history of about `lines` lines, reused between benchmark runs."""
+    claude = workdir / f"history-{lines}"
+    if not (claude / "projects").exists():
+        started = time.monotonic()
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+        generate(claude, seed=2026, days=90, lines_total=lines, lines_per_session=max(40, lines // 4000), end=end)
+        print(f"  generated {lines:,} lines in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return claude
+
+
+def baseline_totals(runner: ci.Runner, claude: Path, env: dict) -> dict[str, float]:
+    child_env = {**env, "CLAUDE_CONFIG_DIR": str(claude)}
+    totals = {}
+    for report in ("daily", "session"):
+        argv = [*runner.argv, "claude", report, "--json", "--offline", "--timezone", "UTC"]
+        doc = json.loads(subprocess.run(argv, env=child_env, capture_output=True, text=True, check=True).stdout)
+        totals[f"{report}_tokens"] = doc["totals"]["totalTokens"]
+        totals[f"{report}_cost"] = doc["totals"]["totalCost"]
+    return totals
+
+
+def stored_totals(env: dict) -> dict[str, float]:
+    query = ("SELECT (SELECT sum(total_tokens) FROM ccusage_usage_daily FINAL) AS daily_tokens, "
+             "(SELECT sum(total_cost) FROM ccusage_usage_daily FINAL) AS daily_cost, "
+             "(SELECT sum(total_tokens) FROM ccusage_usage_sessions FINAL) AS session_tokens, "
+             "(SELECT sum(total_cost) FROM ccusage_usage_sessions FINAL) AS session_cost")
+    done = subprocess.run([sys.executable, str(ROOT / "ccusage_importer.py"), "--sql", query, "--format", "json"],
+                          env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def same_totals(expected: dict[str, float], got: dict[str, float]) -> bool:
+    return all(abs(expected[k] - got[k]) <= 1e-6 * max(1.0, abs(expected[k])) for k in expected)
+
+
+def bench(lines: int, workdir: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
+    claude = history(workdir, lines)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=workdir))
+    try:
+        return _bench(lines, claude, scratch, env, runner)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
+    claude = scratch / "claude"
+    shutil.copytree(source, claude, copy_function=os.link)  # hard links: cheap, and (d) appends to a copy
+    env = {**env, "CLAUDE_CONFIG_DIR": str(claude), "CCUSAGE_IMPORT_DB": str(scratch / "store" / "chdb"),
+           "MACHINE_NAME": "bench"}
+    results = []
+    baseline = [[*runner.argv, "claude", *args, "--json", "--offline", "--timezone", "UTC"]
+                for args in BASELINE_REPORTS]
+    results.append(("(a) baseline: 5 reports, 3 at a time", measure(baseline, env, parallel=3)))
+    importer = [sys.executable, str(ROOT / "ccusage_importer.py")]
+    full = measure([importer], env)
+    results.append(("(b) full import, fresh store", full))
+    check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
+    results.append(("(c) second import, nothing new", measure([importer], env)))
+    newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
+    for path in claude.rglob("*.jsonl"):  # appending must not write through the hard links into the cache
+        path.write_bytes(path.read_bytes())
+        os.utime(path, (newest, newest))
+    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
+    results.append(("(d) import after one new hour", measure([importer], env)))
+    check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
+    return results
+
+
+def check_totals(expected: dict[str, float], got: dict[str, float], what: str) -> None:
+    if not same_totals(expected, got):
+        raise SystemExit(f"{what}: stored totals {got} differ from ccusage's {expected}")
+
+
+def report(lines: int, results: list[tuple[str, Measurement]]) -> str:
+    base = results[0][1].wall
+    rows = [f"\n### {lines:,} transcript lines\n",
+            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | phases | ratio to (a) |",
+            "|---|---:|---:|---:|---:|---|---:|"]
+    for name, m in results:
+        own = f"{m.main_peak_mb:.0f}" if not name.startswith("(a)") else "–"
+        split = ", ".join(f"{k} {v:.2f}" for k, v in phases(m.output).items()) or "–"
+        rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {split} | "
+                    f"{m.wall / base:.3f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ccusage-import-bench")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TZ": "UTC", "HOME": str(args.workdir / "home")}
+    env.pop("CH_HOST", None)
+    runner = ci.resolve_runner(ci.DEFAULT_CCUSAGE_VERSION, {**os.environ})
+    print(f"# ccusage-import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+          f"Python {platform.python_version()}, ccusage {ci.DEFAULT_CCUSAGE_VERSION} via {runner.name}")
+    for lines in args.lines:
+        print(report(lines, bench(lines, args.workdir, env, runner)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""The import end to end: generated transcripts, the real pinned ccusage, the real ClickHouse engine (chDB).
+
+Every number is checked exactly against the generator's own ground truth, and costs against ccusage's own output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import IMPORTER, ROOT, run_ccusage, run_cli, sql
+from transcripts import HOSTILE_PROJECTS, append_activity, delete_older_than, generate, ground_truth
+
+TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
+
+
+def as_tuple(totals) -> tuple[int, int, int, int]:
+    return (totals.input, totals.output, totals.cache_creation, totals.cache_read)
+
+
+def row_tokens(row: dict) -> tuple[int, int, int, int]:
+    return (row["input_tokens"], row["output_tokens"], row["cache_creation_tokens"], row["cache_read_tokens"])
+
+
+def import_ok(env: dict, *args: str) -> str:
+    done = run_cli(env, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def snapshot(env: dict, machine: str | None = None) -> dict[str, list[dict]]:
+    """Every usage table as the views read it (FINAL), in a stable order."""
+    where = f"WHERE machine_name = '{machine}'" if machine else ""
+    queries = {
+        "daily": f"SELECT machine_name, date, {TOKENS}, total_cost FROM ccusage_usage_daily FINAL {where} ORDER BY ALL",
+        "monthly": f"SELECT machine_name, month, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL {where} "
+        "ORDER BY ALL",
+        "projects": f"SELECT machine_name, date, project_key, {TOKENS}, total_cost FROM ccusage_usage_projects_daily "
+        f"FINAL {where} ORDER BY ALL",
+        "sessions": f"SELECT machine_name, project_key, session_key, {TOKENS}, total_cost FROM ccusage_usage_sessions "
+        f"FINAL {where} ORDER BY ALL",
+        "blocks": f"SELECT machine_name, start_time, {TOKENS}, cost_usd FROM ccusage_usage_blocks FINAL {where} "
+        "ORDER BY ALL",
+        "models": "SELECT machine_name, record_type, model_name, sum(total_tokens) AS tokens, round(sum(cost), 6) AS c "
+        f"FROM ccusage_model_breakdowns FINAL {where} GROUP BY ALL ORDER BY ALL",
+    }
+    return {name: sql(env, query) for name, query in queries.items()}
+
+
+@pytest.fixture
+def claude(tmp_path: Path) -> Path:
+    return tmp_path / "claude"
+
+
+def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage_bin_dir):
+    truth = generate(claude, seed=7, days=20, sessions=30)
+    assert truth.stats["cross_file_duplicates"] > 0 and truth.stats["rejected"] > 0  # the hard cases are in there
+    env = make_env(claude, "laptop", TZ="America/Los_Angeles")  # storage must not depend on the local zone
+    out = import_ok(env, "--no-hash-projects")
+    assert "Status: ok" in out
+
+    daily = {r["date"]: r for r in sql(env, f"SELECT date, {TOKENS}, total_cost FROM ccusage_usage_daily FINAL")}
+    assert {d: row_tokens(r) for d, r in daily.items()} == {d: as_tuple(t) for d, t in truth.by_day().items()}
+
+    projects = sql(env, f"SELECT date, project_name, {TOKENS} FROM ccusage_usage_projects_daily FINAL")
+    assert {(r["date"], r["project_name"]): row_tokens(r) for r in projects} == {
+        k: as_tuple(t) for k, t in truth.by_day_project().items()
+    }
+
+    sessions = sql(
+        env,
+        f"SELECT project_name, session_id, first_activity, last_activity, {TOKENS} FROM ccusage_usage_sessions FINAL",
+    )
+    assert {(r["project_name"], r["session_id"]): row_tokens(r) for r in sessions} == {
+        k: as_tuple(t) for k, t in truth.by_session().items()
+    }
+    activity = truth.session_activity()
+    for row in sessions:
+        first, last = activity[(row["project_name"], row["session_id"])]
+        assert row["last_activity"].startswith(last.strftime("%Y-%m-%d %H:%M:%S"))  # UTC, not Los Angeles
+        assert row["first_activity"].startswith(first.strftime("%Y-%m-%d %H:%M:%S"))
+
+    months = sql(env, f"SELECT toString(month) AS m, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL")
+    assert {r["m"][:7]: row_tokens(r) for r in months} == {m: as_tuple(t) for m, t in truth.by_month().items()}
+
+    models = sql(
+        env,
+        "SELECT model_name, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+        "sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens "
+        "FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily' GROUP BY model_name",
+    )
+    assert {r["model_name"]: row_tokens(r) for r in models} == {m: as_tuple(t) for m, t in truth.by_model().items()}
+
+    blocks = sql(env, f"SELECT start_time, {TOKENS}, entries FROM ccusage_usage_blocks FINAL")
+    expected_blocks = truth.blocks()
+    assert {r["start_time"][:19]: row_tokens(r) for r in blocks} == {
+        s.strftime("%Y-%m-%d %H:%M:%S"): as_tuple(b.tokens) for s, b in expected_blocks.items()
+    }
+
+    total = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"]
+    assert total == truth.total().total
+
+    ccusage_daily = run_ccusage(ccusage_bin_dir, claude, "daily", "--timezone", "UTC")
+    assert len(ccusage_daily["daily"]) == len(daily)
+    for item in ccusage_daily["daily"]:
+        assert daily[item["date"]]["total_cost"] == pytest.approx(item["totalCost"], rel=1e-9)
+    ccusage_monthly = run_ccusage(ccusage_bin_dir, claude, "monthly", "--timezone", "UTC")
+    for item in ccusage_monthly["monthly"]:
+        stored = next(r for r in months if r["m"].startswith(item["month"]))
+        assert stored["total_cost"] == pytest.approx(item["totalCost"], rel=1e-9)
+
+    runs = sql(env, "SELECT status, report_rows, rows_written, ccusage_version, error_text FROM ccusage_import_runs")
+    assert len(runs) == 1 and runs[0]["status"] == "ok" and runs[0]["ccusage_version"] == "20.0.24"
+    assert runs[0]["report_rows"]["sessions"] == len(sessions)
+
+
+def test_second_import_changes_nothing_and_unchanged_runs_skip_ccusage(claude, make_env):
+    generate(claude, seed=3, days=10, sessions=15)
+    env = make_env(claude)
+    import_ok(env)
+    before = snapshot(env)
+    raw_counts = sql(
+        env,
+        "SELECT table, sum(rows) AS r FROM system.parts WHERE active AND database = currentDatabase()"
+        " GROUP BY table ORDER BY table",
+    )
+    forced = import_ok(env, "--force")
+    lines = [line.split() for line in forced.splitlines() if line.startswith("ccusage_usage_")]
+    assert len(lines) == 5 and all(line[1:3] == ["0", "0"] and line[3] != "0" for line in lines), forced
+    assert snapshot(env) == before
+    assert sql(
+        env,
+        "SELECT table, sum(rows) AS r FROM system.parts WHERE active AND database = currentDatabase()"
+        " GROUP BY table ORDER BY table",
+    ) == [r if r["table"] != "ccusage_import_runs" else {**r, "r": r["r"] + 1} for r in raw_counts]
+
+    quick = import_ok(env)
+    assert "No transcript changed" in quick
+    statuses = [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs ORDER BY started_at")]
+    assert statuses == ["ok", "ok", "unchanged"]  # the skipped run is recorded once the store is next opened
+
+
+def test_deleting_old_transcripts_never_shrinks_or_double_counts(claude, make_env):
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    full = generate(claude, seed=11, days=40, sessions=60, end=now - dt.timedelta(hours=2))
+    env = make_env(claude, "laptop")
+    import_ok(env)
+    before = snapshot(env)
+
+    deleted = delete_older_than(claude, now - dt.timedelta(days=20))
+    remaining = ground_truth(claude)
+    assert deleted and remaining.total().total < full.total().total  # ccusage now sees less
+    out = import_ok(env)
+    assert snapshot(env) == before, out
+
+    newer = append_activity(claude, start=now - dt.timedelta(hours=1), minutes=50, lines=200)
+    import_ok(env)
+    added = newer.total().total - remaining.total().total
+    assert added > 0
+    stored = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"]
+    assert stored == full.total().total + added
+    for table in (
+        "ccusage_usage_monthly",
+        "ccusage_usage_projects_daily",
+        "ccusage_usage_sessions",
+        "ccusage_usage_blocks",
+    ):
+        assert sql(env, f"SELECT sum(total_tokens) AS t FROM {table} FINAL")[0]["t"] == stored, table
+    assert (
+        sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily'")[0][
+            "t"
+        ]
+        == stored
+    )
+
+
+def test_two_machines_keep_their_own_rows(claude, tmp_path, make_env):
+    truth = generate(claude, seed=5, days=8, sessions=12)
+    store = tmp_path / "shared-store"
+    first, second = make_env(claude, "alpha", db=store), make_env(claude, "beta", db=store)
+    import_ok(first)
+    alpha_before = snapshot(first, "alpha")
+    import_ok(second)
+    assert snapshot(first, "alpha") == alpha_before
+    per_machine = sql(
+        first,
+        "SELECT machine_name, sum(total_tokens) AS t FROM ccusage_usage_daily FINAL "
+        "GROUP BY machine_name ORDER BY machine_name",
+    )
+    assert per_machine == [
+        {"machine_name": "alpha", "t": truth.total().total},
+        {"machine_name": "beta", "t": truth.total().total},
+    ]
+    keys = sql(
+        first,
+        "SELECT machine_name, groupArray(session_key) AS k FROM "
+        "(SELECT * FROM ccusage_usage_sessions FINAL ORDER BY session_key) GROUP BY machine_name",
+    )
+    assert keys[0]["k"] == keys[1]["k"]  # one hash key per database: the same session has the same identity
+
+
+def test_hostile_project_names_are_stored_exactly_or_hashed(claude, make_env):
+    truth = generate(claude, seed=9, days=5, sessions=12, projects=HOSTILE_PROJECTS)
+    env = make_env(claude)
+    import_ok(env)
+    names = {r["project_name"] for r in sql(env, "SELECT DISTINCT project_name FROM ccusage_usage_projects_daily")}
+    assert all(len(n) == 16 and int(n, 16) >= 0 for n in names)
+    dump = str(sql(env, "SELECT * FROM ccusage_usage_sessions FINAL")) + str(
+        sql(env, "SELECT * FROM ccusage_model_breakdowns FINAL")
+    )
+    assert not any(project in dump for project in HOSTILE_PROJECTS if project.startswith(("it", "ü", "semi")))
+    tokens_hashed = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_projects_daily FINAL")[0]["t"]
+
+    import_ok(env, "--no-hash-projects")  # switching the flag renames rows, never adds a second copy
+    rows = sql(env, f"SELECT project_name, date, {TOKENS} FROM ccusage_usage_projects_daily FINAL")
+    assert {(r["date"], r["project_name"]): row_tokens(r) for r in rows} == {
+        k: as_tuple(t) for k, t in truth.by_day_project().items()
+    }
+    assert {r["project_name"] for r in rows} == {p for _, p in truth.by_day_project()}
+    assert sum(sum(row_tokens(r)) for r in rows) == tokens_hashed
+
+
+def test_timezone_buckets_days_for_every_machine(claude, make_env):
+    truth = generate(claude, seed=4, days=6, sessions=10)
+    env = make_env(claude, CCUSAGE_TIMEZONE="Asia/Tokyo")
+    import_ok(env)
+    daily = sql(env, f"SELECT date, {TOKENS} FROM ccusage_usage_daily FINAL")
+    assert {r["date"]: row_tokens(r) for r in daily} == {d: as_tuple(t) for d, t in truth.by_day("Asia/Tokyo").items()}
+
+
+def test_a_second_run_waits_for_the_lock_then_names_the_holder(claude, make_env, tmp_path):
+    generate(claude, seed=2, days=3, sessions=5)
+    env = make_env(claude)
+    lock_path = Path(env["CCUSAGE_IMPORT_DB"] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write("pid 4242 on test-host, import, since now\n")
+        handle.flush()
+        started = time.monotonic()
+        done = run_cli(env, "--lock-timeout", "1.5")
+        waited = time.monotonic() - started
+    assert done.returncode == 3
+    assert waited >= 1.5
+    assert done.stderr.count("\n") == 1 and "pid 4242 on test-host" in done.stderr
+
+
+def test_two_concurrent_runs_never_interleave(claude, make_env):
+    truth = generate(claude, seed=12, days=6, sessions=12)
+    env = make_env(claude)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(IMPORTER), "--force"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"] == truth.total().total
+    assert [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs")] == ["ok", "ok"]
+
+
+def test_ccusage_missing_says_what_to_install(claude, make_env, tmp_path):
+    generate(claude, seed=2, days=2, sessions=3)
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    env = make_env(claude)
+    env["PATH"] = str(empty_bin)
+    done = run_cli(env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: ccusage 20.0.24 not found: install Node.js (for npx) or Bun, or put it on PATH with "
+        "`npm install -g ccusage@20.0.24`"
+    ]
+
+
+FAKE_CCUSAGE = """\
+#!/bin/sh
+# Test double for failure injection only: a broken `session` report; every other call goes to the real ccusage.
+case "$*" in
+  *--version*) echo "ccusage 20.0.24"; exit 0 ;;
+  *"claude session"*)
+    case "$MODE" in
+      fail) echo "Error: disk on fire" >&2; exit 1 ;;
+      hang) sleep 30 ;;
+      garbage) echo "this is not json"; exit 0 ;;
+      shape) echo '{"sessions": {"unexpected": true}}'; exit 0 ;;
+    esac ;;
+esac
+exec "$REAL_CCUSAGE" "$@"
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("fail", "exited 1: Error: disk on fire"),
+        ("hang", "timed out after 2 s"),
+        ("garbage", "printed output that is not JSON"),
+        ("shape", "printed JSON of an unknown shape"),
+    ],
+)
+def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
+    mode, message, claude, make_env, tmp_path, ccusage_bin_dir
+):
+    truth = generate(claude, seed=6, days=4, sessions=8)
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    (fake_bin / "ccusage").write_text(FAKE_CCUSAGE)
+    (fake_bin / "ccusage").chmod(0o755)
+    env = make_env(
+        claude,
+        MODE=mode,
+        REAL_CCUSAGE=str(ccusage_bin_dir / "ccusage"),
+        CCUSAGE_TIMEOUT="2",
+        CCUSAGE_RETRIES="1",
+        CCUSAGE_RETRY_BACKOFF="0",
+    )
+    env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
+    done = run_cli(env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert message in done.stdout and "claude session" in done.stdout and "ccusage 20.0.24" in done.stdout
+    assert "Status: partial" in done.stdout
+    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"] == truth.total().total
+    assert sql(env, "SELECT count() AS n FROM ccusage_usage_sessions")[0]["n"] == 0
+    run = sql(env, "SELECT status, error_text FROM ccusage_import_runs")[0]
+    assert run["status"] == "partial" and message in run["error_text"]
+
+    env["MODE"] = "ok"
+    import_ok(env)  # the failed report left no fingerprint, so this run fetches again and fills the gap
+    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_sessions FINAL")[0]["t"] == truth.total().total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_database_is_one_line_without_the_password(claude, make_env):
+    generate(claude, seed=2, days=2, sessions=3)
+    env = make_env(
+        claude, CH_HOST="127.0.0.1", CH_PORT=str(free_port()), CH_USER="importer", CH_PASSWORD="pa55-w0rd-XYZ"
+    )
+    done = run_cli(env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "pa55-w0rd-XYZ" not in done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
+    assert "127.0.0.1" in done.stderr
+
+
+def test_native_port_is_named(make_env):
+    done = run_cli(make_env(None, CH_HOST="127.0.0.1", CH_PORT="9000"))
+    assert done.returncode == 1
+    assert "native-protocol port" in done.stderr and "8123" in done.stderr
+
+
+def test_no_claude_data_is_not_an_error(tmp_path, make_env):
+    env = make_env(None)
+    done = run_cli(env)
+    assert done.returncode == 0, done.stderr
+    assert "no Claude Code data directory found" in done.stdout
+    assert sql(env, "SELECT count() AS n FROM ccusage_usage_daily")[0]["n"] == 0
+
+
+def test_numbered_migrations_apply_once(tmp_path, make_env):
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "002_add_note.sql").write_text(
+        "-- a test migration\nALTER TABLE ccusage_usage_daily ADD COLUMN IF NOT EXISTS note String DEFAULT '';\n"
+    )
+    script = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        import ccusage_importer as ci
+        ci.MIGRATIONS_DIR = Path({str(migrations)!r})
+        config = ci.Config.from_env(os.environ)
+        for _ in range(2):
+            store = ci.Store.open(config)
+            print(store.schema_version(), store.query("SELECT count() FROM ccusage_schema_migrations")[1][0][0])
+            store.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], env=make_env(None), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "2", "2", "2"]

@@ -1,0 +1,228 @@
+"""Pure transforms and planning rules, on real ccusage outputs recorded in tests/fixtures (no I/O beyond reading)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+import ccusage_importer as ci
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HASHER = ci.NameHasher(b"k" * 32, hash_names=True)
+PLAIN = ci.NameHasher(b"k" * 32, hash_names=False)
+
+
+def load(name: str):
+    return json.loads((FIXTURES / name).read_text())
+
+
+def token_sums(rows) -> tuple[int, int, int, int]:
+    return tuple(sum(r[c] for r in rows) for c in ci.TOKEN_COLUMNS)
+
+
+def test_project_days_add_up_to_ccusage_totals():
+    doc = load("claude_daily_instances.json")
+    records = ci.project_day_records(doc, PLAIN)
+    assert len(records) == 84
+    assert token_sums([r.row for r in records]) == (
+        doc["totals"]["inputTokens"],
+        doc["totals"]["outputTokens"],
+        doc["totals"]["cacheCreationTokens"],
+        doc["totals"]["cacheReadTokens"],
+    )
+    assert sum(r.row["total_cost"] for r in records) == pytest.approx(doc["totals"]["totalCost"], rel=1e-12)
+    assert {r.row["project_name"] for r in records} == set(doc["projects"])
+
+
+def test_daily_derived_from_projects_equals_claude_daily():
+    """The importer runs `daily --instances` only; its per-day sums must be `claude daily` exactly."""
+    derived = {
+        r.row["date"]: r for r in ci.daily_records(ci.project_day_records(load("claude_daily_instances.json"), PLAIN))
+    }
+    daily = load("claude_daily.json")["daily"]
+    assert len(derived) == len(daily) == 47
+    for item in daily:
+        record = derived[dt.date.fromisoformat(item["date"])]
+        assert (
+            record.row["input_tokens"],
+            record.row["output_tokens"],
+            record.row["cache_creation_tokens"],
+            record.row["cache_read_tokens"],
+            record.row["total_tokens"],
+        ) == (
+            item["inputTokens"],
+            item["outputTokens"],
+            item["cacheCreationTokens"],
+            item["cacheReadTokens"],
+            item["totalTokens"],
+        )
+        assert record.row["total_cost"] == pytest.approx(item["totalCost"], rel=1e-12)
+        assert record.row["models_used"] == sorted(item["modelsUsed"])
+        by_model = {b["modelName"]: b for b in item["modelBreakdowns"]}
+        assert set(record.breakdowns) == set(by_model)
+        for model, values in record.breakdowns.items():
+            assert values["output_tokens"] == by_model[model]["outputTokens"]
+            assert values["cost"] == pytest.approx(by_model[model]["cost"], rel=1e-12)
+
+
+def test_monthly_derived_from_daily_equals_claude_monthly():
+    days = ci.daily_records(ci.project_day_records(load("claude_daily_instances.json"), PLAIN))
+    months = {r.record_key: r for r in ci.monthly_records(days)}
+    for item in load("claude_monthly.json")["monthly"]:
+        record = months[item["month"]]
+        assert record.row["total_tokens"] == item["totalTokens"]
+        assert record.row["output_tokens"] == item["outputTokens"]
+        assert record.row["total_cost"] == pytest.approx(item["totalCost"], rel=1e-12)
+    assert len(months) == 3
+
+
+def test_sessions_v20():
+    doc = load("claude_session.json")
+    records = ci.session_records(doc, HASHER)
+    assert len(records) == 79
+    assert sum(r.total_tokens for r in records) == doc["totals"]["totalTokens"]
+    first = records[0].row
+    assert first["first_activity"] == dt.datetime(2026, 11, 4, 7, 58, 44, 352000, tzinfo=dt.UTC)
+    assert len(first["session_id"]) == 16 and first["session_id"] == first["session_key"]
+    assert first["project_name"] == HASHER.key_of("-home-dev-code-ui-cli")
+
+
+def test_blocks_skip_gaps_and_keep_projection():
+    blocks = ci.block_records(load("claude_blocks.json"))
+    assert len(blocks) == 128 - 54
+    active = ci.block_records(load("claude_blocks_active.json"))[0].row
+    assert active["is_active"] == 1
+    assert active["projected_total_cost"] == 19.8 and active["projected_remaining_minutes"] == 64
+    assert active["burn_rate_cost_per_hour"] == pytest.approx(7.204823951318519)
+    assert sum(1 for b in blocks if b.row["usage_limit_reset_time"]) == 8
+
+
+def test_old_v16_shapes():
+    sessions = ci.session_records(load("old_v16_session.json"), PLAIN)
+    assert len(sessions) == 23
+    assert sessions[0].row["first_activity"] is None
+    assert sessions[0].row["last_activity"] == dt.datetime(2026, 9, 26, tzinfo=dt.UTC)
+    assert len(ci.daily_records([])) == 0
+    blocks = ci.block_records(load("old_v16_blocks.json"))
+    assert all(ci.SYNTHETIC_MODEL not in b.row["models_used"] for b in blocks)
+    assert ci.project_day_records([], PLAIN) == [] and ci.session_records([], PLAIN) == []
+
+
+def test_instances_v16_rows_have_no_project_field():
+    doc = load("claude_daily_instances.json")
+    for rows in doc["projects"].values():
+        for row in rows:
+            row.pop("project")
+    assert len(ci.project_day_records(doc, PLAIN)) == 84
+
+
+def test_empty_outputs():
+    assert ci.project_day_records(load("empty_claude_daily_instances.json"), PLAIN) == []
+    assert ci.block_records({"blocks": []}) == []
+    assert ci.session_records({"sessions": [], "totals": {"totalCost": -0.0}}, PLAIN) == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"data": []},
+        {"projects": []},
+        {"projects": {"p": [{"date": "x"}]}},
+        {"projects": {"p": [{"date": "2026-01-01", "inputTokens": -1}]}},
+        "nonsense",
+        None,
+    ],
+)
+def test_unknown_shapes_are_refused(doc):
+    with pytest.raises(ci.ShapeError):
+        ci.project_day_records(doc, PLAIN)
+
+
+def test_hash_is_keyed_and_stable():
+    other = ci.NameHasher(b"x" * 32, hash_names=True)
+    assert HASHER.key_of("-Users-bob-x") == HASHER.key_of("-Users-bob-x")
+    assert HASHER.key_of("-Users-bob-x") != other.key_of("-Users-bob-x")
+    assert PLAIN.display('it\'s "q"') == 'it\'s "q"' and PLAIN.key_of("a") == HASHER.key_of("a")
+
+
+def test_timestamps_are_utc_whatever_the_offset():
+    assert ci.parse_timestamp("2026-11-04T16:58:44.352+09:00") == dt.datetime(
+        2026, 11, 4, 7, 58, 44, 352000, tzinfo=dt.UTC
+    )
+
+
+# -- planning rules ---------------------------------------------------------------------------------------------
+
+
+def day(date: str, tokens: int, cost: float = 1.0) -> ci.Record:
+    return ci.Record(
+        "ccusage_usage_daily",
+        (dt.date.fromisoformat(date),),
+        {
+            "date": dt.date.fromisoformat(date),
+            "input_tokens": tokens,
+            "output_tokens": 0,
+            "cache_creation_tokens": 0,
+            "cache_read_tokens": 0,
+            "total_tokens": tokens,
+            "total_cost": cost,
+            "models_count": 0,
+            "models_used": [],
+        },
+        "daily",
+        date,
+    )
+
+
+def test_plan_never_replaces_with_less_and_is_honest():
+    stored = {r.key: r for r in (day("2026-01-01", 100), day("2026-01-02", 50), day("2026-01-03", 7))}
+    incoming = [day("2026-01-01", 60), day("2026-01-02", 50), day("2026-01-03", 9), day("2026-01-04", 1)]
+    plan = ci.plan_table("ccusage_usage_daily", incoming, stored)
+    assert (plan.new, plan.changed, plan.unchanged, plan.kept) == (1, 1, 1, 1)
+    assert [r.row["total_tokens"] for r in plan.write] == [9, 1]
+
+
+def test_plan_rewrites_equal_tokens_when_content_changed():
+    plan = ci.plan_table(
+        "ccusage_usage_daily", [day("2026-01-01", 100, cost=2.0)], {(dt.date(2026, 1, 1),): day("2026-01-01", 100)}
+    )
+    assert plan.changed == 1
+
+
+def block(start_hour: int, tokens: int) -> ci.Record:
+    start = dt.datetime(2026, 1, 1, start_hour, tzinfo=dt.UTC)
+    return ci.Record(
+        "ccusage_usage_blocks",
+        (start,),
+        {"start_time": start, "end_time": start + dt.timedelta(hours=5), "total_tokens": tokens},
+        "block",
+        str(start_hour),
+    )
+
+
+def test_plan_keeps_blocks_that_come_back_shifted():
+    stored = {b.key: b for b in (block(0, 100), block(6, 50))}
+    plan = ci.plan_table("ccusage_usage_blocks", [block(2, 80), block(11, 10), block(6, 60)], stored)
+    assert (plan.new, plan.changed, plan.kept) == (1, 1, 1)
+
+
+def test_plan_keeps_a_session_that_absorbed_replayed_history():
+    def session(first_hour: int, tokens: int) -> ci.Record:
+        return ci.Record(
+            "ccusage_usage_sessions",
+            ("p", "s"),
+            {"first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC), "total_tokens": tokens},
+            "session",
+            "p/s",
+        )
+
+    plan = ci.plan_table("ccusage_usage_sessions", [session(1, 500)], {("p", "s"): session(5, 300)})
+    assert plan.kept == 1 and not plan.write
+
+
+def test_split_sql_handles_comments_and_semicolons_inside_lines():
+    statements = ci.split_sql("-- a; comment\nSELECT 1;\nSELECT ';' AS x;\n")
+    assert statements == ["SELECT 1", "SELECT ';' AS x"]
