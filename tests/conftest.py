@@ -49,6 +49,22 @@ def ccusage_bin_dir() -> Path:
     return bin_dir
 
 
+def cli_env(bin_dir: Path, home: Path, db: Path, claude_dir: Path | None, machine: str, **extra: str) -> dict:
+    """The environment of one importer run: the pinned ccusage first on PATH, its own HOME, store and machine."""
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "CCUSAGE_IMPORT_DB": str(db),
+        "MACHINE_NAME": machine,
+        "TZ": "UTC",
+        "LANG": "C.UTF-8",
+    }
+    if claude_dir is not None:
+        env["CLAUDE_CONFIG_DIR"] = str(claude_dir)
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
 def make_env(tmp_path: Path, ccusage_bin_dir: Path):
     """Build the environment of one importer run: its own HOME, store, Claude data and machine name."""
@@ -56,18 +72,7 @@ def make_env(tmp_path: Path, ccusage_bin_dir: Path):
     home.mkdir(exist_ok=True)
 
     def build(claude_dir: Path | None, machine: str = "laptop", db: Path | None = None, **extra: str) -> dict:
-        env = {
-            "PATH": f"{ccusage_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "CCUSAGE_IMPORT_DB": str(db or tmp_path / "store" / "chdb"),
-            "MACHINE_NAME": machine,
-            "TZ": "UTC",
-            "LANG": "C.UTF-8",
-        }
-        if claude_dir is not None:
-            env["CLAUDE_CONFIG_DIR"] = str(claude_dir)
-        env.update(extra)
-        return env
+        return cli_env(ccusage_bin_dir, home, db or tmp_path / "store" / "chdb", claude_dir, machine, **extra)
 
     return build
 

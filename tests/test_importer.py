@@ -89,8 +89,12 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
         assert row["last_activity"].startswith(last.strftime("%Y-%m-%d %H:%M:%S"))  # UTC, not Los Angeles
         assert row["first_activity"].startswith(first.strftime("%Y-%m-%d %H:%M:%S"))
 
+    # Months and per-model rows are derived from the daily report, which (unlike `claude monthly`) drops
+    # sub-agent replays of a parent's message; sessions and blocks are stored as their own reports count them.
     months = sql(env, f"SELECT toString(month) AS m, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL")
-    assert {r["m"][:7]: row_tokens(r) for r in months} == {m: as_tuple(t) for m, t in truth.by_month().items()}
+    assert {r["m"][:7]: row_tokens(r) for r in months} == {
+        m: as_tuple(t) for m, t in truth.by_month(loader="daily").items()
+    }
 
     models = sql(
         env,
@@ -98,7 +102,9 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
         "sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens "
         "FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily' GROUP BY model_name",
     )
-    assert {r["model_name"]: row_tokens(r) for r in models} == {m: as_tuple(t) for m, t in truth.by_model().items()}
+    assert {r["model_name"]: row_tokens(r) for r in models} == {
+        m: as_tuple(t) for m, t in truth.by_model(loader="daily").items()
+    }
 
     blocks = sql(env, f"SELECT start_time, {TOKENS}, entries FROM ccusage_usage_blocks FINAL")
     expected_blocks = truth.blocks()
@@ -113,10 +119,14 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
     assert len(ccusage_daily["daily"]) == len(daily)
     for item in ccusage_daily["daily"]:
         assert daily[item["date"]]["total_cost"] == pytest.approx(item["totalCost"], rel=1e-9)
-    ccusage_monthly = run_ccusage(ccusage_bin_dir, claude, "monthly", "--timezone", "UTC")
-    for item in ccusage_monthly["monthly"]:
-        stored = next(r for r in months if r["m"].startswith(item["month"]))
-        assert stored["total_cost"] == pytest.approx(item["totalCost"], rel=1e-9)
+    for row in months:
+        month_cost = sum(item["totalCost"] for item in ccusage_daily["daily"] if item["date"].startswith(row["m"][:7]))
+        assert row["total_cost"] == pytest.approx(month_cost, rel=1e-9)
+    ccusage_sessions = run_ccusage(ccusage_bin_dir, claude, "session", "--timezone", "UTC")
+    session_costs = sql(env, "SELECT session_id, total_cost FROM ccusage_usage_sessions FINAL")
+    assert {r["session_id"]: r["total_cost"] for r in session_costs} == pytest.approx(
+        {item["sessionId"]: item["totalCost"] for item in ccusage_sessions["sessions"]}, rel=1e-9
+    )
 
     runs = sql(env, "SELECT status, report_rows, rows_written, ccusage_version, error_text FROM ccusage_import_runs")
     assert len(runs) == 1 and runs[0]["status"] == "ok" and runs[0]["ccusage_version"] == "20.0.24"
@@ -124,7 +134,8 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
 
 
 def test_second_import_changes_nothing_and_unchanged_runs_skip_ccusage(claude, make_env):
-    generate(claude, seed=3, days=10, sessions=15)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=6)  # no active block: its burn rate follows the clock
+    generate(claude, seed=3, days=10, sessions=15, end=ended)
     env = make_env(claude)
     import_ok(env)
     before = snapshot(env)
@@ -164,23 +175,24 @@ def test_deleting_old_transcripts_never_shrinks_or_double_counts(claude, make_en
 
     newer = append_activity(claude, start=now - dt.timedelta(hours=1), minutes=50, lines=200)
     import_ok(env)
-    added = newer.total().total - remaining.total().total
-    assert added > 0
-    stored = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"]
-    assert stored == full.total().total + added
-    for table in (
-        "ccusage_usage_monthly",
-        "ccusage_usage_projects_daily",
-        "ccusage_usage_sessions",
-        "ccusage_usage_blocks",
-    ):
-        assert sql(env, f"SELECT sum(total_tokens) AS t FROM {table} FINAL")[0]["t"] == stored, table
-    assert (
-        sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily'")[0][
-            "t"
-        ]
-        == stored
-    )
+
+    def expected(loader: str) -> int:
+        """All history ever seen: everything before the deletion plus what the new hour added."""
+        added = newer.total(loader).total - remaining.total(loader).total
+        assert added > 0
+        return full.total(loader).total + added
+
+    loaders = {
+        "ccusage_usage_daily": "daily",
+        "ccusage_usage_monthly": "daily",
+        "ccusage_usage_projects_daily": "daily",
+        "ccusage_usage_sessions": "main",
+        "ccusage_usage_blocks": "main",
+    }
+    for table, loader in loaders.items():
+        assert sql(env, f"SELECT sum(total_tokens) AS t FROM {table} FINAL")[0]["t"] == expected(loader), table
+    breakdowns = "SELECT sum(total_tokens) AS t FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily'"
+    assert sql(env, breakdowns)[0]["t"] == expected("daily")
 
 
 def test_two_machines_keep_their_own_rows(claude, tmp_path, make_env):
@@ -342,7 +354,9 @@ def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
 
     env["MODE"] = "ok"
     import_ok(env)  # the failed report left no fingerprint, so this run fetches again and fills the gap
-    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_sessions FINAL")[0]["t"] == truth.total().total
+    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_sessions FINAL")[0]["t"] == truth.total(
+        "main"
+    ).total
 
 
 def free_port() -> int:
