@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
 import hmac
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -648,6 +650,13 @@ def block_records(doc: Any) -> list[Record]:
     return records
 
 
+def parse_report(name: str, doc: Any, hasher: NameHasher) -> list[Record]:
+    """The records of one fetched report (see REPORTS)."""
+    if name == "projects_daily":
+        return project_day_records(doc, hasher)
+    return session_records(doc, hasher) if name == "sessions" else block_records(doc)
+
+
 def report_size(report: str, doc: Any) -> int:
     """The real number of records in a report (projects are a map of lists, not one record each)."""
     if not isinstance(doc, dict):
@@ -790,12 +799,25 @@ class Store:
                     password=config.ch_password, database=config.ch_database, secure=config.ch_secure,
                     connect_timeout=10, send_receive_timeout=300,
                 )
-        except ClickHouseError as exc:
-            reason = _first_line(config.redact(str(exc)))
-            raise UserError(f"cannot use {config.store_description()}: {reason}") from None
-        except OSError as exc:
-            raise UserError(f"cannot open {config.store_description()}: {exc}") from None
+        except (ClickHouseError, OSError) as exc:
+            raise UserError(f"cannot use {config.store_description()}: {database_problem(exc, config)}") from None
         return cls(client, config)
+
+    @classmethod
+    def open(cls, config: Config) -> Store:
+        """Connect, create or migrate the schema, and file the runs that skipped the engine (embedded store)."""
+        store = cls.connect(config)
+        try:
+            store.apply_schema()
+            if config.embedded:
+                state = EmbeddedState(config.embedded_path)
+                for run in state.pending_runs():
+                    store.record_run(run)
+                state.clear_pending_runs()
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def close(self) -> None:
         self.client.close()
@@ -825,17 +847,6 @@ class Store:
     def _record_migration(self, version: int, name: str) -> None:
         self.client.insert("ccusage_schema_migrations", [[version, name, _now()]],
                            column_names=["version", "name", "applied_at"])
-
-    def table_columns(self) -> dict[str, dict[str, str]]:
-        """Tables and views of this database with their columns and types, for --check."""
-        result = self.client.query(
-            "SELECT table, name, type FROM system.columns WHERE database = {db:String} AND table LIKE 'ccusage%'",
-            parameters={"db": self.config.ch_database},
-        )
-        tables: dict[str, dict[str, str]] = defaultdict(dict)
-        for table, name, type_ in result.result_rows:
-            tables[table][name] = type_
-        return dict(tables)
 
     # -- settings -----------------------------------------------------------------------------------------------
 
@@ -995,6 +1006,24 @@ def _record_key(record_type: str, row: Mapping[str, Any]) -> str:
     return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def database_problem(exc: BaseException, config: Config) -> str:
+    """What went wrong with the database, in words a user can act on, without the password."""
+    text = config.redact(str(exc))
+    if "Connection refused" in text:
+        return "connection refused (is the server running, and is CH_PORT its HTTP port?)"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "no answer in time (check CH_HOST, CH_PORT and the network)"
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return f"host {config.ch_host!r} not found (check CH_HOST)"
+    if "AUTHENTICATION_FAILED" in text or "Authentication failed" in text or "code: 516" in text.lower():
+        return f"authentication failed for user {config.ch_user!r} (check CH_USER and CH_PASSWORD)"
+    if "UNKNOWN_DATABASE" in text:
+        return f"database {config.ch_database!r} does not exist (create it or fix CH_DATABASE)"
+    if "SSL" in text or "certificate" in text.lower():
+        return "TLS failed (is the port an HTTPS port? set CH_PROTOCOL=http or https)"
+    return _first_line(text)
+
+
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0][:400] if lines else "unknown error"
@@ -1026,6 +1055,64 @@ class RunRecord:
 
 def dataclass_values(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Local state: an hourly run with nothing new never starts the embedded engine
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class EmbeddedState:
+    """Two small files inside the embedded store's folder (deleting the store deletes them too).
+
+    state.json: per machine, the fingerprint and summary lines of the last successful import.
+    pending-runs.jsonl: runs that found nothing new; Store.open files them into ccusage_import_runs, and every
+    way to read an embedded store goes through Store.open, so freshness is never understated.
+    """
+
+    def __init__(self, folder: Path):
+        self.state_file = folder / "ccusage-import-state.json"
+        self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
+
+    def _machines(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text()).get("machines", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def last_import(self, machine: str) -> dict[str, Any]:
+        return self._machines().get(machine, {})
+
+    def remember(self, machine: str, fingerprint: str, summary: list[str]) -> None:
+        machines = self._machines()
+        machines[machine] = {"fingerprint": fingerprint, "summary": summary}
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"machines": machines}, indent=1))
+        temporary.replace(self.state_file)
+
+    def add_pending_run(self, run: RunRecord) -> None:
+        with open(self.pending_file, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(dataclass_values(run), default=str) + "\n")
+
+    def pending_runs(self) -> list[RunRecord]:
+        try:
+            lines = self.pending_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        runs = []
+        for line in lines:
+            try:
+                values = json.loads(line)
+                values["run_id"] = uuid.UUID(values["run_id"])
+                values["started_at"] = dt.datetime.fromisoformat(values["started_at"])
+                values["finished_at"] = dt.datetime.fromisoformat(values["finished_at"])
+                runs.append(RunRecord(**values))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash: that run is lost, the data is not
+        return runs
+
+    def clear_pending_runs(self) -> None:
+        self.pending_file.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1116,7 +1203,7 @@ class RunResult:
     report_rows: dict[str, int]
     phases: dict[str, float]
     runner: str = ""
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary_lines: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -1126,7 +1213,8 @@ class RunResult:
 def render_summary(result: RunResult, config: Config) -> str:
     out = [f"ccusage-import {__version__}: machine {config.machine_name}, store {config.store_description()}"]
     if result.status == "unchanged":
-        out.append("No transcript changed since the last import: nothing to fetch, nothing written.")
+        out.append("No transcript changed since the last import: nothing to fetch, nothing written. "
+                   "Totals as of the last import:")
     elif result.plans:
         out.append(f"{'table':<30}{'new':>8}{'changed':>9}{'unchanged':>11}{'kept':>7}")
         for plan in result.plans:
@@ -1136,17 +1224,23 @@ def render_summary(result: RunResult, config: Config) -> str:
                        "the stored, fuller numbers stay.")
     for error in result.errors:
         out.append(f"❌ {error}")
-    summary = result.summary
-    for machine, cost, tokens, first, last in summary.get("machines", []):
-        marker = "*" if machine == config.machine_name else " "
-        out.append(f"{marker} {machine}: ${cost:,.2f}, {human(tokens)} tokens, {first} … {last}, "
-                   f"last import {_short_time(summary.get('last_runs', {}).get(machine))}")
-    if summary.get("models"):
-        out.append("Top models on this machine: " + ", ".join(
-            f"{model} ${cost:,.2f}" for model, cost, _ in summary["models"]))
+    out.extend(result.summary_lines)
     phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.phases.items())
     out.append(f"Status: {result.status} ({phases})")
     return "\n".join(out)
+
+
+def summary_lines(summary: Mapping[str, Any], machine_name: str) -> list[str]:
+    """All-time totals per machine (this one starred) and this machine's top models."""
+    lines = []
+    for machine, cost, tokens, first, last in summary.get("machines", []):
+        marker = "*" if machine == machine_name else " "
+        lines.append(f"{marker} {machine}: ${cost:,.2f}, {human(tokens)} tokens, {first} … {last}, "
+                     f"last import {_short_time(summary.get('last_runs', {}).get(machine))}")
+    if summary.get("models"):
+        lines.append("Top models on this machine: " + ", ".join(
+            f"{model} ${cost:,.2f}" for model, cost, _ in summary["models"]))
+    return lines
 
 
 def _short_time(value: Any) -> str:
@@ -1168,6 +1262,202 @@ class Progress:
         if self.enabled:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Named queries (queries.sql): a pure parser shared by --query, the tests and dashboards
+# ----------------------------------------------------------------------------------------------------------------
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_QUERY_HEADER = re.compile(r"--\s*(name|description|params):(.*)")
+_PARAM_DECLARATION = re.compile(rf"({_IDENTIFIER}):({_IDENTIFIER})=(.*)")
+_PARAM_USE = re.compile(rf"\{{({_IDENTIFIER}):([^{{}}]*)\}}")
+_INTEGER_TYPE = re.compile(r"(U?)Int(8|16|32|64)")
+QUERY_HEADERS = ("name", "description", "params")
+
+
+class QueryFileError(ValueError):
+    """queries.sql breaks its format; the message names the line."""
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    """A ClickHouse query parameter a named query takes, with the default the CLI fills in."""
+
+    name: str
+    type: str
+    default: str
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.type}={self.default}"
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    """One query of queries.sql: what `--query NAME` runs and what a dashboard can offer by name."""
+
+    name: str
+    description: str
+    params: tuple[QueryParam, ...]
+    sql: str
+    line: int
+
+
+def parse_queries(text: str) -> list[NamedQuery]:
+    """The named queries of a queries.sql text in file order, or QueryFileError at the first break of the format.
+
+    A query is a `-- name:`, a `-- description:` and a `-- params:` line, then one statement that ends with `;` at
+    the end of a line. Comment lines between queries are free text; anything else there is an error, so a query
+    cannot lose its name unnoticed.
+    """
+    lines = text.splitlines()
+    queries: list[NamedQuery] = []
+    index = 0
+    while index < len(lines):
+        stripped = lines[index].strip()
+        header = _QUERY_HEADER.fullmatch(stripped)
+        if header and header.group(1) == "name":
+            query, index = _parse_query(lines, index)
+            if any(q.name == query.name for q in queries):
+                raise QueryFileError(f"line {query.line}: a second query is named {query.name}")
+            queries.append(query)
+        elif header or (stripped and not stripped.startswith("--")):
+            raise QueryFileError(f"line {index + 1}: {stripped[:50]!r} is outside a query (each starts with "
+                                 "`-- name:`)")
+        else:
+            index += 1
+    return queries
+
+
+def _parse_query(lines: Sequence[str], start: int) -> tuple[NamedQuery, int]:
+    """The query whose `-- name:` line is lines[start], and the index of the line after its `;`."""
+    fields: dict[str, str] = {}
+    for offset, expected in enumerate(QUERY_HEADERS):
+        header = _QUERY_HEADER.fullmatch(lines[start + offset].strip()) if start + offset < len(lines) else None
+        if not header or header.group(1) != expected:
+            raise QueryFileError(f"line {start + offset + 1}: expected `-- {expected}:` (query at line {start + 1})")
+        fields[expected] = header.group(2).strip()
+    name = fields["name"]
+    if not re.fullmatch(_IDENTIFIER, name) or name == "list":
+        raise QueryFileError(f"line {start + 1}: {name!r} is not a query name (letters, digits, _; not `list`)")
+    if not fields["description"]:
+        raise QueryFileError(f"line {start + 2}: query {name} has an empty description")
+    params = _parse_params(fields["params"], f"line {start + 3}: query {name}")
+    for index in range(start + len(QUERY_HEADERS), len(lines)):
+        line = lines[index].strip()
+        if _QUERY_HEADER.fullmatch(line):
+            break
+        if line.endswith(";") and not line.startswith("--"):
+            sql = "\n".join(lines[start + len(QUERY_HEADERS):index + 1]).strip()[:-1].rstrip()
+            if not split_sql(sql):
+                raise QueryFileError(f"line {index + 1}: query {name} has no SQL")
+            _check_param_use(sql, params, f"query {name} (line {start + 1})")
+            return NamedQuery(name, fields["description"], params, sql, start + 1), index + 1
+    raise QueryFileError(f"line {start + 1}: query {name} does not end with `;` at the end of a line")
+
+
+def _parse_params(text: str, where: str) -> tuple[QueryParam, ...]:
+    if text == "none":
+        return ()
+    params: list[QueryParam] = []
+    for item in text.split(","):
+        match = _PARAM_DECLARATION.fullmatch(item.strip())
+        if not match:
+            raise QueryFileError(f"{where}: {item.strip()!r} is not name:Type=default (or `-- params: none`)")
+        param = QueryParam(*(part.strip() for part in match.groups()))
+        if any(p.name == param.name for p in params):
+            raise QueryFileError(f"{where}: parameter {param.name} is declared twice")
+        try:
+            convert_param(param, param.default)
+        except ValueError as exc:
+            raise QueryFileError(f"{where}: default of {param.name}: {exc}") from None
+        params.append(param)
+    return tuple(params)
+
+
+def _check_param_use(sql: str, params: Sequence[QueryParam], where: str) -> None:
+    """Every {name:Type} in the SQL is declared with that type, and every declared parameter is used."""
+    declared = {p.name: p.type for p in params}
+    used = set()
+    for name, type_ in _PARAM_USE.findall(sql):
+        if name not in declared:
+            raise QueryFileError(f"{where}: uses {{{name}:{type_}}} but `-- params:` does not declare {name}")
+        if type_.strip() != declared[name]:
+            raise QueryFileError(f"{where}: uses {{{name}:{type_}}} but declares {name}:{declared[name]}")
+        used.add(name)
+    if unused := [name for name in declared if name not in used]:
+        raise QueryFileError(f"{where}: declares {', '.join(unused)} but its SQL does not use it")
+
+
+def convert_param(param: QueryParam, raw: str) -> Any:
+    """A parameter value as the Python value of its declared type; ValueError (one line) if it does not fit."""
+    integer = _INTEGER_TYPE.fullmatch(param.type)
+    if integer:
+        bits = int(integer.group(2))
+        low, high = (0, 2**bits - 1) if integer.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        value = _parsed(int, raw)
+        if value is not None and low <= value <= high:
+            return value
+    elif param.type in ("Float32", "Float64"):
+        value = _parsed(float, raw)
+        if value is not None and math.isfinite(value):
+            return value
+    elif param.type == "String":
+        return raw
+    else:
+        raise ValueError(f"type {param.type} is not supported (use String, Float32/64 or (U)Int8-64)")
+    raise ValueError(f"{raw!r} is not a {param.type}")
+
+
+def _parsed(kind: Callable[[str], Any], raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        return None
+
+
+def query_parameters(query: NamedQuery, assignments: Sequence[str]) -> dict[str, Any]:
+    """Values for every parameter of a query: the KEY=VALUE assignments given, the declared defaults for the rest."""
+    given: dict[str, str] = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals:
+            raise UserError(f"--param {assignment!r}: expected KEY=VALUE", EXIT_USAGE)
+        given[key.strip()] = value
+    declared = {p.name: p for p in query.params}
+    if unknown := sorted(set(given) - set(declared)):
+        valid = ", ".join(str(p) for p in query.params) or "none"
+        raise UserError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {valid}", EXIT_USAGE)
+    values = {}
+    for param in query.params:
+        try:
+            values[param.name] = convert_param(param, given.get(param.name, param.default))
+        except ValueError as exc:
+            raise UserError(f"--param {param.name}: {exc}", EXIT_USAGE) from None
+    return values
+
+
+def find_query(queries: Sequence[NamedQuery], name: str) -> NamedQuery:
+    for query in queries:
+        if query.name == name:
+            return query
+    names = ", ".join(q.name for q in queries)
+    raise UserError(f"no query named {name!r} in {QUERIES_FILE.name}; valid names: list, {names}", EXIT_USAGE)
+
+
+def query_list(queries: Sequence[NamedQuery]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Columns and rows of `--query list`."""
+    return ["name", "params", "description"], [
+        (q.name, ", ".join(str(p) for p in q.params) or "none", q.description) for q in queries]
+
+
+def load_queries(path: Path = QUERIES_FILE) -> list[NamedQuery]:
+    try:
+        return parse_queries(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except QueryFileError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1205,24 +1495,33 @@ class ClickHouseImporter:
         clock = time.monotonic()
         phases: dict[str, float] = {}
         scan = scan_transcripts(config.claude_dirs)
+        fingerprint = self._fingerprint(scan)
+        run = RunRecord(uuid.uuid4(), config.machine_name, started, started, "unchanged", {}, {},
+                        config.ccusage_version, "", scan.files, fingerprint, 0.0, 0.0, "")
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
-            store = Store.connect(config)
+            state = EmbeddedState(config.embedded_path) if config.embedded else None
+            unchanged = not self.force and scan.files > 0
+            if state and unchanged and state.last_import(config.machine_name).get("fingerprint") == fingerprint:
+                run.finished_at = _now()
+                state.add_pending_run(run)
+                phases["check"] = time.monotonic() - clock
+                return RunResult("unchanged", [], [], {}, phases,
+                                 summary_lines=state.last_import(config.machine_name).get("summary", []))
+            store = Store.open(config)
             try:
-                store.apply_schema()
                 hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
                 phases["connect"] = time.monotonic() - clock
-                run = RunRecord(uuid.uuid4(), config.machine_name, started, started, "running", {}, {},
-                                config.ccusage_version, "", scan.files, scan.fingerprint, 0.0, 0.0, "")
-                if not self.force and scan.files and store.last_successful_fingerprint() == self._fingerprint(scan):
+                if unchanged and store.last_successful_fingerprint() == fingerprint:
                     result = RunResult("unchanged", [], [], {}, phases)
-                    run.status, run.files_fingerprint = "unchanged", self._fingerprint(scan)
                 else:
                     result = self._import(store, hasher, scan, run, phases)
                 run.finished_at = _now()
                 store.record_run(run)
                 clock = time.monotonic()
-                result.summary = store.summary()
+                result.summary_lines = summary_lines(store.summary(), config.machine_name)
                 phases["summary"] = time.monotonic() - clock
+                if state and run.status == "ok":
+                    state.remember(config.machine_name, fingerprint, result.summary_lines)
                 return result
             finally:
                 store.close()
@@ -1257,8 +1556,6 @@ class ClickHouseImporter:
         run.error_text = "\n".join(errors)
         if errors:
             run.files_fingerprint = ""
-        else:
-            run.files_fingerprint = self._fingerprint(scan)
         return RunResult(run.status, plans, errors, run.report_rows, phases, runner.name)
 
     def _fetch_all(self, runner: Runner, errors: list[str]) -> dict[str, Any]:
@@ -1279,15 +1576,10 @@ class ClickHouseImporter:
                errors: list[str]) -> list[TablePlan]:
         """Transform each report, plan it against what is stored, write what is new or grew."""
         version, now = self.config.ccusage_version, _now()
-        parsers: dict[str, Callable[[Any], list[Record]]] = {
-            "projects_daily": lambda doc: project_day_records(doc, hasher),
-            "sessions": lambda doc: session_records(doc, hasher),
-            "blocks": block_records,
-        }
         incoming: dict[str, list[Record]] = {}
         for name, doc in documents.items():
             try:
-                incoming[name] = parsers[name](doc)
+                incoming[name] = parse_report(name, doc, hasher)
             except ShapeError as exc:
                 errors.append(f"`ccusage claude {' '.join(REPORTS[name])} --json` (ccusage {version}) printed JSON "
                               f"of an unknown shape, report skipped: {exc}")
@@ -1312,6 +1604,322 @@ class ClickHouseImporter:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Preflight: --check
+# ----------------------------------------------------------------------------------------------------------------
+
+CHECK_MARKS = {"ok": "✅", "warn": "⚠️", "fail": "❌"}
+REPORT_UNITS = {"projects_daily": "project-days", "sessions": "sessions", "blocks": "blocks"}
+SCHEMA_FIX = "run an import once (`uv run ccusage_importer.py`), it creates the schema"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of --check: ok, warn (works, but look) or fail, with the fix for anything not ok."""
+
+    status: str
+    label: str
+    detail: str
+    fix: str = ""
+
+
+def run_check(env: Mapping[str, str], args: argparse.Namespace) -> int:
+    """Check everything an import needs without importing; print each result as it comes; 1 if any failed."""
+    try:
+        config = Config.from_env(env, args)
+    except UserError as exc:
+        return print_checks([CheckResult("fail", "configuration", str(exc), "correct that variable")], str)
+    return print_checks(preflight(config, env, args), config.redact)
+
+
+def print_checks(results: Iterable[CheckResult], redact: Callable[[str], str]) -> int:
+    """The only place --check prints; every line passes through `redact`, so no secret can reach the screen."""
+    counts = dict.fromkeys(CHECK_MARKS, 0)
+    print(f"ccusage-import {__version__} --check")
+    for result in results:
+        counts[result.status] += 1
+        print(redact(f"{CHECK_MARKS[result.status]} {result.label}: {result.detail}"), flush=True)
+        if result.status != "ok" and result.fix:
+            print(redact(f"   fix: {result.fix}"), flush=True)
+    print(f"{counts['ok']} passed, {counts['warn']} warning{'s' * (counts['warn'] != 1)}, {counts['fail']} failed")
+    return EXIT_FAILED if counts["fail"] else EXIT_OK
+
+
+def preflight(config: Config, env: Mapping[str, str], args: argparse.Namespace) -> Iterator[CheckResult]:
+    """Every check in order; a check whose prerequisite failed is left out (the failure above says why)."""
+    yield check_configuration(config)
+    yield check_machine_name(config, env, args)
+    yield check_claude_data(config, env)
+    runner_result, runner = check_runner(config, env)
+    yield runner_result
+    if runner and config.claude_dirs:
+        yield from check_reports(runner, config, env)
+    yield from check_store(config)
+
+
+def check_configuration(config: Config) -> CheckResult:
+    secret = "set (not shown)" if config.ch_password else "not set"
+    hashing = "hashed" if config.hash_projects else "stored as they are (--no-hash-projects)"
+    return CheckResult("ok", "configuration", (
+        f"store {config.store_description()}, password {secret}; ccusage {config.ccusage_version}, time zone "
+        f"{config.timezone}, timeout {config.command_timeout:g} s, {config.command_retries} retries; "
+        f"project names {hashing}"))
+
+
+def check_machine_name(config: Config, env: Mapping[str, str], args: argparse.Namespace) -> CheckResult:
+    source = ("--machine-name" if getattr(args, "machine_name", None)
+              else "MACHINE_NAME" if env.get("MACHINE_NAME", "").strip() else "the host name")
+    return CheckResult("ok", "machine name", f"{config.machine_name} (from {source})")
+
+
+def check_claude_data(config: Config, env: Mapping[str, str]) -> CheckResult:
+    label = "Claude Code data"
+    if not config.claude_dirs:
+        where = (f"CLAUDE_CONFIG_DIR={env['CLAUDE_CONFIG_DIR']}" if env.get("CLAUDE_CONFIG_DIR", "").strip()
+                 else "~/.config/claude or ~/.claude")
+        return CheckResult("fail", label, f"no projects/ folder in {where}",
+                           "use Claude Code on this machine once, or set CLAUDE_CONFIG_DIR to the folder that holds "
+                           "projects/ (several: comma-separated)")
+    files = scan_transcripts(config.claude_dirs).files
+    detail = f"{files} transcript file{'s' * (files != 1)} in {', '.join(str(d) for d in config.claude_dirs)}"
+    if not files:
+        return CheckResult("warn", label, detail, "nothing to import yet: use Claude Code, then import")
+    return CheckResult("ok", label, detail)
+
+
+def check_runner(config: Config, env: Mapping[str, str]) -> tuple[CheckResult, Runner | None]:
+    """The runner the import would use, and that it really is the pinned ccusage."""
+    version = config.ccusage_version
+    install = f"install Node.js (for npx) or Bun, or put ccusage on PATH: `npm install -g ccusage@{version}`"
+    try:
+        runner = resolve_runner(version, env)
+    except UserError:
+        return CheckResult("fail", "ccusage", f"no ccusage {version} on PATH, and neither bunx nor npx", install), None
+    shown = f"{runner.name} ({' '.join(runner.argv)})"
+    found = _cli_version(runner.argv, env)
+    if found != version:
+        return CheckResult("fail", "ccusage", f"{shown} --version printed {found or 'no version'}, not {version}",
+                           install), None
+    return CheckResult("ok", "ccusage", f"ccusage {version} runs via {shown}"), runner
+
+
+def check_reports(runner: Runner, config: Config, env: Mapping[str, str]) -> list[CheckResult]:
+    """Every report the import fetches, at once (as the import does), each tried once within its timeout."""
+    once = dataclasses.replace(config, command_retries=0)
+    with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
+        futures = [pool.submit(check_report, runner, name, once, env) for name in REPORTS]
+        return [future.result() for future in futures]
+
+
+def check_report(runner: Runner, name: str, config: Config, env: Mapping[str, str]) -> CheckResult:
+    label = f"ccusage {' '.join(REPORTS[name])}"
+    clock = time.monotonic()
+    try:
+        doc = fetch_report(runner, name, config, env)
+        rows = parse_report(name, doc, NameHasher(secrets.token_bytes(32), hash_names=True))  # only counts matter
+    except ReportError as exc:
+        fix = (f"raise CCUSAGE_TIMEOUT (now {config.command_timeout:g} s)" if "timed out" in str(exc)
+               else "run that command by hand to see ccusage's own message")
+        return CheckResult("fail", label, str(exc), fix)
+    except ShapeError as exc:
+        return CheckResult("fail", label, f"printed JSON of an unknown shape: {exc}",
+                           f"pin a ccusage release this importer knows: CCUSAGE_VERSION={DEFAULT_CCUSAGE_VERSION}")
+    seconds = time.monotonic() - clock
+    size = report_size(name, doc)
+    detail = f"{size} {REPORT_UNITS[name]}"
+    if name == "projects_daily":
+        detail += f" over {len(daily_records(rows))} days"
+    elif len(rows) != size:
+        detail += f" ({len(rows)} with usage, {size - len(rows)} idle gaps)"
+    detail += f", valid JSON, in {seconds:.1f} s"
+    if config.command_timeout and seconds > config.command_timeout / 2:
+        return CheckResult("warn", label, f"{detail}, more than half of the {config.command_timeout:g} s timeout",
+                           "raise CCUSAGE_TIMEOUT so a busier day does not time out")
+    return CheckResult("ok", label, detail)
+
+
+def check_store(config: Config) -> Iterator[CheckResult]:
+    """Store checks; the embedded store is opened under the importer's lock, like every other command."""
+    try:
+        lock = run_lock(config.lock_path(), config.lock_timeout, "check") if config.embedded else _no_lock()
+        with lock:
+            yield from _store_checks(config)
+    except UserError as exc:
+        yield CheckResult("fail", "store", str(exc), "wait for the running import to finish, then check again")
+
+
+def _store_checks(config: Config) -> Iterator[CheckResult]:
+    new = config.embedded and not config.embedded_path.exists()
+    clock = time.monotonic()
+    try:
+        store = Store.connect(config)
+    except UserError as exc:
+        yield CheckResult("fail", "store connection", str(exc), _connection_fix(config, str(exc)))
+        return
+    try:
+        detail = f"{config.store_description()} in {(time.monotonic() - clock) * 1000:.0f} ms"
+        yield CheckResult("ok", "store connection", detail + (", created empty" if new else ""))
+        for label, check, fix in STORE_CHECKS:
+            try:
+                yield check(store)
+            except Exception as exc:  # a database error is this check's failure, not a crash of --check
+                yield CheckResult("fail", label, f"{type(exc).__name__}: {_first_line(str(exc))}", fix)
+    finally:
+        store.close()
+
+
+def _connection_fix(config: Config, message: str) -> str:
+    if config.embedded:
+        return f"make {config.embedded_path.parent} writable, or point CCUSAGE_IMPORT_DB at a writable folder"
+    if "Unknown identifier: readonly" in message:  # what clickhouse-connect's first query gets from old servers
+        return "this ClickHouse server is too old for the importer's driver (clickhouse-connect): upgrade it"
+    return ("correct what the reason names: CH_HOST, CH_PORT (the HTTP port, usually 8123; 8443 or CH_PROTOCOL=https "
+            "for HTTPS), CH_USER, CH_PASSWORD or CH_DATABASE")
+
+
+def check_server_version(store: Store) -> CheckResult:
+    _, rows = store.query("SELECT version()")
+    engine = "chDB (embedded ClickHouse)" if store.config.embedded else "ClickHouse server"
+    return CheckResult("ok", "server version", f"{engine} {rows[0][0]}")
+
+
+def check_database(store: Store) -> CheckResult:
+    _, rows = store.query("SELECT currentDatabase(), count() FROM system.tables WHERE database = currentDatabase()")
+    database, objects = rows[0]
+    if database != store.config.ch_database:
+        return CheckResult("fail", "database", f"queries run in {database}, not {store.config.ch_database}",
+                           "check CH_DATABASE and the user's default database")
+    return CheckResult("ok", "database", f"{database} readable, {objects} tables and views")
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """A table or view the schema file declares, with its column names in order."""
+
+    kind: str
+    columns: tuple[str, ...]
+
+
+def expected_schema(sql: str) -> dict[str, SchemaObject]:
+    """Tables and views declared in the schema file, in file order.
+
+    A view's columns are its SELECT list's aliases (or bare column names): what ClickHouse lists for it.
+    """
+    schema: dict[str, SchemaObject] = {}
+    for statement in split_sql(sql):
+        table = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*ENGINE", statement, re.S)
+        view = re.match(r"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+) AS\s+SELECT\s(.*)", statement, re.S)
+        if table:
+            items = _top_level(table.group(2))
+            schema[table.group(1)] = SchemaObject("table", tuple(
+                item.split()[0].strip("`") for item in items
+                if not re.match(r"(INDEX|CONSTRAINT|PROJECTION)\b", item, re.I)))
+        elif view:
+            names = (re.search(r"(?:\bAS\s+|^)`?(\w+)`?$", item, re.I) for item in
+                     _top_level(view.group(2), stop="FROM"))
+            schema[view.group(1)] = SchemaObject("view", tuple(match.group(1) for match in names if match))
+    return schema
+
+
+def _top_level(text: str, stop: str | None = None) -> list[str]:
+    """Split at commas outside brackets and quotes; end at the keyword `stop` outside them (a SELECT's FROM)."""
+    items, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[index - 1] != "\\" else quote
+        elif char in "'`\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and char == ",":
+            items.append(text[start:index])
+            start = index + 1
+        elif depth == 0 and stop and re.match(rf"{stop}\b", text[index:]) and not re.match(r"\w", text[index - 1]):
+            text = text[:index]
+            break
+    items.append(text[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+def schema_problems(expected: Mapping[str, SchemaObject],
+                    actual: Mapping[str, Iterable[str]]) -> tuple[list[str], dict[str, list[str]]]:
+    """Tables/views that are missing, and those that lack columns (extra columns, e.g. from migrations, are fine)."""
+    missing = [name for name in expected if name not in actual]
+    lacking = {name: [c for c in item.columns if c not in set(actual[name])] for name, item in expected.items()
+               if name in actual}
+    return missing, {name: columns for name, columns in lacking.items() if columns}
+
+
+def check_schema(store: Store) -> CheckResult:
+    """Every table and view of the schema file, compared by column name with what the database lists."""
+    expected = expected_schema(SCHEMA_FILE.read_text())
+    _, rows = store.query("SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+                          "AND table IN {names:Array(String)}", {"names": list(expected)})
+    actual: dict[str, list[str]] = defaultdict(list)
+    for table, column in rows:
+        actual[table].append(column)
+    missing, lacking = schema_problems(expected, actual)
+    tables = [name for name, item in expected.items() if item.kind == "table"]
+    if len(missing) == len(expected):
+        return CheckResult("warn", "tables and views", f"none of the {len(expected)} exist yet (a new database)",
+                           SCHEMA_FIX)
+    if not missing and not lacking:
+        columns = sum(len(item.columns) for item in expected.values())
+        return CheckResult("ok", "tables and views", f"all {len(tables)} tables and {len(expected) - len(tables)} "
+                                                     f"views have their {columns} columns")
+    problems = [f"missing {name}" for name in missing] + [
+        f"{name} lacks {', '.join(columns)}" for name, columns in lacking.items()]
+    fixes = [SCHEMA_FIX] if missing or any(name not in tables for name in lacking) else []
+    if any(name in tables for name in lacking):
+        fixes.append(f"add the columns as {SCHEMA_FILE.name} declares them (ALTER TABLE … ADD COLUMN)")
+    return CheckResult("fail", "tables and views", "; ".join(problems), "; ".join(fixes))
+
+
+def check_write(store: Store) -> CheckResult:
+    """Create, fill, read and drop a scratch table whose name we generate (no user data in the SQL)."""
+    name = f"_ccusage_check_{uuid.uuid4().hex[:12]}"
+    store.client.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
+    try:
+        store.client.insert(name, [[1]], column_names=["x"])
+        _, rows = store.query(f"SELECT count() FROM {name}")
+    finally:
+        store.client.command(f"DROP TABLE IF EXISTS {name}")
+    if rows[0][0] != 1:
+        return CheckResult("fail", "write permission", f"scratch table {name} read back {rows[0][0]} rows, not 1",
+                           "check the server's logs: an insert was lost")
+    return CheckResult("ok", "write permission", "created, filled, read and dropped a scratch table")
+
+
+def response_rating(milliseconds: float) -> tuple[str, str]:
+    """The seed's scale: under 100 ms excellent, under 500 ms good, else slow (a warning, imports still work)."""
+    if milliseconds < 100:
+        return "ok", "excellent"
+    return ("ok", "good") if milliseconds < 500 else ("warn", "slow")
+
+
+def check_response_time(store: Store) -> CheckResult:
+    timings = []
+    for _ in range(3):
+        clock = time.monotonic()
+        store.query("SELECT 1")
+        timings.append((time.monotonic() - clock) * 1000)
+    median = sorted(timings)[1]
+    status, rating = response_rating(median)
+    return CheckResult(status, "response time", f"{median:.0f} ms for SELECT 1 (median of 3): {rating}",
+                       "the server or the network is slow: imports still work, they take longer")
+
+
+STORE_CHECKS: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
+    ("server version", check_server_version, "check that the server is a ClickHouse release"),
+    ("database", check_database, "grant the user SELECT on the database and on system.tables"),
+    ("tables and views", check_schema, SCHEMA_FIX),
+    ("write permission", check_write, "grant the user CREATE TABLE, INSERT and DROP TABLE on the database"),
+    ("response time", check_response_time, "check the server's load and the network"),
+)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -1329,27 +1937,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
                         help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+    parser.add_argument("--check", action="store_true",
+                        help="check ccusage, the Claude data and the store without importing; exit 1 if a check fails")
     parser.add_argument("--sql", metavar="QUERY", help="run one SQL query against the configured store and print it")
+    parser.add_argument("--query", metavar="NAME",
+                        help="run a named query of queries.sql against the configured store; `--query list` lists them")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of --query (repeatable); parameters not given take their defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                        help="output format of --sql (default: table)")
+                        help="output format of --sql and --query: aligned table, CSV, or JSON lines (default: table)")
     parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
     return parser
 
 
-def run_sql(config: Config, sql: str, fmt: str) -> int:
+def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None) -> int:
     with _reading_store(config) as store:
-        columns, rows = store.query(sql)
+        columns, rows = store.query(sql, parameters)
     print(format_table(columns, rows, fmt))
     return EXIT_OK
+
+
+def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str) -> int:
+    """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead."""
+    queries = load_queries()
+    if name == "list":
+        if assignments:
+            raise UserError("--query list takes no --param", EXIT_USAGE)
+        print(format_table(*query_list(queries), fmt))
+        return EXIT_OK
+    query = find_query(queries, name)
+    return run_sql(config, query.sql, fmt, query_parameters(query, assignments))
 
 
 @contextmanager
 def _reading_store(config: Config) -> Iterator[Store]:
     """A store for reading: the embedded one is opened under the lock (one process at a time)."""
     with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
-        store = Store.connect(config)
+        store = Store.open(config)
         try:
-            store.apply_schema()
             yield store
         finally:
             store.close()
@@ -1363,9 +1988,18 @@ def _no_lock() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ if env is None else env)
+    logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())  # its failures become our one line
     config: Config | None = None
     try:
+        if args.check:
+            return run_check(env, args)
         config = Config.from_env(env, args)
+        if args.param and not args.query:
+            raise UserError("--param goes with --query NAME", EXIT_USAGE)
+        if args.query:
+            if args.sql:
+                raise UserError("give --sql or --query, not both", EXIT_USAGE)
+            return run_query(config, args.query, args.param, args.format)
         if args.sql:
             return run_sql(config, args.sql, args.format)
         result = ClickHouseImporter(config, env, quiet=args.quiet, force=args.force).run()

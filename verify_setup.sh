@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Check the ClickHouse server that ccusage-import writes to, over its HTTP interface with curl only.
+# The password goes to curl in a config read from stdin, so it is never on a command line (ps shows those).
+# Runs with the bash 3.2 of macOS too.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: ./verify_setup.sh [--stale-hours N]
+
+Checks the ClickHouse server of ccusage-import over HTTP(S) with curl (no Python, no clickhouse-client):
+connectivity and version, every ccusage_ table and its row count, the ccusage_v_daily_summary view over the
+last 7 days, how fresh each machine's last import is (from ccusage_import_runs), and whether ccusage can run
+on this machine (ccusage, bunx or npx on PATH).
+
+Reads the importer's settings: CH_HOST, CH_PORT (default 8123), CH_USER (default default), CH_PASSWORD,
+CH_DATABASE (default default), CH_PROTOCOL (http or https; default https on ports 443 and 8443, else http).
+Without CH_HOST the importer uses its embedded store, which has no HTTP interface: the script says to run
+`uv run ccusage_importer.py --check` instead, and exits 0.
+
+  --stale-hours N  a machine whose last successful import is older than N hours is flagged (default 2)
+  -h, --help       this text
+
+Exit codes:
+  0  every check passed (flagged machines and a missing ccusage are warnings, marked ⚠️), or no CH_HOST
+  1  a check failed (marked ❌): server unreachable, login refused, a table or the view missing
+  2  bad configuration or usage: CH_HOST, CH_PORT, CH_DATABASE, CH_PROTOCOL not valid, or curl missing
+EOF
+}
+
+TABLES="ccusage_usage_daily ccusage_usage_monthly ccusage_usage_sessions ccusage_usage_blocks
+ccusage_usage_projects_daily ccusage_model_breakdowns ccusage_models_used ccusage_import_runs ccusage_settings
+ccusage_schema_migrations"
+FAILED=0
+STALE_HOURS=2
+
+die() {
+  printf 'verify_setup.sh: %s\n' "$2" >&2
+  exit "$1"
+}
+
+ok() { printf '✅ %s\n' "$1"; }
+warn() { printf '⚠️ %s\n' "$1"; }
+fail() {
+  printf '❌ %s\n' "$1"
+  FAILED=1
+}
+
+# Never print the password, even if a server echoes it back.
+redact() {
+  local text=$1
+  if [ ${#CH_PASSWORD} -ge 3 ]; then
+    text=${text//"$CH_PASSWORD"/***}
+  fi
+  printf '%s' "$text"
+}
+
+# A string for curl's config syntax: in double quotes, backslash, quote and control characters escaped.
+curl_quote() {
+  local text=$1
+  text=${text//\\/\\\\}
+  text=${text//\"/\\\"}
+  text=${text//$'\n'/\\n}
+  text=${text//$'\r'/\\r}
+  text=${text//$'\t'/\\t}
+  printf '"%s"' "$text"
+}
+
+parse_options() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --stale-hours)
+        [ $# -ge 2 ] || die 2 "--stale-hours needs a number of hours"
+        case $2 in '' | *[!0-9]*) die 2 "--stale-hours must be a whole number of hours, not $2" ;; esac
+        STALE_HOURS=$2
+        shift
+        ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) die 2 "unknown option $1 (see --help)" ;;
+    esac
+    shift
+  done
+}
+
+# Validate the settings before any of them reaches a URL or a query.
+read_settings() {
+  CH_HOST=${CH_HOST:-}
+  CH_PASSWORD=${CH_PASSWORD:-}
+  CH_USER=${CH_USER:-default}
+  CH_DATABASE=${CH_DATABASE:-default}
+  CH_PORT=${CH_PORT:-8123}
+  local protocol=${CH_PROTOCOL:-}
+  case $CH_HOST in
+    '' | -* | *[!A-Za-z0-9.:-]*) die 2 "CH_HOST='$CH_HOST' is not a host name or IP address (letters, digits, . - :)" ;;
+  esac
+  case $CH_PORT in
+    '' | *[!0-9]* | 0 | 0*) die 2 "CH_PORT='$CH_PORT' is not a port number (1-65535)" ;;
+  esac
+  if [ "${#CH_PORT}" -gt 5 ] || [ "$CH_PORT" -gt 65535 ]; then
+    die 2 "CH_PORT='$CH_PORT' is not a port number (1-65535)"
+  fi
+  case $CH_PORT in
+    9000 | 9440) die 2 "CH_PORT=$CH_PORT is ClickHouse's native-protocol port; this script and the importer speak HTTP: use the HTTP port, usually 8123 (or 8443 for HTTPS)" ;;
+  esac
+  case $CH_DATABASE in
+    [A-Za-z_]*) ;;
+    *) die 2 "CH_DATABASE='$CH_DATABASE' is not a plain database name (letters, digits, _)" ;;
+  esac
+  case $CH_DATABASE in
+    *[!A-Za-z0-9_]*) die 2 "CH_DATABASE='$CH_DATABASE' is not a plain database name (letters, digits, _)" ;;
+  esac
+  case $protocol in
+    https) SCHEME=https ;;
+    http) SCHEME=http ;;
+    '') if [ "$CH_PORT" = 443 ] || [ "$CH_PORT" = 8443 ]; then SCHEME=https; else SCHEME=http; fi ;;
+    *) die 2 "CH_PROTOCOL='$protocol' must be http or https" ;;
+  esac
+  local host=$CH_HOST
+  case $host in *:*) host="[$host]" ;; esac
+  SERVER="$SCHEME://$host:$CH_PORT"
+  URL="$SERVER/?database=$CH_DATABASE"
+}
+
+# Run one static query. Sets STATUS (HTTP code, 000 when there was no answer), BODY and ELAPSED_MS.
+query() {
+  local sql=$1 out
+  out=$(printf 'user = %s\n' "$(curl_quote "$CH_USER:$CH_PASSWORD")" |
+    curl --config - --silent --show-error --connect-timeout 5 --max-time 30 --output "$BODY_FILE" \
+      --write-out '%{http_code} %{time_total}' --data-binary "$sql" "$URL" 2>"$ERROR_FILE") || true
+  STATUS=${out%% *}
+  [ -n "$STATUS" ] || STATUS=000
+  ELAPSED_MS=$(printf '%s' "${out#* }" | LC_ALL=C awk '{ printf "%d", $1 * 1000 }')
+  if [ "$STATUS" = 000 ]; then
+    BODY=$(tr -d '\r' <"$ERROR_FILE")
+  else
+    BODY=$(cat "$BODY_FILE")
+  fi
+  [ "$STATUS" = 200 ]
+}
+
+# The first line of a failed answer, password removed.
+problem() {
+  redact "$(printf '%s\n' "$BODY" | head -n 1 | cut -c 1-300)"
+}
+
+check_connection() {
+  if query "SELECT version()"; then
+    ok "server: ClickHouse $BODY at $SERVER answered in $ELAPSED_MS ms"
+    return 0
+  fi
+  case $STATUS in
+    000) fail "server: no answer from $SERVER: $(problem)"
+      printf '   fix: check CH_HOST and CH_PORT (the HTTP port, usually 8123; 8443 for HTTPS), and that the server runs\n' ;;
+    401 | 403) fail "server: $SERVER refused user $CH_USER: $(problem)"
+      printf '   fix: check CH_USER and CH_PASSWORD\n' ;;
+    *)
+      fail "server: $SERVER answered HTTP $STATUS: $(problem)"
+      case $BODY in
+        *"atabase"*"doesn't exist"* | *UNKNOWN_DATABASE*)
+          printf '   fix: create it (CREATE DATABASE %s) or set CH_DATABASE\n' "$CH_DATABASE" ;;
+        *Authentication* | *password*) printf '   fix: check CH_USER and CH_PASSWORD\n' ;;
+      esac
+      ;;
+  esac
+  return 1
+}
+
+check_tables() {
+  local table present
+  query "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'ccusage%'" || {
+    fail "tables: cannot list them: $(problem)"
+    return 0
+  }
+  present=" $(printf '%s' "$BODY" | tr '\n' ' ') "
+  for table in $TABLES; do
+    case $present in
+      *" $table "*) ;;
+      *)
+        fail "$table: missing"
+        printf '   fix: run an import against this server once (uv run ccusage_importer.py), it creates the schema\n'
+        continue
+        ;;
+    esac
+    # $table is one of the constant names above, never a value read from outside.
+    if query "SELECT count() FROM $table"; then
+      ok "$table: $BODY rows"
+    else
+      fail "$table: cannot count its rows: $(problem)"
+    fi
+  done
+}
+
+check_view() {
+  local rows cost
+  if query "SELECT count(), round(sum(total_cost), 2) FROM ccusage_v_daily_summary WHERE date >= today() - 7"; then
+    rows=$(printf '%s' "$BODY" | cut -f 1)
+    cost=$(printf '%s' "$BODY" | cut -f 2)
+    ok "ccusage_v_daily_summary: $rows machine-days, \$$cost in the last 7 days"
+  else
+    fail "ccusage_v_daily_summary: $(problem)"
+    printf '   fix: run an import against this server once (uv run ccusage_importer.py), it creates the views\n'
+  fi
+}
+
+human_age() {
+  local seconds=$1
+  [ "$seconds" -ge 0 ] || seconds=0
+  if [ "$seconds" -lt 3600 ]; then
+    printf '%d min' $((seconds / 60))
+  elif [ "$seconds" -lt 172800 ]; then
+    printf '%d h %d min' $((seconds / 3600)) $((seconds % 3600 / 60))
+  else
+    printf '%d days' $((seconds / 86400))
+  fi
+}
+
+check_freshness() {
+  local machine good age last_status found=0 limit=$((STALE_HOURS * 3600)) tab
+  tab=$(printf '\t')
+  query "SELECT machine_name, countIf(status IN ('ok', 'unchanged', 'partial')),
+    dateDiff('second', maxIf(finished_at, status IN ('ok', 'unchanged', 'partial')), now()),
+    argMax(status, finished_at)
+    FROM ccusage_import_runs GROUP BY machine_name ORDER BY machine_name" || {
+    fail "freshness: cannot read ccusage_import_runs: $(problem)"
+    return 0
+  }
+  while IFS=$tab read -r machine good age last_status; do
+    [ -n "$machine" ] || continue
+    found=1
+    if [ "$good" -eq 0 ]; then
+      warn "machine $machine: no successful import yet (last run: $last_status)"
+    elif [ "$age" -gt "$limit" ]; then
+      warn "machine $machine: last import $(human_age "$age") ago, more than $STALE_HOURS h (last run: $last_status)"
+      printf '   fix: on %s, check its cron job (crontab -l) and log (~/.local/state/ccusage-import/import.log)\n' "$machine"
+    elif [ "$last_status" = ok ] || [ "$last_status" = unchanged ]; then
+      ok "machine $machine: last import $(human_age "$age") ago ($last_status)"
+    else
+      warn "machine $machine: last import $(human_age "$age") ago, but the latest run ended $last_status"
+      printf '   fix: on %s, read the import log (~/.local/state/ccusage-import/import.log)\n' "$machine"
+    fi
+  done <<EOF
+$BODY
+EOF
+  [ "$found" = 1 ] || warn "freshness: no import recorded in ccusage_import_runs yet"
+}
+
+check_ccusage() {
+  local tool
+  for tool in ccusage bunx npx; do
+    if command -v "$tool" >/dev/null 2>&1; then
+      ok "ccusage on this machine: runs via $tool ($(command -v "$tool"))"
+      return 0
+    fi
+  done
+  warn "ccusage on this machine: none of ccusage, bunx, npx is on PATH (fine if this machine only reads)"
+  printf '   fix: to import from here, install Node.js (for npx) or Bun\n'
+}
+
+main() {
+  parse_options "$@"
+  if [ -z "${CH_HOST:-}" ]; then
+    printf 'CH_HOST is not set: the importer uses its embedded chDB store, which has no HTTP interface.\n'
+    printf 'Check it with: uv run ccusage_importer.py --check\n'
+    exit 0
+  fi
+  command -v curl >/dev/null 2>&1 || die 2 "curl not found: install curl"
+  read_settings
+  BODY_FILE=$(mktemp "${TMPDIR:-/tmp}/verify-setup.XXXXXX")
+  ERROR_FILE=$(mktemp "${TMPDIR:-/tmp}/verify-setup.XXXXXX")
+  trap 'rm -f "$BODY_FILE" "$ERROR_FILE"' EXIT
+  printf 'verify_setup.sh: %s as %s, database %s, password %s\n' "$SERVER" "$CH_USER" "$CH_DATABASE" \
+    "$([ -n "$CH_PASSWORD" ] && printf 'set (not shown)' || printf 'not set')"
+  if check_connection; then
+    check_tables
+    check_view
+    check_freshness
+  fi
+  check_ccusage
+  if [ "$FAILED" = 1 ]; then
+    printf 'Some checks failed (❌): see the fixes above.\n'
+    exit 1
+  fi
+  printf 'All checks passed.\n'
+}
+
+main "$@"
