@@ -265,7 +265,9 @@ SELECT
     total_tokens,
     total_cost,
     models_count,
-    lagInFrame(total_cost, 1, 0) OVER w AS previous_month_cost,
+    -- the calendar month before, not the last month with usage: a month without usage in between means 0
+    if(lagInFrame(month, 1) OVER w = addMonths(month, -1), lagInFrame(total_cost, 1, 0) OVER w, 0)
+        AS previous_month_cost,
     round((total_cost - previous_month_cost) / nullIf(previous_month_cost, 0) * 100, 2) AS cost_change_pct,
     round(total_cost / nullIf(total_tokens, 0) * 1000000, 4) AS cost_per_million_tokens,
     round(cache_read_tokens / nullIf(input_tokens + cache_creation_tokens + cache_read_tokens, 0), 4) AS cache_hit_share
@@ -292,3 +294,112 @@ SELECT
     imported_at
 FROM ccusage_usage_blocks FINAL
 WHERE is_active = 1 AND end_time > now64(3);
+
+-- == Anthropic Admin API ==
+-- Loaded by claude_admin_importer.py: what the organisation was billed (cost_report), its tokens (usage_report/
+-- messages) and Claude Code's activity per user (usage_report/claude_code), one row per UTC day and natural key.
+-- Every table is a ReplacingMergeTree(imported_at) ordered by the natural key: re-importing a day replaces its rows
+-- (keys that vanished get a zero row), it never adds a second copy. A dimension the API reports as null is stored
+-- as '' (workspace_id '' = the default workspace, api_key_id '' = Console/Workbench usage). Read with FINAL.
+-- Billed cost is claude_api_costs.amount_usd only. Claude Code's own estimate of its cost is kept apart, in
+-- claude_code_model_usage.estimated_cost_usd: it is part of the billed cost already, never add the two.
+
+-- cost_report grouped by workspace_id and description (one fixed grouping: rows of other groupings never mix in).
+-- amount_cents is the API's `amount` (a decimal string in cents) exactly; amount_usd = amount_cents / 100.
+CREATE TABLE IF NOT EXISTS claude_api_costs
+(
+    date           Date,
+    workspace_id   String,
+    description    String,
+    cost_type      LowCardinality(String),
+    model          LowCardinality(String),
+    token_type     LowCardinality(String),
+    service_tier   LowCardinality(String),
+    context_window LowCardinality(String),
+    inference_geo  LowCardinality(String),
+    amount_cents   Decimal(38, 10),
+    amount_usd     Decimal(38, 12),
+    imported_at    DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (date, workspace_id, description, cost_type, model, token_type, service_tier, context_window,
+          inference_geo);
+
+-- usage_report/messages grouped by model, api_key_id, workspace_id, service_tier and context_window.
+CREATE TABLE IF NOT EXISTS claude_api_usage
+(
+    date                           Date,
+    model                          LowCardinality(String),
+    api_key_id                     String,
+    workspace_id                   String,
+    service_tier                   LowCardinality(String),
+    context_window                 LowCardinality(String),
+    uncached_input_tokens          UInt64,
+    cache_creation_1h_input_tokens UInt64,
+    cache_creation_5m_input_tokens UInt64,
+    cache_read_input_tokens        UInt64,
+    output_tokens                  UInt64,
+    web_search_requests            UInt64,
+    imported_at                    DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (date, model, api_key_id, workspace_id, service_tier, context_window);
+
+-- usage_report/claude_code: one row per actor, terminal and local/remote split per day. No cost column here
+-- (claude_admin_importer.py --validate checks that). is_remote: 'true', 'false', or '' when the API omits it.
+CREATE TABLE IF NOT EXISTS claude_code_productivity
+(
+    date              Date,
+    actor_type        LowCardinality(String),
+    actor_id          String,
+    terminal_type     LowCardinality(String),
+    is_remote         LowCardinality(String),
+    organization_id   String,
+    customer_type     LowCardinality(String),
+    subscription_type LowCardinality(String),
+    num_sessions      UInt64,
+    lines_added       UInt64,
+    lines_removed     UInt64,
+    commits           UInt64,
+    pull_requests     UInt64,
+    tool_accepted     Map(String, UInt64),
+    tool_rejected     Map(String, UInt64),
+    imported_at       DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (date, actor_type, actor_id, terminal_type, is_remote);
+
+-- usage_report/claude_code model_breakdown: tokens per model, and Claude Code's ESTIMATED cost (the API's cents
+-- / 100). An estimate of spend that claude_api_costs already bills: show it beside billed cost, never add it.
+CREATE TABLE IF NOT EXISTS claude_code_model_usage
+(
+    date                  Date,
+    actor_type            LowCardinality(String),
+    actor_id              String,
+    terminal_type         LowCardinality(String),
+    is_remote             LowCardinality(String),
+    model                 LowCardinality(String),
+    input_tokens          UInt64,
+    output_tokens         UInt64,
+    cache_read_tokens     UInt64,
+    cache_creation_tokens UInt64,
+    estimated_cost_usd    Decimal(38, 12),
+    imported_at           DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (date, actor_type, actor_id, terminal_type, is_remote, model);
+
+-- Per report ('cost_report', 'usage_messages', 'claude_code') and UTC day, the latest import: 'ok' (the day was
+-- over), 'partial' (imported while the day ran) or 'failed' (error_text says why). Backfills resume from it.
+CREATE TABLE IF NOT EXISTS claude_api_import_days
+(
+    report      LowCardinality(String),
+    date        Date,
+    status      LowCardinality(String),
+    row_count   UInt32,
+    pages       UInt32,
+    error_text  String,
+    imported_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (report, date);

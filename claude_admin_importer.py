@@ -1,0 +1,1110 @@
+#!/usr/bin/env python3
+"""claude-admin-import: what the organisation was billed, from the Anthropic Admin API, beside the ccusage tables.
+
+ccusage shows what one machine's Claude Code did; the Admin API shows what the organisation was billed, per
+workspace, model and API key, and Claude Code's activity per user. This script loads three reports into the same
+ClickHouse database as ccusage_importer.py, whose configuration (CH_*, CCUSAGE_IMPORT_DB), storage and lock it
+reuses:
+
+    GET /v1/organizations/cost_report              -> claude_api_costs (cents converted to exact dollars)
+    GET /v1/organizations/usage_report/messages    -> claude_api_usage (tokens)
+    GET /v1/organizations/usage_report/claude_code -> claude_code_productivity (no cost column) and
+                                                      claude_code_model_usage (tokens, Claude Code's *estimate*)
+    per report and UTC day, the import status      -> claude_api_import_days (backfills resume from it)
+
+The code reads in the order a run flows:
+    configuration -> source (HTTP: pagination, retry) -> pure transforms (JSON page -> rows) -> plan (which days)
+    -> store (the only code that speaks SQL) -> report -> run -> CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import email.utils
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import ccusage_importer as ci
+from ccusage_importer import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Config,
+    Progress,
+    ShapeError,
+    Store,
+    UserError,
+    parse_timestamp,
+    run_lock,
+)
+
+__version__ = "1.0.0"
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+USER_AGENT = f"ccusage-import-claude-admin/{__version__} (claude_admin_importer.py; Python urllib)"
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+MAX_RETRY_AFTER = 60.0  # seconds: a longer retry-after is cut to this
+MAX_BACKOFF = 60.0
+SPEND_CAP_ATTEMPTS = 3  # a 429 without retry-after (monthly spend cap) does not clear by waiting
+WINDOW_DAYS = 7  # days per cost/usage request: few requests, and a failure touches at most a week
+SETTLE = dt.timedelta(hours=1)  # Claude Code data arrives up to an hour late: a day is final an hour after it ends
+DEFAULT_DAYS = 3
+DEFAULT_MAX_DAILY_COST = Decimal(100)
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """How to reach the Admin API; the key is never printed (repr=False) and redacted from every message."""
+
+    base_url: str
+    admin_key: str = field(repr=False)
+    timeout: float = 60.0
+    max_retries: int = 4
+    backoff: float = 1.0
+    page_limit: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AdminConfig:
+        key = env.get("ANTHROPIC_ADMIN_KEY", "").strip()
+        if not key:
+            raise UserError("ANTHROPIC_ADMIN_KEY is not set: create an Admin key (sk-ant-admin…) in the Claude Console "
+                            "under Settings → Admin keys and export it")
+        if not all(33 <= ord(ch) < 127 for ch in key):
+            raise UserError("ANTHROPIC_ADMIN_KEY contains spaces or characters that cannot be sent in an HTTP header")
+        timeout = ci._env_float(env, "ANTHROPIC_TIMEOUT", 60.0)
+        if timeout <= 0:
+            raise UserError("ANTHROPIC_TIMEOUT must be more than 0 seconds: every request has a timeout")
+        limit = int(ci._env_float(env, "ANTHROPIC_PAGE_LIMIT", 0)) or None
+        admin = cls(
+            base_url=check_base_url(env.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_BASE_URL, key),
+            admin_key=key,
+            timeout=timeout,
+            max_retries=int(ci._env_float(env, "ANTHROPIC_MAX_RETRIES", 4)),
+            backoff=ci._env_float(env, "ANTHROPIC_RETRY_BACKOFF", 1.0),
+            page_limit=limit,
+        )
+        return admin
+
+    def redact(self, text: str) -> str:
+        return hide(text, self.admin_key)
+
+
+def hide(text: str, secret: str) -> str:
+    """The secret replaced by ***, wherever it appears (error bodies, URLs, exception texts)."""
+    return text.replace(secret, "***") if len(secret) >= 3 else text
+
+
+def check_base_url(url: str, key: str = "") -> str:
+    """https only (plain http only to this machine), no credentials in it: the Admin key must not leak."""
+    shown = hide(url, key)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"ANTHROPIC_BASE_URL={shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise UserError(f"ANTHROPIC_BASE_URL={shown!r} is plain http: the Admin key would travel unencrypted "
+                        "(use https; plain http is accepted only for localhost)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UserError("ANTHROPIC_BASE_URL must not contain credentials, a query or a fragment")
+    return url.rstrip("/")
+
+
+def lock_path(config: Config) -> Path:
+    """The embedded store's own lock (chDB: one process at a time); for a server, a lock of this script's own."""
+    if config.embedded:
+        return config.lock_path()
+    target = f"{config.ch_host}:{config.ch_port}/{config.ch_database}"
+    return config.data_dir / f"claude-admin-{hashlib.sha256(target.encode()).hexdigest()[:12]}.lock"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Source: the Admin API over HTTPS (stdlib urllib: four GET endpoints need no dependency)
+# ----------------------------------------------------------------------------------------------------------------
+
+COST_PATH = "/v1/organizations/cost_report"
+USAGE_PATH = "/v1/organizations/usage_report/messages"
+CODE_PATH = "/v1/organizations/usage_report/claude_code"
+MAX_LIMIT = {COST_PATH: 31, USAGE_PATH: 31, CODE_PATH: 1000}  # documented maxima per page
+RETRY_STATUSES = {408, 409, 429}
+
+
+class ApiError(Exception):
+    """A request failed for good. Fatal ones (bad key, spend cap, unreachable) stop the run: every day would fail."""
+
+    def __init__(self, message: str, *, fatal: bool = False):
+        super().__init__(message)
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would resend the x-api-key header to wherever a redirect points; refuse instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def retry_after(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:
+    """Seconds asked by retry-after-ms / retry-after (seconds or an HTTP date), capped; None when absent."""
+    raw_ms = (headers.get("retry-after-ms") or "").strip()
+    raw = (headers.get("retry-after") or "").strip()
+    seconds: float | None = None
+    try:
+        if raw_ms:
+            seconds = float(raw_ms) / 1000
+        elif raw:
+            seconds = float(raw)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(raw)
+            seconds = (moment - (now or dt.datetime.now(dt.UTC))).total_seconds()
+        except (TypeError, ValueError):
+            seconds = None
+    if seconds is None or seconds != seconds:  # absent, unparsable or NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def backoff_delay(base: float, attempt: int) -> float:
+    """Exponential backoff (base, 2·base, 4·base …), capped, with up to 25 % jitter so clients spread out."""
+    return min(base * 2 ** (attempt - 1), MAX_BACKOFF) * (1 - 0.25 * random.random())
+
+
+def error_summary(reply: Reply) -> str:
+    """`HTTP 429 rate_limit_error: message (request req_…)` from an error body, or its first characters."""
+    text = f"HTTP {reply.status}"
+    try:
+        body = json.loads(reply.body)
+        error = body.get("error") or {}
+        text += f" {error.get('type', '')}: {str(error.get('message', ''))[:300]}".rstrip(": ")
+        request_id = body.get("request_id") or reply.headers.get("request-id")
+    except (ValueError, AttributeError):
+        snippet = reply.body[:200].decode("utf-8", "replace").strip()
+        text += f": {snippet}" if snippet else ""
+        request_id = reply.headers.get("request-id")
+    return f"{text} (request {request_id})" if request_id else text
+
+
+def parse_json(body: bytes, where: str) -> dict[str, Any]:
+    """Numbers with a fraction become Decimal, never float: amounts stay exact."""
+    try:
+        doc = json.loads(body, parse_float=Decimal)
+    except ValueError:
+        raise ShapeError(f"{where}: the answer is not JSON: {body[:80]!r}") from None
+    if not isinstance(doc, dict):
+        raise ShapeError(f"{where}: the answer is not a JSON object")
+    return doc
+
+
+class AdminApi:
+    """GET requests to the Admin API with the key, a timeout on each, retries with backoff, and pagination."""
+
+    def __init__(self, admin: AdminConfig, sleep: Callable[[float], None] = time.sleep):
+        self.admin = admin
+        self.sleep = sleep
+        self.opener = urllib.request.build_opener(_NoRedirects)
+        self.requests = 0
+
+    def _send(self, url: str) -> Reply:
+        request = urllib.request.Request(url, headers={
+            "x-api-key": self.admin.admin_key,
+            "anthropic-version": API_VERSION,
+            "user-agent": USER_AGENT,
+            "accept": "application/json",
+        })
+        self.requests += 1
+        try:
+            with self.opener.open(request, timeout=self.admin.timeout) as response:
+                return Reply(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, exc.headers, exc.read())
+
+    def get(self, path: str, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """One request with retries: 408/409/429/5xx and network errors are retried, honouring retry-after."""
+        url = f"{self.admin.base_url}{path}?{urllib.parse.urlencode(params)}"
+        shown = f"GET {path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                reply = self._send(url)
+            except (OSError, http.client.HTTPException) as exc:
+                timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+                problem = (f"no answer within {self.admin.timeout:g} s" if timed_out
+                           else f"cannot reach {self.admin.base_url}: {getattr(exc, 'reason', exc)}")
+                if attempt > self.admin.max_retries:
+                    raise ApiError(self.admin.redact(f"{shown}: {problem} (after {attempt} attempts)"),
+                                   fatal=not timed_out) from None
+                self.sleep(backoff_delay(self.admin.backoff, attempt))
+                continue
+            if reply.status == 200:
+                return parse_json(reply.body, shown)
+            delay = self._retry_delay(shown, reply, attempt)
+            self.sleep(delay)
+
+    def _retry_delay(self, shown: str, reply: Reply, attempt: int) -> float:
+        """How long to wait before the next attempt, or raise ApiError when this reply is final."""
+        summary = self.admin.redact(error_summary(reply))
+        status = reply.status
+        if 300 <= status < 400:
+            raise ApiError(f"{shown}: {summary}: a redirect to {reply.headers.get('location', '?')} was refused (the "
+                           "Admin key is only sent to ANTHROPIC_BASE_URL); check ANTHROPIC_BASE_URL", fatal=True)
+        if status == 401:
+            raise ApiError(f"the Admin API refused ANTHROPIC_ADMIN_KEY ({summary}): it must be an Admin key "
+                           "(sk-ant-admin…) of an organisation", fatal=True)
+        if status == 403:
+            raise ApiError(f"the Admin API denied access ({summary}): the key lacks permission for {shown} "
+                           "(Admin keys only; workspace API keys do not work)", fatal=True)
+        wait = retry_after(reply.headers)
+        if status == 429 and wait is None:
+            if attempt >= SPEND_CAP_ATTEMPTS:
+                raise ApiError(f"{shown}: {summary} without retry-after, {attempt} attempts: the organisation has "
+                               "probably reached its monthly spend cap (it does not clear by waiting); stopped",
+                               fatal=True)
+            return backoff_delay(self.admin.backoff, attempt)
+        should_retry = (reply.headers.get("x-should-retry") or "").strip().lower()
+        retryable = should_retry == "true" or (should_retry != "false" and (
+            status in RETRY_STATUSES or status >= 500))
+        if not retryable or attempt > self.admin.max_retries:
+            tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+            raise ApiError(f"{shown}: {summary}{tries}")
+        return wait if wait is not None else backoff_delay(self.admin.backoff, attempt)
+
+    def pages(self, path: str, params: Sequence[tuple[str, str]],
+              on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """Every page of a report: the same request (limit and filters kept) plus page=next_page while has_more."""
+        documents: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            documents.append(self.get(path, [*params, *((("page", token),) if token else ())]))
+            if on_page:
+                on_page(len(documents))
+            has_more, token = documents[-1].get("has_more"), documents[-1].get("next_page")
+            if has_more is False or (has_more is None and token is None):
+                return documents
+            if has_more is not True or not isinstance(token, str) or not token:
+                raise ShapeError(f"GET {path}: has_more={has_more!r} with next_page={token!r}")
+            if token in seen:
+                raise ShapeError(f"GET {path}: next_page {token!r} came back twice: the API is paging in a loop")
+            seen.add(token)
+
+
+def rfc3339(day: dt.date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def bucket_params(path: str, first: dt.date, last: dt.date, group_by: Sequence[str],
+                  page_limit: int | None) -> list[tuple[str, str]]:
+    """Daily buckets of [first, last]; group_by[] repeated, the documented array encoding."""
+    limit = min(page_limit or MAX_LIMIT[path], MAX_LIMIT[path])
+    return [("starting_at", rfc3339(first)), ("ending_at", rfc3339(last + dt.timedelta(days=1))),
+            ("bucket_width", "1d"), ("limit", str(limit)), *(("group_by[]", g) for g in group_by)]
+
+
+def code_params(day: dt.date, page_limit: int | None) -> list[tuple[str, str]]:
+    return [("starting_at", day.isoformat()), ("limit", str(min(page_limit or MAX_LIMIT[CODE_PATH],
+                                                                  MAX_LIMIT[CODE_PATH])))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pure transforms: JSON pages -> rows (no I/O)
+# ----------------------------------------------------------------------------------------------------------------
+
+CENTS_SCALE, USD_SCALE = 10, 12  # Decimal(38, 10) cents and Decimal(38, 12) dollars: cents / 100 always fits
+EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+DECIMAL_TEXT = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of natural keys (null dimensions stored as ''), descriptive attributes and additive measures."""
+
+    name: str
+    key: tuple[str, ...]
+    attributes: tuple[str, ...]
+    measures: Mapping[str, Any]  # measure -> its zero
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.key, *self.attributes, *self.measures)
+
+    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[c] for c in self.key)
+
+    def zero_row(self, key: Sequence[Any]) -> dict[str, Any]:
+        """What a key that vanished from a re-imported day is set to: zero, so sums stay right."""
+        return {**dict(zip(self.key, key, strict=True)), **dict.fromkeys(self.attributes, ""),
+                **{m: (dict(z) if isinstance(z, dict) else z) for m, z in self.measures.items()}}
+
+
+COST_DIMENSIONS = ("workspace_id", "description", "cost_type", "model", "token_type", "service_tier",
+                   "context_window", "inference_geo")
+USAGE_DIMENSIONS = ("model", "api_key_id", "workspace_id", "service_tier", "context_window")
+USAGE_COUNTS: dict[str, tuple[str, ...]] = {
+    "uncached_input_tokens": ("uncached_input_tokens",),
+    "cache_creation_1h_input_tokens": ("cache_creation", "ephemeral_1h_input_tokens"),
+    "cache_creation_5m_input_tokens": ("cache_creation", "ephemeral_5m_input_tokens"),
+    "cache_read_input_tokens": ("cache_read_input_tokens",),
+    "output_tokens": ("output_tokens",),
+    "web_search_requests": ("server_tool_use", "web_search_requests"),
+}
+CODE_KEY = ("date", "actor_type", "actor_id", "terminal_type", "is_remote")
+CODE_MODEL_TOKENS = ("input", "output", "cache_read", "cache_creation")
+
+COSTS = TableSpec("claude_api_costs", ("date", *COST_DIMENSIONS), (),
+                  {"amount_cents": Decimal(0), "amount_usd": Decimal(0)})
+USAGE = TableSpec("claude_api_usage", ("date", *USAGE_DIMENSIONS), (), dict.fromkeys(USAGE_COUNTS, 0))
+PRODUCTIVITY = TableSpec(
+    "claude_code_productivity", CODE_KEY, ("organization_id", "customer_type", "subscription_type"),
+    {"num_sessions": 0, "lines_added": 0, "lines_removed": 0, "commits": 0, "pull_requests": 0,
+     "tool_accepted": {}, "tool_rejected": {}})
+CODE_MODELS = TableSpec(
+    "claude_code_model_usage", (*CODE_KEY, "model"), (),
+    {**{f"{t}_tokens": 0 for t in CODE_MODEL_TOKENS}, "estimated_cost_usd": Decimal(0)})
+
+REPORTS = ("cost_report", "usage_messages", "claude_code")
+REPORT_TABLES: dict[str, tuple[TableSpec, ...]] = {
+    "cost_report": (COSTS,), "usage_messages": (USAGE,), "claude_code": (PRODUCTIVITY, CODE_MODELS)}
+ALL_SPECS = (COSTS, USAGE, PRODUCTIVITY, CODE_MODELS)
+STATUS_TABLE = "claude_api_import_days"
+
+
+def exact_decimal(value: Any, where: str, scale: int = CENTS_SCALE) -> Decimal:
+    """A decimal string or JSON number as an exact Decimal; refuses anything that would have to be rounded."""
+    if isinstance(value, str) and DECIMAL_TEXT.fullmatch(value.strip()):
+        number = Decimal(value.strip())
+    elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+        number = Decimal(value)
+    else:
+        raise ShapeError(f"{where}: {value!r} is not a decimal amount")
+    if not number.is_finite() or -number.as_tuple().exponent > scale or number.adjusted() >= 38 - scale - 2:
+        raise ShapeError(f"{where}: {value!r} does not fit {scale} decimals exactly: refusing to round it")
+    return number
+
+
+def cents_to_usd(cents: Decimal) -> Decimal:
+    """Exact: a shift of the decimal point (cents are the lowest currency unit), never float arithmetic."""
+    return EXACT.scaleb(cents, -2)
+
+
+def dimension(obj: Mapping[str, Any], name: str, where: str) -> str:
+    """A grouping dimension; null (not grouped, default workspace, Console usage) is stored as ''."""
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ShapeError(f"{where}: {name}={value!r} is not a string")
+    return value
+
+
+def count(obj: Any, path: Sequence[str], where: str) -> int:
+    """A non-negative integer at a (possibly nested) path; missing or null is 0."""
+    for name in path:
+        obj = obj.get(name) if isinstance(obj, dict) else None
+    if obj is None:
+        return 0
+    if isinstance(obj, bool) or not isinstance(obj, int | Decimal) or obj < 0 or obj != int(obj):
+        raise ShapeError(f"{where}: {'.'.join(path)}={obj!r} is not a count")
+    return int(obj)
+
+
+def _usd_currency(obj: Mapping[str, Any], where: str) -> None:
+    currency = obj.get("currency", "USD")
+    if currency != "USD":
+        raise ShapeError(f"{where}: currency {currency!r} is not USD; amounts are stored as USD")
+
+
+def merge_rows(spec: TableSpec, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per natural key: results that share a key are added, never silently replaced by the last one."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = spec.key_of(row)
+        if key not in merged:
+            merged[key] = row
+            continue
+        into = merged[key]
+        for measure in spec.measures:
+            if isinstance(into[measure], dict):
+                for name, value in row[measure].items():
+                    into[measure][name] = into[measure].get(name, 0) + value
+            elif isinstance(into[measure], Decimal):
+                into[measure] = EXACT.add(into[measure], row[measure])
+            else:
+                into[measure] += row[measure]
+    return list(merged.values())
+
+
+def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str) -> dict[dt.date, list[dict[str, Any]]]:
+    """The daily buckets of all pages by UTC day; a day twice or a bucket that is not one UTC day is an error."""
+    days: dict[dt.date, list[dict[str, Any]]] = {}
+    for doc in documents:
+        data = doc.get("data")
+        if not isinstance(data, list):
+            raise ShapeError(f"{where}: the answer has no `data` list")
+        for bucket in data:
+            if not isinstance(bucket, dict):
+                raise ShapeError(f"{where}: a bucket is not an object")
+            start = parse_timestamp(bucket.get("starting_at"), f"{where} starting_at")
+            end = parse_timestamp(bucket.get("ending_at"), f"{where} ending_at")
+            if start.time() != dt.time() or end - start != dt.timedelta(days=1):
+                raise ShapeError(f"{where}: bucket {bucket.get('starting_at')} … {bucket.get('ending_at')} is not "
+                                 "one UTC day")
+            results = bucket.get("results")
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise ShapeError(f"{where}: bucket {start.date()} has no `results` list")
+            if start.date() in days:
+                raise ShapeError(f"{where}: the bucket of {start.date()} came twice (pages overlap)")
+            days[start.date()] = results
+    return days
+
+
+def cost_rows(day: dt.date, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """cost_report results of one day: `amount` is cents as a decimal string ("123.78912" = $1.2378912)."""
+    where = f"cost_report {day}"
+    rows = []
+    for result in results:
+        _usd_currency(result, where)
+        cents = exact_decimal(result.get("amount"), f"{where} amount")
+        rows.append({"date": day, **{d: dimension(result, d, where) for d in COST_DIMENSIONS},
+                     "amount_cents": cents, "amount_usd": cents_to_usd(cents)})
+    return merge_rows(COSTS, rows)
+
+
+def usage_rows(day: dt.date, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """usage_report/messages results of one day; cache writes are nested (1h and 5m kept apart)."""
+    where = f"usage_report/messages {day}"
+    rows = [{"date": day, **{d: dimension(r, d, where) for d in USAGE_DIMENSIONS},
+             **{column: count(r, path, where) for column, path in USAGE_COUNTS.items()}} for r in results]
+    return merge_rows(USAGE, rows)
+
+
+def _actor(record: Mapping[str, Any], where: str) -> tuple[str, str]:
+    actor = record.get("actor")
+    if not isinstance(actor, dict) or not isinstance(actor.get("type"), str):
+        raise ShapeError(f"{where}: a record has no actor type")
+    for name in ("email_address", "api_key_name", "id", "name"):
+        if isinstance(actor.get(name), str) and actor[name]:
+            return actor["type"], actor[name]
+    raise ShapeError(f"{where}: actor of type {actor['type']!r} has no email_address or api_key_name")
+
+
+def code_rows(day: dt.date, records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """usage_report/claude_code records of one day -> (productivity rows, per-model token/estimate rows).
+
+    `is_remote` and `subscription_type` are optional ('' when absent); `date` is RFC 3339 or YYYY-MM-DD.
+    `estimated_cost.amount` is a number in cents: it goes to estimated_cost_usd only, never next to billed cost.
+    """
+    where = f"usage_report/claude_code {day}"
+    activity, models = [], []
+    for record in records:
+        if not isinstance(record, dict):
+            raise ShapeError(f"{where}: a record is not an object")
+        if parse_timestamp(record.get("date"), f"{where} date").date() != day:
+            raise ShapeError(f"{where}: a record is dated {record.get('date')!r}")
+        actor_type, actor_id = _actor(record, where)
+        remote = record.get("is_remote")
+        if remote is not None and not isinstance(remote, bool):
+            raise ShapeError(f"{where}: is_remote={remote!r} is not true or false")
+        key = {"date": day, "actor_type": actor_type, "actor_id": actor_id,
+               "terminal_type": dimension(record, "terminal_type", where),
+               "is_remote": "" if remote is None else str(remote).lower()}
+        metrics = record.get("core_metrics") or {}
+        tools = record.get("tool_actions") or {}
+        if not isinstance(tools, dict) or not all(isinstance(v, dict) for v in tools.values()):
+            raise ShapeError(f"{where}: tool_actions is not a map of tools")
+        activity.append({
+            **key,
+            **{a: dimension(record, a, where) for a in PRODUCTIVITY.attributes},
+            "num_sessions": count(metrics, ("num_sessions",), where),
+            "lines_added": count(metrics, ("lines_of_code", "added"), where),
+            "lines_removed": count(metrics, ("lines_of_code", "removed"), where),
+            "commits": count(metrics, ("commits_by_claude_code",), where),
+            "pull_requests": count(metrics, ("pull_requests_by_claude_code",), where),
+            "tool_accepted": {tool: count(v, ("accepted",), where) for tool, v in tools.items()},
+            "tool_rejected": {tool: count(v, ("rejected",), where) for tool, v in tools.items()},
+        })
+        breakdown = record.get("model_breakdown") or []
+        if not isinstance(breakdown, list):
+            raise ShapeError(f"{where}: model_breakdown is not a list")
+        for item in breakdown:
+            if not isinstance(item, dict) or not isinstance(item.get("model"), str):
+                raise ShapeError(f"{where}: a model_breakdown item has no model")
+            cost = item.get("estimated_cost") or {}
+            _usd_currency(cost, where)
+            cents = exact_decimal(cost.get("amount", 0), f"{where} estimated_cost")
+            models.append({**key, "model": item["model"],
+                           **{f"{t}_tokens": count(item, ("tokens", t), where) for t in CODE_MODEL_TOKENS},
+                           "estimated_cost_usd": cents_to_usd(cents)})
+    return merge_rows(PRODUCTIVITY, activity), merge_rows(CODE_MODELS, models)
+
+
+def vanished_rows(spec: TableSpec, stored_keys: Iterable[tuple[Any, ...]],
+                  rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Zero rows for keys stored earlier that a re-import no longer reports, so a day is replaced, not merged."""
+    present = {spec.key_of(row) for row in rows}
+    return [spec.zero_row(key) for key in sorted(set(stored_keys) - present)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plan: which (report, day) pairs a run imports
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def plan_jobs(days: Iterable[dt.date], statuses: Mapping[tuple[str, dt.date], str], *, mode: str
+              ) -> dict[dt.date, tuple[str, ...]]:
+    """Reports to import per day. mode: 'all' (scheduled run, --force), 'resume' (skip days already ok),
+    'failed' (--retry-failed: only what failed)."""
+    def wanted(status: str | None) -> bool:
+        return {"all": True, "resume": status != "ok", "failed": status == "failed"}[mode]
+
+    jobs = {}
+    for day in sorted(set(days)):
+        reports = tuple(r for r in REPORTS if wanted(statuses.get((r, day))))
+        if reports:
+            jobs[day] = reports
+    return jobs
+
+
+def chunk_days(days: Sequence[dt.date], size: int = WINDOW_DAYS) -> list[list[dt.date]]:
+    """Sorted days cut into windows spanning at most `size` calendar days (one cost/usage request each)."""
+    chunks: list[list[dt.date]] = []
+    for day in sorted(days):
+        if chunks and (day - chunks[-1][0]).days < size:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
+
+
+def day_status(day: dt.date, imported_at: dt.datetime) -> str:
+    """'ok' once the UTC day is over (plus the hour Claude Code data may lag); 'partial' for a day still running."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return "ok" if imported_at >= end + SETTLE else "partial"
+
+
+def day_ranges(days: Iterable[dt.date], limit: int = 12) -> str:
+    """2025-08-01…2025-08-03, 2025-08-07: consecutive days folded, at most `limit` ranges shown."""
+    ranges: list[list[dt.date]] = []
+    for day in sorted(set(days)):
+        if ranges and day - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    text = [f"{a}…{b}" if a != b else str(a) for a, b in ranges[:limit]]
+    if len(ranges) > limit:
+        text.append(f"and {len(ranges) - limit} more ranges")
+    return ", ".join(text)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Store: the only code that speaks SQL
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class AdminStore:
+    """The Admin API tables inside the importer's store (their schema is part of ccusage_clickhouse_schema.sql)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.client = store.client
+
+    def statuses(self, first: dt.date | None = None, last: dt.date | None = None
+                 ) -> dict[tuple[str, dt.date], tuple[str, str]]:
+        """(report, day) -> (status, error_text), the latest import of each."""
+        _, rows = self.store.query(
+            f"SELECT report, date, status, error_text FROM {STATUS_TABLE} FINAL "
+            "WHERE date >= {first:Date} AND date <= {last:Date}",
+            {"first": first or dt.date(1970, 1, 1), "last": last or dt.date(2149, 6, 6)})
+        return {(report, day): (status, error) for report, day, status, error in rows}
+
+    def stored_keys(self, spec: TableSpec, days: Sequence[dt.date]) -> set[tuple[Any, ...]]:
+        """Keys of these days that hold anything (zero rows already mark vanished keys)."""
+        nonzero = " OR ".join(f"notEmpty({m})" if isinstance(z, dict) else f"{m} != 0"
+                              for m, z in spec.measures.items())
+        _, rows = self.store.query(
+            f"SELECT {', '.join(spec.key)} FROM {spec.name} FINAL WHERE has({{days:Array(Date)}}, date) "
+            f"AND ({nonzero})", {"days": list(days)})
+        return {tuple(row) for row in rows}
+
+    def insert(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]], imported_at: dt.datetime) -> None:
+        if rows:
+            self.client.insert(spec.name, [[row[c] for c in spec.columns] + [imported_at] for row in rows],
+                               column_names=[*spec.columns, "imported_at"])
+
+    def record_days(self, results: Sequence[DayResult], imported_at: dt.datetime) -> None:
+        """Written after the rows: a run cut short leaves the day un-done, and the next run redoes it."""
+        self.client.insert(STATUS_TABLE, [
+            [r.report, r.day, "failed" if r.error else day_status(r.day, imported_at), r.row_count, r.pages,
+             r.error or "", imported_at] for r in results],
+            column_names=["report", "date", "status", "row_count", "pages", "error_text", "imported_at"])
+
+    # -- validation -----------------------------------------------------------------------------------------
+
+    def daily_costs(self, first: dt.date, last: dt.date) -> list[tuple[dt.date, Decimal]]:
+        _, rows = self.store.query(
+            f"SELECT date, sum(amount_usd) AS usd FROM {COSTS.name} FINAL "
+            "WHERE date >= {first:Date} AND date <= {last:Date} GROUP BY date ORDER BY date",
+            {"first": first, "last": last})
+        return [(day, Decimal(usd)) for day, usd in rows]
+
+    def imported_range(self) -> tuple[dt.date, dt.date] | None:
+        _, rows = self.store.query(f"SELECT count(), min(date), max(date) FROM {STATUS_TABLE} FINAL")
+        total, first, last = rows[0]
+        return (first, last) if total else None
+
+    def duplicate_keys(self) -> dict[str, tuple[str, int, int]]:
+        """Per table: engine, rows as read (FINAL on a Replacing engine) and distinct natural keys."""
+        keys = {spec.name: spec.key for spec in ALL_SPECS} | {STATUS_TABLE: ("report", "date")}
+        _, engines = self.store.query(
+            "SELECT name, engine FROM system.tables WHERE database = {db:String} AND has({names:Array(String)}, name)",
+            {"db": self.store.config.ch_database, "names": list(keys)})
+        found = {}
+        for table, engine in engines:
+            final = "FINAL" if engine.startswith("Replacing") else ""
+            _, rows = self.store.query(f"SELECT count(), uniqExact(tuple({', '.join(keys[table])})) "
+                                       f"FROM {table} {final}")
+            found[table] = (engine, int(rows[0][0]), int(rows[0][1]))
+        return found
+
+    def cost_columns(self, table: str = PRODUCTIVITY.name) -> list[str]:
+        _, rows = self.store.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {table:String} "
+            "AND positionCaseInsensitive(name, 'cost') > 0 ORDER BY position",
+            {"db": self.store.config.ch_database, "table": table})
+        return [name for (name,) in rows]
+
+
+@contextmanager
+def admin_store(config: Config, purpose: str) -> Iterator[AdminStore]:
+    """The store under the lock, for as short as possible: an hourly ccusage import can run between windows."""
+    with run_lock(lock_path(config), config.lock_timeout, purpose):
+        store = Store.open(config)
+        try:
+            yield AdminStore(store)
+        finally:
+            store.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Report: what the user sees
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DayResult:
+    """One report of one day: its rows per table, or why it failed."""
+
+    report: str
+    day: dt.date
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pages: int = 0
+    error: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def money(value: Decimal) -> str:
+    return f"${value:,.2f}"
+
+
+def _sum(rows: Iterable[Mapping[str, Any]], column: str) -> Decimal:
+    total = Decimal(0)
+    for row in rows:
+        total = EXACT.add(total, row[column])
+    return total
+
+
+def day_line(day: dt.date, results: Sequence[DayResult], imported_at: dt.datetime) -> str:
+    """`2025-08-01 ok: cost_report 12 rows ($45.67 billed), usage_messages 30 rows, claude_code 4+6 rows`."""
+    parts, failed = [], [r for r in results if r.error]
+    for result in results:
+        if result.error:
+            continue
+        sizes = "+".join(str(len(result.rows[spec.name])) for spec in REPORT_TABLES[result.report])
+        extra = f" ({money(_sum(result.rows[COSTS.name], 'amount_usd'))} billed)" if result.report == "cost_report" \
+            else ""
+        parts.append(f"{result.report} {sizes} rows{extra}")
+    status = "failed" if failed else day_status(day, imported_at)
+    text = f"{day} {status}: " + ", ".join(parts)
+    return text + "".join(f"; ❌ {r.report}: {r.error}" for r in failed)
+
+
+def render_validation(flags: Sequence[tuple[bool, str]]) -> str:
+    return "\n".join(f"{'✗' if raised else '✓'} {text}" for raised, text in flags)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The runs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOutcome:
+    results: list[DayResult] = field(default_factory=list)
+    stopped: str | None = None  # the fatal error that ended the run early
+    not_attempted: list[dt.date] = field(default_factory=list)
+
+    @property
+    def failed_days(self) -> list[dt.date]:
+        return sorted({r.day for r in self.results if r.error})
+
+
+class AdminImporter:
+    """Fetches windows of days (no lock held), then writes each window under the store's lock."""
+
+    def __init__(self, config: Config, api: AdminApi, *, quiet: bool = False,
+                 now: Callable[[], dt.datetime] = ci._now):
+        self.config = config
+        self.api = api
+        self.quiet = quiet
+        self.now = now
+        self.progress = Progress(not quiet)
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            self.progress.done()
+            print(text, flush=True)
+
+    def run(self, jobs: Mapping[dt.date, tuple[str, ...]]) -> RunOutcome:
+        outcome = RunOutcome()
+        total, done = len(jobs), 0
+        for chunk in chunk_days(list(jobs)):
+            results: dict[tuple[str, dt.date], DayResult] = {}
+            try:
+                for report, path, group_by, transform in BUCKET_REPORTS:
+                    days = [d for d in chunk if report in jobs[d]]
+                    if days:
+                        results.update(self._fetch_buckets(report, path, group_by, transform, days, done, total))
+                for number, day in enumerate(chunk):
+                    if "claude_code" in jobs[day]:
+                        results["claude_code", day] = self._fetch_code(day, done + number, total)
+            except ApiError as exc:
+                outcome.stopped = str(exc)
+            complete = [d for d in chunk if all((r, d) in results for r in jobs[d])]
+            if results:
+                self._write(chunk, complete, [r for r in results.values() if r.day in complete], outcome)
+            done += len(chunk)
+            if outcome.stopped:
+                outcome.not_attempted = [d for d in jobs if d >= chunk[0] and d not in complete]
+                break
+        self.progress.done()
+        return outcome
+
+    def _fetch_buckets(self, report: str, path: str, group_by: Sequence[str],
+                       transform: Callable[[dt.date, Sequence[Mapping[str, Any]]], list[dict[str, Any]]],
+                       days: Sequence[dt.date], done: int, total: int) -> dict[tuple[str, dt.date], DayResult]:
+        """One request (all its pages) for the window's days; a day's bucket missing fails that day."""
+        label = f"[{done}/{total} days] {report} {days[0]}…{days[-1]}"
+        try:
+            params = bucket_params(path, days[0], days[-1], group_by, self.api.admin.page_limit)
+            documents = self.api.pages(path, params, lambda n: self.progress.update(f"{label} page {n}"))
+            by_day = buckets_by_day(documents, f"GET {path}")
+        except (ApiError, ShapeError) as exc:
+            if isinstance(exc, ApiError) and exc.fatal:
+                raise
+            return {(report, d): DayResult(report, d, error=str(exc)) for d in days}
+        results = {}
+        for day in days:
+            if day not in by_day:
+                results[report, day] = DayResult(report, day, pages=len(documents), error=(
+                    f"GET {path}: no bucket for {day} in {len(documents)} page(s)"))
+                continue
+            try:
+                rows = transform(day, by_day[day])
+                results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: rows}, len(documents))
+            except ShapeError as exc:
+                results[report, day] = DayResult(report, day, pages=len(documents), error=str(exc))
+        return results
+
+    def _fetch_code(self, day: dt.date, done: int, total: int) -> DayResult:
+        """All pages of one day's Claude Code records."""
+        label = f"[{done}/{total} days] claude_code {day}"
+        try:
+            documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit),
+                                       lambda n: self.progress.update(f"{label} page {n}"))
+            records = []
+            for doc in documents:
+                if not isinstance(doc.get("data"), list):
+                    raise ShapeError(f"GET {CODE_PATH}: the answer has no `data` list")
+                records.extend(doc["data"])
+            activity, models = code_rows(day, records)
+        except (ApiError, ShapeError) as exc:
+            if isinstance(exc, ApiError) and exc.fatal:
+                raise
+            return DayResult("claude_code", day, error=str(exc))
+        return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models}, len(documents))
+
+    def _write(self, chunk: Sequence[dt.date], days: Sequence[dt.date], results: Sequence[DayResult],
+               outcome: RunOutcome) -> None:
+        """Rows (with zero rows for vanished keys) first, then the days' status, in one short store session."""
+        imported_at = self.now()
+        self.progress.update(f"writing {chunk[0]}…{chunk[-1]}")
+        with admin_store(self.config, "Admin API import") as store:
+            for spec in ALL_SPECS:
+                written = [r for r in results if not r.error and spec.name in r.rows]
+                if not written:
+                    continue
+                rows = [row for r in written for row in r.rows[spec.name]]
+                stored = store.stored_keys(spec, sorted({r.day for r in written}))
+                store.insert(spec, rows + vanished_rows(spec, stored, rows), imported_at)
+            if results:
+                store.record_days(results, imported_at)
+        outcome.results.extend(results)
+        for day in days:
+            self.say(day_line(day, [r for r in results if r.day == day], imported_at))
+
+
+BUCKET_REPORTS: tuple[tuple[str, str, tuple[str, ...], Callable[..., list[dict[str, Any]]]], ...] = (
+    ("cost_report", COST_PATH, ("workspace_id", "description"), cost_rows),
+    ("usage_messages", USAGE_PATH, USAGE_DIMENSIONS, usage_rows),
+)
+
+
+def summarize(outcome: RunOutcome) -> str:
+    """The closing line: days, billed cost, and Claude Code's estimate named as such (never added to billed)."""
+    done = [r for r in outcome.results if not r.error]
+    days = sorted({r.day for r in outcome.results})
+    if not days:
+        return "No day imported."
+    billed = _sum((row for r in done for row in r.rows.get(COSTS.name, [])), "amount_usd")
+    estimate = _sum((row for r in done for row in r.rows.get(CODE_MODELS.name, [])), "estimated_cost_usd")
+    return (f"{len(days)} day(s) {days[0]}…{days[-1]}, {len(outcome.failed_days)} failed. Billed (cost_report): "
+            f"{money(billed)}. Claude Code's own estimate: {money(estimate)} (part of the billed cost when Claude "
+            "Code uses API keys: never add the two).")
+
+
+def validate(store: AdminStore, first: dt.date | None, last: dt.date | None,
+             max_daily_cost: Decimal) -> list[tuple[bool, str]]:
+    """The red flags of broken Admin API imports, each as (raised, explanation)."""
+    imported = store.imported_range()
+    if first is None:
+        if imported is None:
+            return [(True, "nothing imported from the Admin API yet (run claude_admin_importer.py first)")]
+        first = imported[0]
+    if last is None:
+        last = max(imported[1], first) if imported else first
+    flags: list[tuple[bool, str]] = []
+
+    costs = store.daily_costs(first, last)
+    high = [(day, usd) for day, usd in costs if usd > max_daily_cost]
+    total = _sum(({"usd": usd} for _, usd in costs), "usd")
+    if high:
+        shown = ", ".join(f"{day} {money(usd)}" for day, usd in sorted(high, key=lambda x: -x[1])[:5])
+        flags.append((True, f"daily billed cost above {money(max_daily_cost)} on {len(high)} day(s): {shown} — "
+                            "amounts read as dollars instead of cents? (raise --max-daily-cost if real)"))
+    else:
+        peak = max(costs, key=lambda x: x[1], default=None)
+        flags.append((False, f"daily billed cost at most {money(max_daily_cost)}: highest "
+                             f"{f'{money(peak[1])} on {peak[0]}' if peak else 'none'}, {money(total)} over "
+                             f"{first}…{last}"))
+
+    statuses = store.statuses(first, last)
+    missing = []
+    for report in REPORTS:
+        lost = [d for d in days_between(first, last) if statuses.get((report, d), ("",))[0] not in ("ok", "partial")]
+        if lost:
+            failed = [d for d in lost if (report, d) in statuses]
+            missing.append(f"{report}: {len(lost)} day(s) {day_ranges(lost)}"
+                           + (f" ({len(failed)} failed)" if failed else ""))
+    flags.append((True, "days missing in " + f"{first}…{last}: " + "; ".join(missing)) if missing else
+                 (False, f"no day missing in {first}…{last} ({len(days_between(first, last))} days, 3 reports)"))
+
+    problems = []
+    for table, (engine, rows, keys) in sorted(store.duplicate_keys().items()):
+        if not engine.startswith("Replacing"):
+            problems.append(f"{table} is a {engine}, so a re-import adds rows instead of replacing them")
+        if rows != keys:
+            problems.append(f"{table}: {rows - keys} duplicate natural key(s) ({rows} rows, {keys} keys)")
+    flags.append((True, "duplicates: " + "; ".join(problems)) if problems else
+                 (False, "no duplicate natural keys (count() FINAL = distinct keys in every Admin API table)"))
+
+    columns = store.cost_columns()
+    flags.append((True, f"cost column(s) in {PRODUCTIVITY.name}: {', '.join(columns)} — summing them with billed "
+                        "cost counts Claude Code twice") if columns else
+                 (False, f"no cost column in {PRODUCTIVITY.name} (Claude Code's estimate lives only in "
+                         f"{CODE_MODELS.name}.estimated_cost_usd)"))
+    return flags
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _date_arg(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _money_arg(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in dollars") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in dollars")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claude_admin_importer.py",
+        description="Import the Anthropic Admin API's cost, usage and Claude Code reports into the ccusage-import "
+                    "database. Without arguments: re-import the last 3 days (late data is restated).")
+    parser.add_argument("--days", type=int, metavar="N",
+                        help=f"re-import the last N UTC days including today (default {DEFAULT_DAYS})")
+    parser.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD",
+                        help="backfill from this UTC day, day by day; days already imported are skipped")
+    parser.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD",
+                        help="last day of --since (default: today, UTC)")
+    parser.add_argument("--force", action="store_true", help="with --since: import again days already imported")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="re-run only the days (and reports) whose last import failed (within --since/--until)")
+    parser.add_argument("--validate", action="store_true",
+                        help="check the stored data for the red flags of broken imports (no API call); exit 1 if any")
+    parser.add_argument("--max-daily-cost", type=_money_arg, default=DEFAULT_MAX_DAILY_COST, metavar="USD",
+                        help="--validate flags a day billed more than this (default 100: the cents-as-dollars bug)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+    parser.add_argument("--version", action="version", version=f"claude-admin-import {__version__}")
+    return parser
+
+
+def check_arguments(args: argparse.Namespace, today: dt.date) -> None:
+    """Combinations argparse cannot express; every problem is one line and exit 2."""
+    def refuse(message: str) -> None:
+        raise UserError(message, EXIT_USAGE)
+
+    if args.days is not None and (args.since or args.until or args.retry_failed or args.validate):
+        refuse("--days is the scheduled run: it does not combine with --since, --until, --retry-failed or --validate")
+    if args.days is not None and not 1 <= args.days <= 366:
+        refuse("--days must be between 1 and 366")
+    if args.until and not args.since:
+        refuse("--until needs --since")
+    if args.since and args.since > (args.until or today):
+        refuse(f"--since {args.since} is after {'--until ' + str(args.until) if args.until else 'today (UTC)'}")
+    if args.until and args.until > today:
+        refuse(f"--until {args.until} is after today ({today}, UTC)")
+    if args.force and not args.since:
+        refuse("--force goes with --since (a scheduled run always re-imports its days)")
+    if args.retry_failed and (args.force or args.validate):
+        refuse("--retry-failed does not combine with --force or --validate")
+
+
+def run_validation(config: Config, args: argparse.Namespace) -> int:
+    with admin_store(config, "Admin API validation") as store:
+        flags = validate(store, args.since, args.until, args.max_daily_cost)
+    raised = [text for up, text in flags if up]
+    if not args.quiet or raised:
+        print(render_validation(flags))
+    if raised:
+        print(f"error: {len(raised)} red flag(s) in the Admin API data", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_import(config: Config, admin: AdminConfig, args: argparse.Namespace, today: dt.date) -> int:
+    if args.retry_failed:
+        first, last, mode = args.since, args.until or (today if args.since else None), "failed"
+    elif args.since:
+        first, last, mode = args.since, args.until or today, "all" if args.force else "resume"
+    else:
+        first, last, mode = today - dt.timedelta(days=(args.days or DEFAULT_DAYS) - 1), today, "all"
+    with admin_store(config, "Admin API plan") as store:
+        statuses = {k: v[0] for k, v in store.statuses(first, last).items()}
+    days = sorted({d for _, d in statuses}) if mode == "failed" else days_between(first, last)
+    jobs = plan_jobs(days, statuses, mode=mode)
+    if not args.quiet:
+        print(f"claude-admin-import {__version__}: {admin.base_url} → {config.store_description()}")
+        if not jobs:
+            print("No failed day to retry." if mode == "failed" else
+                  "Nothing to import: every day in the range is already imported (use --force to import again).")
+    outcome = AdminImporter(config, AdminApi(admin), quiet=args.quiet).run(jobs)
+    if not args.quiet and jobs:
+        print(summarize(outcome))
+    failures = [f"{d} ({', '.join(r.report for r in outcome.results if r.day == d and r.error)})"
+                for d in outcome.failed_days]
+    if outcome.stopped:
+        rest = f"; {len(outcome.not_attempted)} day(s) not imported: {day_ranges(outcome.not_attempted)}" \
+            if outcome.not_attempted else ""
+        print(f"error: {outcome.stopped}{rest}", file=sys.stderr)
+        return EXIT_FAILED
+    if failures:
+        first_error = next(r.error for r in outcome.results if r.error)
+        print(f"error: {len(failures)} day(s) failed: {', '.join(failures)} (first: {first_error}); "
+              "run again with --retry-failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ if env is None else env)
+    config: Config | None = None
+
+    def redact(text: str) -> str:
+        return hide(config.redact(text) if config else text, env.get("ANTHROPIC_ADMIN_KEY", "").strip())
+
+    try:
+        config = Config.from_env(env, args)
+        today = ci._now().date()
+        check_arguments(args, today)
+        if args.validate:
+            return run_validation(config, args)
+        admin = AdminConfig.from_env(env)
+        return run_import(config, admin, args, today)
+    except UserError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted (days written so far are kept; run the same command again to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # a database error in the middle of a run: one line, never a secret
+        if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
+            print(f"error: database: {redact(ci._first_line(str(exc)))}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,559 @@
+"""The Admin API importer against a local imitation of the Anthropic Admin API (tests/fake_admin_api.py).
+
+The first tests are pure (transforms, retry decisions, planning, in-process). The rest run the importer as a
+subprocess, as cron would, with ANTHROPIC_BASE_URL pointing at the local server and its own chDB store, and read
+the store back through `ccusage_importer.py --sql`. Expected values come from the server's own data (Decimal sums
+of the amount strings it served), never from the importer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, cli_env, run_ccusage, run_cli, sql
+from fake_admin_api import CODE_PATH, COST_PATH, USAGE_PATH, WORKSPACES, FakeAdminApi, Fault, OrgData, empty_day
+from transcripts import generate
+
+import claude_admin_importer as cai
+from ccusage_importer import ShapeError
+
+ADMIN = ROOT / "claude_admin_importer.py"
+KEY = "sk-ant-admin01-QxTESTKEY-7f3c9e1d2b4a6c8e0f1a3b5c7d9e-never-show-me"
+AUG = [dt.date(2025, 8, d) for d in range(1, 15)]  # two 7-day windows; the 2nd, 7th and 12th are empty days
+COST_GROUPS = {"workspace_id", "description"}
+USAGE_GROUPS = set(cai.USAGE_DIMENSIONS)
+
+
+def day(n: int) -> dt.date:
+    return dt.date(2025, 8, n)
+
+
+def as_served(items: list) -> list:
+    """Items as the importer reads them off the wire: JSON, fractions parsed as Decimal."""
+    return cai.parse_json(json.dumps({"data": items}).encode(), "test")["data"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pure: transforms, retry decisions, plan
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_cents_strings_become_exact_dollars():
+    assert cai.cents_to_usd(cai.exact_decimal("123.78912", "t")) == Decimal("1.2378912")
+    assert cai.cents_to_usd(cai.exact_decimal(186, "t")) == Decimal("1.86")
+    assert cai.cents_to_usd(cai.exact_decimal(Decimal("113.5"), "t")) == Decimal("1.135")
+    assert cai.cents_to_usd(cai.exact_decimal("0.0000000001", "t")) == Decimal("0.000000000001")
+    for bad in (1.5, True, "1e5", "12,5", "NaN", None, "0.00000000001", "1" * 27):
+        with pytest.raises(ShapeError):
+            cai.exact_decimal(bad, "t")
+
+
+def test_cost_rows_sum_to_the_served_amounts_and_keep_nulls_as_empty():
+    data = OrgData()
+    results = as_served(FakeAdminApi._group_costs(data.cost_results(day(1)), COST_GROUPS))
+    rows = cai.cost_rows(day(1), results)
+    assert len(rows) == 13
+    assert sum(r["amount_usd"] for r in rows) == data.billed_cents([day(1)]) / 100
+    default_workspace = [r for r in rows if r["workspace_id"] == ""]
+    assert len(default_workspace) == 4 and {r["model"] for r in default_workspace} == {"claude-opus-5",
+                                                                                      "claude-sonnet-4-5"}
+    web = next(r for r in rows if r["cost_type"] == "web_search")
+    assert (web["model"], web["token_type"], web["service_tier"]) == ("", "", "")
+    with pytest.raises(ShapeError, match="not USD"):
+        cai.cost_rows(day(1), [{**results[0], "currency": "EUR"}])
+
+
+def test_results_sharing_a_key_are_added_not_replaced():
+    result = {"amount": "10.5", "currency": "USD", "description": "Web Search Usage", "workspace_id": None}
+    rows = cai.cost_rows(day(1), [result, {**result, "amount": "0.25"}])
+    assert [(r["amount_cents"], r["amount_usd"]) for r in rows] == [(Decimal("10.75"), Decimal("0.1075"))]
+
+
+def test_usage_rows_read_nested_cache_writes():
+    data = OrgData()
+    rows = cai.usage_rows(day(1), as_served(FakeAdminApi._group_usage(data.usage_results(day(1)), USAGE_GROUPS)))
+    assert len(rows) == 12
+    for column, path in cai.USAGE_COUNTS.items():
+        assert sum(r[column] for r in rows) == data.usage_total([day(1)], path), column
+    assert sum(r["cache_creation_1h_input_tokens"] for r in rows) > 0
+    assert {r["api_key_id"] for r in rows} == {"", "apikey_01Rj2N8SVvo6BePZj99NhmiT",
+                                                "apikey_01WCz1FkmYMm4gnmykNKUu3Q"}
+
+
+def test_claude_code_records_in_both_date_forms_with_optional_fields():
+    data = OrgData()
+    records = as_served(data.code_records(day(1)))
+    assert {len(r["date"]) for r in records} == {10, 20}
+    activity, models = cai.code_rows(day(1), records)
+    assert len(activity) == 5
+    assert sorted(r["is_remote"] for r in activity) == ["", "", "false", "false", "true"]
+    assert sorted(r["subscription_type"] for r in activity) == ["", "", "enterprise", "enterprise", "enterprise"]
+    ada = sorted((r["terminal_type"], r["is_remote"]) for r in activity if r["actor_id"] == "ada@example.com")
+    assert ada == [("iTerm.app", "false"), ("web", "true")]
+    assert sum(r["output_tokens"] for r in models) == data.code_total([day(1)], "output")
+    assert sum(r["estimated_cost_usd"] for r in models) == data.code_estimate_cents([day(1)]) / 100
+    assert not [c for c in cai.PRODUCTIVITY.columns if "cost" in c]
+    with pytest.raises(ShapeError, match="dated"):
+        cai.code_rows(day(2), records)
+
+
+def test_buckets_by_day_refuses_overlapping_pages_and_non_day_buckets():
+    bucket = {"starting_at": "2025-08-01T00:00:00Z", "ending_at": "2025-08-02T00:00:00Z", "results": []}
+    assert cai.buckets_by_day([{"data": [bucket]}], "t") == {day(1): []}
+    with pytest.raises(ShapeError, match="came twice"):
+        cai.buckets_by_day([{"data": [bucket]}, {"data": [bucket]}], "t")
+    with pytest.raises(ShapeError, match="not one UTC day"):
+        cai.buckets_by_day([{"data": [{**bucket, "ending_at": "2025-08-01T01:00:00Z"}]}], "t")
+
+
+def test_vanished_keys_get_zero_rows():
+    kept = {"date": day(1), **dict.fromkeys(cai.COST_DIMENSIONS, ""), "description": "a",
+            "amount_cents": Decimal(5), "amount_usd": Decimal("0.05")}
+    gone = cai.COSTS.key_of({**kept, "description": "b"})
+    zero = cai.vanished_rows(cai.COSTS, {cai.COSTS.key_of(kept), gone}, [kept])
+    assert zero == [{**kept, "description": "b", "amount_cents": Decimal(0), "amount_usd": Decimal(0)}]
+
+
+def test_retry_after_is_read_and_capped():
+    assert cai.retry_after({"retry-after": "1"}) == 1.0
+    assert cai.retry_after({"retry-after": "2.5"}) == 2.5
+    assert cai.retry_after({"retry-after": "3600"}) == cai.MAX_RETRY_AFTER
+    assert cai.retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    now = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
+    assert cai.retry_after({"retry-after": "Fri, 01 Aug 2025 12:00:30 GMT"}, now) == 30.0
+    assert cai.retry_after({}) is None
+    assert cai.retry_after({"retry-after": "soon"}) is None
+
+
+def test_plan_resumes_retries_and_chunks_by_week():
+    statuses = {("cost_report", day(1)): "ok", ("usage_messages", day(1)): "ok", ("claude_code", day(1)): "ok",
+                ("cost_report", day(2)): "ok", ("claude_code", day(2)): "failed", ("cost_report", day(3)): "partial"}
+    assert cai.plan_jobs([day(1), day(2), day(3)], statuses, mode="resume") == {
+        day(2): ("usage_messages", "claude_code"), day(3): cai.REPORTS}
+    assert cai.plan_jobs([day(1), day(2), day(3)], statuses, mode="failed") == {day(2): ("claude_code",)}
+    assert cai.plan_jobs([day(1)], statuses, mode="all") == {day(1): cai.REPORTS}
+    assert cai.chunk_days([day(n) for n in (1, 2, 7, 8, 14, 20)]) == [
+        [day(1), day(2), day(7)], [day(8), day(14)], [day(20)]]
+    end = dt.datetime(2025, 8, 2, tzinfo=dt.UTC)
+    assert cai.day_status(day(1), end + dt.timedelta(minutes=59)) == "partial"
+    assert cai.day_status(day(1), end + dt.timedelta(hours=1)) == "ok"
+    assert cai.day_ranges([day(1), day(2), day(3), day(5)]) == "2025-08-01…2025-08-03, 2025-08-05"
+
+
+@pytest.fixture
+def api():
+    with FakeAdminApi(KEY) as server:
+        yield server
+
+
+def client(api: FakeAdminApi, delays: list[float]) -> cai.AdminApi:
+    """In-process, with a sleep that only records: the delays are asserted, not waited."""
+    admin = cai.AdminConfig(base_url=api.url, admin_key=KEY, timeout=5, max_retries=3, backoff=0.5)
+    return cai.AdminApi(admin, sleep=delays.append)
+
+
+def test_client_waits_as_told_and_pages_to_the_end(api):
+    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(COST_PATH, 429, retry_after="600"),
+                  Fault(COST_PATH, 500)]
+    delays: list[float] = []
+    documents = client(api, delays).pages(COST_PATH, cai.bucket_params(COST_PATH, day(1), day(14), ["description"], 4))
+    assert [len(d["data"]) for d in documents] == [4, 4, 4, 2]
+    assert delays[:2] == [1.0, 60.0] and 1.5 <= delays[2] <= 2.0  # retry-after, capped; then 4 × 0.5 s less jitter
+    assert [s.status for s in api.seen] == [429, 429, 500, 200, 200, 200, 200]
+    assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
+
+
+def test_client_gives_up_on_a_spend_cap_and_on_bad_requests(api):
+    api.faults = [Fault(COST_PATH, 429, times=None), Fault(USAGE_PATH, 400, times=None)]
+    delays: list[float] = []
+    with pytest.raises(cai.ApiError, match="spend cap") as caught:
+        client(api, delays).get(COST_PATH, [("starting_at", "2025-08-01T00:00:00Z")])
+    assert caught.value.fatal and len(api.requests_to(COST_PATH)) == cai.SPEND_CAP_ATTEMPTS == 3
+    with pytest.raises(cai.ApiError, match="HTTP 400 invalid_request_error") as caught:
+        client(api, delays).get(USAGE_PATH, [("starting_at", "2025-08-01T00:00:00Z")])
+    assert not caught.value.fatal and len(api.requests_to(USAGE_PATH)) == 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The importer as a subprocess
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path, api: FakeAdminApi) -> dict[str, str]:
+    """An isolated run: its own HOME and store, the local server, 2 buckets or records per page, short backoff."""
+    (tmp_path / "home").mkdir()
+    return {
+        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home"), "TZ": "UTC", "LANG": "C.UTF-8",
+        "CCUSAGE_IMPORT_DB": str(tmp_path / "store" / "chdb"), "MACHINE_NAME": "laptop",
+        "ANTHROPIC_ADMIN_KEY": KEY, "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_PAGE_LIMIT": "2",
+        "ANTHROPIC_RETRY_BACKOFF": "0.01", "ANTHROPIC_MAX_RETRIES": "2", "ANTHROPIC_TIMEOUT": "20",
+    }
+
+
+def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """One run; whatever happens, the key is never printed and nothing ends in a traceback."""
+    done = subprocess.run([sys.executable, str(ADMIN), *args], env=env, capture_output=True, text=True, timeout=180)
+    assert KEY not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str) -> subprocess.CompletedProcess:
+    return admin(env, "--since", first.isoformat(), "--until", last.isoformat(), *more)
+
+
+def one(env: dict[str, str], query: str) -> dict:
+    rows = sql(env, query)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def statuses(env: dict[str, str]) -> dict[tuple[str, str], str]:
+    return {(r["report"], r["date"]): r["status"] for r in sql(
+        env, "SELECT report, date, status FROM claude_api_import_days FINAL")}
+
+
+def ok_everywhere(days: list[dt.date]) -> dict[tuple[str, str], str]:
+    return {(report, d.isoformat()): "ok" for report in cai.REPORTS for d in days}
+
+
+TOTALS = """
+SELECT
+    (SELECT toString(sum(amount_cents)) FROM claude_api_costs FINAL) AS cents,
+    (SELECT toString(sum(amount_usd)) FROM claude_api_costs FINAL) AS usd,
+    (SELECT sum(cache_creation_1h_input_tokens) FROM claude_api_usage FINAL) AS cache_1h,
+    (SELECT sum(output_tokens) FROM claude_api_usage FINAL) AS usage_output,
+    (SELECT sum(cache_read_tokens) FROM claude_code_model_usage FINAL) AS code_cache_read,
+    (SELECT toString(sum(estimated_cost_usd)) FROM claude_code_model_usage FINAL) AS code_estimate_usd,
+    (SELECT sum(lines_added) FROM claude_code_productivity FINAL) AS lines_added
+"""
+
+
+def expected_totals(data: OrgData, days: list[dt.date]) -> dict:
+    return {
+        "cents": data.billed_cents(days), "usd": data.billed_cents(days) / 100,
+        "cache_1h": data.usage_total(days, ("cache_creation", "ephemeral_1h_input_tokens")),
+        "usage_output": data.usage_total(days, ("output_tokens",)),
+        "code_cache_read": data.code_total(days, "cache_read"),
+        "code_estimate_usd": data.code_estimate_cents(days) / 100,
+        "lines_added": sum(r["core_metrics"]["lines_of_code"]["added"] for d in days for r in data.code_records(d)),
+    }
+
+
+def stored_totals(env: dict[str, str]) -> dict:
+    row = one(env, TOTALS)
+    return {k: Decimal(v) if k in ("cents", "usd", "code_estimate_usd") else int(v) for k, v in row.items()}
+
+
+# Per table: rows read with FINAL, distinct natural keys, and a hash of the FINAL rows without imported_at.
+SNAPSHOT = " UNION ALL ".join(
+    f"SELECT '{spec.name}' AS t, count() AS n, uniqExact(tuple({', '.join(spec.key)})) AS keys, "
+    f"sum(cityHash64(*)) AS h FROM (SELECT * EXCEPT (imported_at) FROM {spec.name} FINAL)"
+    for spec in cai.ALL_SPECS)
+
+
+def snapshot(env: dict[str, str]) -> dict[str, tuple[int, int, int]]:
+    return {r["t"]: (int(r["n"]), int(r["keys"]), int(r["h"])) for r in sql(env, SNAPSHOT)}
+
+
+def stored_text(env: dict[str, str]) -> str:
+    """Every row of every claude_* and ccusage_import* table, all versions (no FINAL), as text."""
+    tables = [r["name"] for r in sql(env, (
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View' "
+        "AND (name LIKE 'claude%' OR name LIKE 'ccusage_import%') ORDER BY name"))]
+    assert {s.name for s in cai.ALL_SPECS} | {cai.STATUS_TABLE, "ccusage_import_runs"} <= set(tables)
+    union = " UNION ALL ".join(f"SELECT formatRow('JSONEachRow', *) AS row FROM {t}" for t in tables)
+    return "\n".join(r["row"] for r in sql(env, union))
+
+
+def test_backfill_reads_every_page_and_stores_exact_dollars(api, env):
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    # Every page token the server issued was requested exactly once, with the first page's limit and filters
+    # (the server refuses a token whose parameters differ).
+    assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
+    assert len(api.requests_to(COST_PATH)) == len(api.requests_to(USAGE_PATH)) == 8  # 2 windows × 4 pages of 2 days
+    assert len(api.requests_to(CODE_PATH)) == 11 * 3 + 3  # 5 records: 3 pages; an empty day: 1 page
+    assert {s.status for s in api.seen} == {200}
+    assert all(s.params["group_by[]"] == ["workspace_id", "description"] and s.params["limit"] == ["2"]
+               for s in api.requests_to(COST_PATH))
+    assert all(s.params["group_by[]"] == list(cai.USAGE_DIMENSIONS) for s in api.requests_to(USAGE_PATH))
+    assert all("claude_admin_importer.py" in s.user_agent for s in api.seen)
+
+    assert stored_totals(env) == expected_totals(api.data, AUG)
+    per_day = {r["date"]: Decimal(r["usd"]) for r in sql(
+        env, "SELECT date, toString(sum(amount_usd)) AS usd FROM claude_api_costs FINAL GROUP BY date")}
+    assert per_day == {d.isoformat(): api.data.billed_cents([d]) / 100 for d in AUG if not empty_day(d)}
+    assert statuses(env) == ok_everywhere(AUG)
+    code = one(env, "SELECT count() AS n, arraySort(groupUniqArray(is_remote)) AS remote, "
+                    "arraySort(groupUniqArray(subscription_type)) AS subscription FROM claude_code_productivity FINAL")
+    assert code == {"n": 55, "remote": ["", "false", "true"], "subscription": ["", "enterprise"]}
+    empty = "2025-08-02 ok: cost_report 0 rows ($0.00 billed), usage_messages 0 rows, claude_code 0+0 rows"
+    assert empty in done.stdout.splitlines()
+    assert "14 day(s) 2025-08-01…2025-08-14, 0 failed. Billed (cost_report): $239.08." in done.stdout
+
+
+def test_reimport_changes_nothing_and_a_restated_day_is_replaced(api, env):
+    week = AUG[:7]
+    assert backfill(env, week[0], week[-1]).returncode == 0
+    before = snapshot(env)
+    assert all(n == keys for n, keys, _ in before.values())
+
+    requests = len(api.seen)
+    again = backfill(env, week[0], week[-1])
+    assert again.returncode == 0 and len(api.seen) == requests
+    assert "Nothing to import: every day in the range is already imported" in again.stdout
+    assert backfill(env, week[0], week[-1], "--force").returncode == 0
+    assert len(api.seen) > requests
+    assert snapshot(env) == before
+
+    # The API restates 2025-08-03: three results vanish, one appears. Re-importing the day replaces it.
+    api.data.dropped_costs[day(3)] = 3
+    api.data.extra_costs[day(3)] = [{"amount": "0.00001", "currency": "USD", "cost_type": "code_execution",
+                                     "description": "Code Execution Usage", "workspace_id": None}]
+    assert backfill(env, day(3), day(3), "--force").returncode == 0
+    assert stored_totals(env) == expected_totals(api.data, week)
+    after = snapshot(env)
+    assert after["claude_api_costs"][:2] == (before["claude_api_costs"][0] + 1,) * 2  # 3 zero rows + 1 new key
+    assert {t: v for t, v in after.items() if t != "claude_api_costs"} == {
+        t: v for t, v in before.items() if t != "claude_api_costs"}
+
+
+def test_scheduled_run_imports_the_last_days(api, env):
+    done = admin(env)
+    assert done.returncode == 0, done.stderr
+    now = dt.datetime.now(dt.UTC)
+    days = [now.date() - dt.timedelta(days=n) for n in (2, 1, 0)]
+    assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(days)
+    assert statuses(env) == {(report, d.isoformat()): cai.day_status(d, now) for report in cai.REPORTS
+                             for d in days}
+    assert stored_totals(env) == expected_totals(api.data, days)
+    assert f"claude-admin-import {cai.__version__}: {api.url} → embedded chDB at" in done.stdout
+
+    api.seen.clear()
+    assert admin(env, "--days", "1", "--quiet").stdout == ""
+    assert api.days_requested(COST_PATH) == api.days_requested(USAGE_PATH) == {days[-1]}
+
+
+def test_retries_honour_retry_after_and_server_errors(api, env):
+    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(USAGE_PATH, 500),
+                  Fault(CODE_PATH, 529, day=day(2)), Fault(CODE_PATH, 503, day=day(3), times=2)]
+    done = backfill(env, day(1), day(3))
+    assert done.returncode == 0, done.stderr
+    cost = api.requests_to(COST_PATH)
+    assert [s.status for s in cost] == [429, 200, 200]
+    assert cost[1].at - cost[0].at >= 0.95  # waited the retry-after second, not the 0.01 s backoff
+    assert [s.status for s in api.requests_to(USAGE_PATH)] == [500, 200, 200]
+    assert [s.status for s in api.requests_to(CODE_PATH)] == [200, 200, 200, 529, 200, 503, 503, 200, 200, 200]
+    assert stored_totals(env) == expected_totals(api.data, [day(1), day(2), day(3)])
+
+
+def test_spend_cap_is_reported_after_a_few_attempts(api, env):
+    api.faults = [Fault(COST_PATH, 429, times=None, message="This organization has reached its spend limit")]
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: GET /v1/organizations/cost_report: HTTP 429")
+    assert "probably reached its monthly spend cap" in done.stderr
+    assert "14 day(s) not imported: 2025-08-01…2025-08-14" in done.stderr
+    assert len(api.seen) == len(api.requests_to(COST_PATH)) == 3
+    assert statuses(env) == {}
+
+
+def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
+    wrong = admin({**env, "ANTHROPIC_ADMIN_KEY": "sk-ant-admin01-WRONG-0123456789"}, "--days", "1")
+    assert wrong.returncode == 1 and len(api.seen) == 1
+    assert wrong.stderr == ("error: the Admin API refused ANTHROPIC_ADMIN_KEY (HTTP 401 authentication_error: "
+                            "invalid x-api-key (request req_011CSHoEeqs5C35K2UUqR7Fy)): it must be an Admin key "
+                            "(sk-ant-admin…) of an organisation; 1 day(s) not imported: "
+                            f"{dt.datetime.now(dt.UTC).date()}\n")
+    assert "WRONG-0123456789" not in wrong.stdout + wrong.stderr
+
+    api.faults = [Fault(COST_PATH, 403, times=None)]
+    denied = admin(env, "--days", "1")
+    assert denied.returncode == 1 and "error: the Admin API denied access (HTTP 403 permission_error" in denied.stderr
+
+    missing = admin({k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"})
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ANTHROPIC_ADMIN_KEY is not set")
+    plain = admin({**env, "ANTHROPIC_BASE_URL": "http://api.example.com"})
+    assert plain.returncode == 1 and "is plain http: the Admin key would travel unencrypted" in plain.stderr
+    usage = admin(env, "--until", "2025-08-01")
+    assert usage.returncode == 2 and usage.stderr == "error: --until needs --since\n"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    down = admin({**env, "ANTHROPIC_BASE_URL": closed}, "--days", "1")
+    assert down.returncode == 1 and f"cannot reach {closed}" in down.stderr and "(after 3 attempts)" in down.stderr
+
+    api.faults.clear()
+    api.hold_day = day(1)  # the server never answers this day's Claude Code request in time
+    slow = admin({**env, "ANTHROPIC_TIMEOUT": "0.3", "ANTHROPIC_MAX_RETRIES": "1"}, "--since", "2025-08-01",
+                 "--until", "2025-08-01")
+    assert slow.returncode == 1
+    assert "no answer within 0.3 s (after 2 attempts)" in slow.stdout
+    assert slow.stderr.startswith("error: 1 day(s) failed: 2025-08-01 (claude_code)")
+
+
+def test_failed_days_are_named_and_retry_failed_reruns_only_them(api, env):
+    api.faults = [Fault(CODE_PATH, 500, day=day(3), times=None),
+                  Fault(CODE_PATH, 400, day=day(10), times=None, message=f"bad request from key {KEY}")]
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: 2 day(s) failed: 2025-08-03 (claude_code), 2025-08-10 (claude_code) "
+                                  "(first: GET /v1/organizations/usage_report/claude_code: HTTP 500 api_error")
+    assert done.stderr.endswith("run again with --retry-failed\n") and done.stderr.count("\n") == 1
+    assert "2025-08-10 failed: cost_report 13 rows" in done.stdout
+    expected = ok_everywhere(AUG) | {("claude_code", "2025-08-03"): "failed", ("claude_code", "2025-08-10"): "failed"}
+    assert statuses(env) == expected
+    text = stored_text(env)
+    assert "bad request from key ***" in text and KEY not in text
+
+    api.faults.clear()
+    api.seen.clear()
+    retry = admin(env, "--retry-failed")
+    assert retry.returncode == 0, retry.stderr
+    assert {s.path for s in api.seen} == {CODE_PATH}
+    assert api.days_requested(CODE_PATH) == {day(3), day(10)}
+    assert statuses(env) == ok_everywhere(AUG)
+    assert stored_totals(env) == expected_totals(api.data, AUG)
+    assert all(n == keys for n, keys, _ in snapshot(env).values())
+    assert KEY not in stored_text(env)
+    assert "No failed day to retry." in admin(env, "--retry-failed").stdout
+
+
+def test_interrupted_backfill_resumes_where_it_stopped(api, env):
+    api.hold_day = day(10)  # the second window's third Claude Code day hangs until the run is killed
+    run = subprocess.Popen([sys.executable, str(ADMIN), "--since", "2025-08-01", "--until", "2025-08-14"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert api.arrived.wait(120)
+    finally:
+        run.kill()
+        out, _ = run.communicate(timeout=60)
+    api.hold_day = None
+    api.release.set()
+    assert "2025-08-07 ok" in out and "2025-08-08" not in out
+    assert statuses(env) == ok_everywhere(AUG[:7])
+
+    api.seen.clear()
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 0, done.stderr
+    assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(AUG[7:])
+    assert statuses(env) == ok_everywhere(AUG)
+    assert stored_totals(env) == expected_totals(api.data, AUG)
+    assert all(n == keys for n, keys, _ in snapshot(env).values())
+
+
+def validation(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
+    done = admin(env, "--validate", *args)
+    return done.returncode, done.stdout.splitlines()
+
+
+def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, env):
+    assert validation(env) == (1, ["✗ nothing imported from the Admin API yet (run claude_admin_importer.py first)"])
+    assert backfill(env, day(1), day(7)).returncode == 0
+    code, lines = validation(env)
+    assert code == 0 and [line[0] for line in lines] == ["✓"] * 4
+    assert lines[0] == ("✓ daily billed cost at most $100.00: highest $22.82 on 2025-08-01, $103.31 over "
+                        "2025-08-01…2025-08-07")
+
+    assert backfill(env, day(10), day(11)).returncode == 0  # 2025-08-08 and 09 never imported
+    code, lines = validation(env)
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✗", "✓", "✓"]
+    assert lines[1] == ("✗ days missing in 2025-08-01…2025-08-11: cost_report: 2 day(s) 2025-08-08…2025-08-09; "
+                        "usage_messages: 2 day(s) 2025-08-08…2025-08-09; claude_code: 2 day(s) 2025-08-08…2025-08-09")
+
+    # The cents bug's signature: one day billed $150.
+    api.data.extra_costs[day(11)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
+                                      "description": "Claude Opus 5 Usage - Output Tokens", "model": "claude-opus-5",
+                                      "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
+    assert backfill(env, day(11), day(11), "--force").returncode == 0
+    code, lines = validation(env, "--since", "2025-08-10", "--until", "2025-08-11")
+    assert code == 1 and [line[0] for line in lines] == ["✗", "✓", "✓", "✓"]
+    assert lines[0].startswith("✗ daily billed cost above $100.00 on 1 day(s): 2025-08-11 $175.70")
+    assert validation(env, "--since", "2025-08-10", "--until", "2025-08-11", "--max-daily-cost", "500")[0] == 0
+
+
+def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
+    assert backfill(env, day(1), day(1)).returncode == 0
+    assert validation(env)[0] == 0
+    # The seed's bug: a table without dedup, loaded twice. Swap claude_api_usage for a plain MergeTree, fill it twice.
+    sql(env, "CREATE TABLE usage_copy AS claude_api_usage ENGINE = MergeTree ORDER BY date")
+    sql(env, "EXCHANGE TABLES usage_copy AND claude_api_usage")
+    for _ in range(2):
+        sql(env, "INSERT INTO claude_api_usage SELECT * FROM usage_copy FINAL")
+    code, lines = validation(env)
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓"]
+    assert lines[2] == ("✗ duplicates: claude_api_usage is a MergeTree, so a re-import adds rows instead of replacing "
+                        "them; claude_api_usage: 12 duplicate natural key(s) (24 rows, 12 keys)")
+
+    sql(env, "ALTER TABLE claude_code_productivity ADD COLUMN estimated_cost Float64")
+    code, lines = validation(env)
+    assert code == 1 and lines[3] == ("✗ cost column(s) in claude_code_productivity: estimated_cost — summing them "
+                                      "with billed cost counts Claude Code twice")
+
+
+def named(env: dict[str, str], name: str, **params: object) -> list[dict]:
+    """Rows of a named query of queries.sql, run through the main CLI as a user would."""
+    args = ["--query", name, "--format", "json", *(f"--param={k}={v}" for k, v in params.items())]
+    done = run_cli(env, *args)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, env, tmp_path, ccusage_bin_dir):
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    truth = generate(tmp_path / "claude", seed=7, days=4, sessions=5, end=now - dt.timedelta(hours=2))
+    local = cli_env(ccusage_bin_dir, Path(env["HOME"]), Path(env["CCUSAGE_IMPORT_DB"]), tmp_path / "claude", "laptop")
+    assert run_cli(local).returncode == 0
+    assert admin(env, "--days", "6").returncode == 0
+    days = [now.date() - dt.timedelta(days=n) for n in range(5, -1, -1)]
+    billed = {d.isoformat(): api.data.billed_cents([d]) / 100 for d in days if not empty_day(d)}
+
+    per_day = named(env, "admin_cost_per_day", days=6)
+    assert {r["date"]: Decimal(r["billed_usd"]) for r in per_day} == billed
+    workspaces = {r["workspace"]: Decimal(r["billed_usd"]) for r in named(env, "admin_cost_by_workspace", days=6)}
+    assert set(workspaces) == {"(default workspace)", *WORKSPACES[1:]}
+    assert sum(workspaces.values()) == sum(billed.values())
+    models = named(env, "admin_cost_by_model", days=6)
+    assert sum(Decimal(r["billed_usd"]) for r in models) == sum(billed.values())
+    web = sum((Decimal(r["amount"]) for d in days for r in api.data.cost_results(d) if r["cost_type"] == "web_search"),
+              Decimal(0))
+    assert [Decimal(r["billed_usd"]) for r in models if r["model_or_kind"] == "(web_search)"] == [web / 100]
+
+    usage = named(env, "admin_usage_by_model_and_key", days=6)
+    assert sum(r["tokens"] for r in usage) == sum(api.data.usage_total(days, path) for path in (
+        ("uncached_input_tokens",), ("cache_creation", "ephemeral_5m_input_tokens"),
+        ("cache_creation", "ephemeral_1h_input_tokens"), ("cache_read_input_tokens",), ("output_tokens",)))
+    assert sorted(r["model"] for r in usage if r["api_key"] == "(Console / Workbench)") == [
+        "claude-opus-5", "claude-sonnet-4-5"]
+    users = {r["actor_id"]: r["sessions"] for r in named(env, "admin_claude_code_by_user", days=6)}
+    sessions: dict[str, int] = {}
+    for record in (r for d in days for r in api.data.code_records(d)):
+        actor = record["actor"].get("email_address") or record["actor"]["api_key_name"]
+        sessions[actor] = sessions.get(actor, 0) + record["core_metrics"]["num_sessions"]
+    assert users == sessions
+
+    local_days = {d: t.total for d, t in truth.by_day().items()}
+    local_cost = {item["date"]: item["totalCost"] for item in run_ccusage(
+        ccusage_bin_dir, tmp_path / "claude", "daily")["daily"]}
+    compared = named(env, "admin_claude_code_vs_local", days=6)
+    assert {r["date"] for r in compared} == {d for d in local_days if d >= days[0].isoformat()} | {
+        d.isoformat() for d in days if not empty_day(d)}
+    for row in compared:
+        day_ = dt.date.fromisoformat(row["date"])
+        assert row["local_tokens"] == local_days.get(row["date"], 0)
+        assert row["local_estimate_usd"] == pytest.approx(local_cost.get(row["date"], 0), rel=1e-9)
+        assert row["api_tokens"] == sum(api.data.code_total([day_], t) for t in cai.CODE_MODEL_TOKENS)
+        assert Decimal(row["api_estimate_usd"]) == api.data.code_estimate_cents([day_]) / 100
+        assert row["token_difference"] == row["local_tokens"] - row["api_tokens"]
