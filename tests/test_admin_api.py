@@ -557,3 +557,23 @@ def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, en
         assert row["api_tokens"] == sum(api.data.code_total([day_], t) for t in cai.CODE_MODEL_TOKENS)
         assert Decimal(row["api_estimate_usd"]) == api.data.code_estimate_cents([day_]) / 100
         assert row["token_difference"] == row["local_tokens"] - row["api_tokens"]
+
+
+def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
+    def admin_line(environment: dict[str, str]) -> list[str]:
+        """--check's Admin API line (this env has no Claude data, so --check exits 1 for that anyway)."""
+        done = run_cli(environment, "--check")
+        assert KEY not in done.stdout + done.stderr
+        return [line for line in done.stdout.splitlines() if "Admin API data" in line]
+
+    without_key = {k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"}
+    assert admin_line(without_key) == []  # no key configured: no Admin API check
+    assert backfill(env, day(1), day(3)).returncode == 0
+    lines = admin_line(env)
+    assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 4 validations clean"), lines
+    api.data.extra_costs[day(3)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
+                                     "description": "Claude Opus 5 Usage - Output Tokens", "model": "claude-opus-5",
+                                     "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
+    assert backfill(env, day(3), day(3), "--force").returncode == 0
+    lines = admin_line(env)
+    assert lines[0].startswith("❌ Admin API data: daily billed cost above $100.00 on 1 day(s)"), lines
