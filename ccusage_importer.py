@@ -1171,7 +1171,8 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows([["" if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                           if isinstance(v, list | tuple | dict) else v for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
 
     def cell(value: Any) -> str:
@@ -1653,7 +1654,7 @@ def preflight(config: Config, env: Mapping[str, str], args: argparse.Namespace) 
     yield runner_result
     if runner and config.claude_dirs:
         yield from check_reports(runner, config, env)
-    yield from check_store(config)
+    yield from check_store(config, admin_api=bool(env.get("ANTHROPIC_ADMIN_KEY", "").strip()))
 
 
 def check_configuration(config: Config) -> CheckResult:
@@ -1737,17 +1738,17 @@ def check_report(runner: Runner, name: str, config: Config, env: Mapping[str, st
     return CheckResult("ok", label, detail)
 
 
-def check_store(config: Config) -> Iterator[CheckResult]:
+def check_store(config: Config, admin_api: bool = False) -> Iterator[CheckResult]:
     """Store checks; the embedded store is opened under the importer's lock, like every other command."""
     try:
         lock = run_lock(config.lock_path(), config.lock_timeout, "check") if config.embedded else _no_lock()
         with lock:
-            yield from _store_checks(config)
+            yield from _store_checks(config, admin_api)
     except UserError as exc:
         yield CheckResult("fail", "store", str(exc), "wait for the running import to finish, then check again")
 
 
-def _store_checks(config: Config) -> Iterator[CheckResult]:
+def _store_checks(config: Config, admin_api: bool) -> Iterator[CheckResult]:
     new = config.embedded and not config.embedded_path.exists()
     clock = time.monotonic()
     try:
@@ -1758,7 +1759,7 @@ def _store_checks(config: Config) -> Iterator[CheckResult]:
     try:
         detail = f"{config.store_description()} in {(time.monotonic() - clock) * 1000:.0f} ms"
         yield CheckResult("ok", "store connection", detail + (", created empty" if new else ""))
-        for label, check, fix in STORE_CHECKS:
+        for label, check, fix in STORE_CHECKS + (ADMIN_API_CHECK if admin_api else ()):
             try:
                 yield check(store)
             except Exception as exc:  # a database error is this check's failure, not a crash of --check
@@ -1910,6 +1911,24 @@ def check_response_time(store: Store) -> CheckResult:
                        "the server or the network is slow: imports still work, they take longer")
 
 
+def check_admin_api(store: Store) -> CheckResult:
+    """With ANTHROPIC_ADMIN_KEY set: the red flags of `claude_admin_importer.py --validate` on the stored data."""
+    import claude_admin_importer as admin  # the sibling script imports this file, so only here
+
+    flags = admin.validate(admin.AdminStore(store), None, None, admin.DEFAULT_MAX_DAILY_COST)
+    raised = [text for up, text in flags if up]
+    if not raised:
+        return CheckResult("ok", "Admin API data", f"{len(flags)} validations clean: " + "; ".join(
+            text for _, text in flags[:1]))
+    fix = "run `uv run claude_admin_importer.py --validate` for details (README: Admin API importer)"
+    if len(flags) == 1:  # nothing imported yet: a new setup, not a broken one
+        return CheckResult("warn", "Admin API data", raised[0], "run `uv run claude_admin_importer.py` once")
+    return CheckResult("fail", "Admin API data", "; ".join(raised), fix)
+
+
+ADMIN_API_CHECK: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
+    ("Admin API data", check_admin_api, "run `uv run claude_admin_importer.py --validate` for details"),
+)
 STORE_CHECKS: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
     ("server version", check_server_version, "check that the server is a ClickHouse release"),
     ("database", check_database, "grant the user SELECT on the database and on system.tables"),
@@ -1917,6 +1936,140 @@ STORE_CHECKS: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
     ("write permission", check_write, "grant the user CREATE TABLE, INSERT and DROP TABLE on the database"),
     ("response time", check_response_time, "check the server's load and the network"),
 )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dashboard: one self-contained HTML file drawn from the named queries
+# ----------------------------------------------------------------------------------------------------------------
+
+DASHBOARD_DIR = HERE / "dashboard"
+DEFAULT_DASHBOARD_FILE = "ccusage-dashboard.html"
+# Chart.js and its matrix (heat map) plugin, vendored from the npm registry (dashboard/vendor/README.md).
+DASHBOARD_LIBRARIES = ("chart.umd.min.js", "chartjs-chart-matrix.min.js")
+# The page's own values for parameters the queries declare: the whole history, every row, the import's time zone.
+DASHBOARD_CHOICES = {"days": "36600", "limit": "4294967295", "stale_hours": "2"}
+# (dataset, named query). Per-machine datasets run once for all machines and once per machine: the page's machine
+# filter switches between those sets, and its date filter works on their `date` column.
+PER_MACHINE_DATASETS = (
+    ("summary", "dashboard_summary"),
+    ("models", "model_cost_daily"),
+    ("projects", "project_timeline"),
+    ("tokens", "daily_tokens_90d"),
+    ("cache", "cache_efficiency_daily"),
+    ("hours", "block_hours_daily"),
+)
+SHARED_DATASETS = (  # rows that name their machine
+    ("machine_days", "machine_daily_comparison"),
+    ("active_blocks", "active_block"),
+    ("freshness", "machine_freshness"),
+)
+
+
+def dashboard_parameters(query: NamedQuery, machine: str, timezone: str) -> dict[str, Any]:
+    """Parameters as --query would take them: the page's choices where the query declares them, else defaults."""
+    choices = {**DASHBOARD_CHOICES, "tz": timezone, "machine": machine}
+    return query_parameters(query, [f"{p.name}={choices[p.name]}" for p in query.params if p.name in choices])
+
+
+def _json_value(value: Any) -> Any:
+    """A query result cell as JSON: ISO dates, UTC times, lists; NaN and infinity as null."""
+    if isinstance(value, dt.datetime):
+        return _utc(value).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -> dict[str, Any]:
+    """Every dataset the page draws, each the result of a named query ({columns, rows})."""
+
+    def run(name: str, machine: str = "") -> dict[str, Any]:
+        query = find_query(queries, name)
+        columns, rows = store.query(query.sql, dashboard_parameters(query, machine, timezone))
+        return {"columns": columns, "rows": [[_json_value(v) for v in row] for row in rows]}
+
+    def scope(machine: str) -> dict[str, Any]:
+        return {"machine": machine, "data": {key: run(name, machine) for key, name in PER_MACHINE_DATASETS}}
+
+    shared = {key: run(name) for key, name in SHARED_DATASETS}
+    everything = scope("")
+    summary = everything["data"]["summary"]
+    empty = not dict(zip(summary["columns"], summary["rows"][0], strict=True))["all_time_tokens"]
+    freshness = shared["freshness"]
+    machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
+    _, [(today,)] = store.query("SELECT today()")
+    return {
+        "meta": {"generated_at": _json_value(_now().replace(microsecond=0)), "today": _json_value(today),
+                 "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
+                 "queries": [name for _, name in (*PER_MACHINE_DATASETS, *SHARED_DATASETS)]},
+        "empty": empty,
+        "machines": machines,
+        "shared": shared,
+        "scopes": [everything] + ([] if empty else [scope(machine) for machine in machines]),
+    }
+
+
+def library_label(code: str) -> str:
+    """'Chart.js 4.6.1' from the banner comment the vendored builds start with (` * Chart.js v4.6.1`)."""
+    match = re.search(r"^\s*\*\s*(\S+) v(\d+\.\d+\.\d+)\s*$", code[:400], re.M)
+    return f"{match.group(1)} {match.group(2)}" if match else "unknown version"
+
+
+def render_dashboard(data: Mapping[str, Any], template: str, libraries: Mapping[str, str]) -> str:
+    """The template with the libraries and the data put in; the page itself is all in the template.
+
+    In the JSON every `<` is written as \\u003c, so no project or machine name can close the script element or
+    open a comment in it, whatever it contains.
+    """
+    scripts = []
+    for name, code in libraries.items():
+        code = re.sub(r"^//# sourceMappingURL=.*$", "", code, flags=re.M)  # no request for a source map
+        if re.search(r"</script|<!--", code, re.I):
+            raise UserError(f"{name} cannot be put inside a <script> element: it contains </script or <!--")
+        scripts.append(f"<script>{code}</script>")
+    payload = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
+    parts = {"LIBRARY": "\n".join(scripts), "DATA": payload}
+    return re.sub(r"@@(LIBRARY|DATA)@@", lambda match: parts[match.group(1)], template)
+
+
+def _dashboard_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def write_dashboard(config: Config, target: str, quiet: bool) -> int:
+    """--dashboard [FILE]: the dashboard of the configured store as one HTML file that opens offline."""
+    if not target.strip():
+        raise UserError("--dashboard FILE: the file name is empty", EXIT_USAGE)
+    path = Path(target)
+    queries = load_queries()
+    template = _dashboard_file(DASHBOARD_DIR / "template.html")
+    libraries = {name: _dashboard_file(DASHBOARD_DIR / "vendor" / name) for name in DASHBOARD_LIBRARIES}
+    with _reading_store(config) as store:
+        data = dashboard_data(store, queries, config.timezone)
+    data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
+    html = render_dashboard(data, template, libraries).encode("utf-8")
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(html)
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    if not quiet:
+        if data["empty"]:
+            print(f"Dashboard written to {path}: the store holds no usage yet, so the page only says how to import "
+                  "(`uv run ccusage_importer.py`).")
+        else:
+            print(f"Dashboard written to {path} ({len(html) / 1024:.0f} KB, {len(data['machines'])} machine"
+                  f"{'s' * (len(data['machines']) != 1)}): open it in a browser; it needs no network.")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1946,6 +2099,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a parameter of --query (repeatable); parameters not given take their defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format of --sql and --query: aligned table, CSV, or JSON lines (default: table)")
+    parser.add_argument("--dashboard", nargs="?", const=DEFAULT_DASHBOARD_FILE, metavar="FILE",
+                        help="write a self-contained HTML dashboard of the store that opens offline "
+                             f"(default FILE: {DEFAULT_DASHBOARD_FILE})")
     parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
     return parser
 
@@ -1953,7 +2109,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None) -> int:
     with _reading_store(config) as store:
         columns, rows = store.query(sql, parameters)
-    print(format_table(columns, rows, fmt))
+    text = format_table(columns, rows, fmt)
+    if text:
+        print(text)
     return EXIT_OK
 
 
@@ -1996,6 +2154,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         config = Config.from_env(env, args)
         if args.param and not args.query:
             raise UserError("--param goes with --query NAME", EXIT_USAGE)
+        if args.dashboard is not None:
+            if args.sql or args.query:
+                raise UserError("give --dashboard alone, not with --sql or --query", EXIT_USAGE)
+            return write_dashboard(config, args.dashboard, args.quiet)
         if args.query:
             if args.sql:
                 raise UserError("give --sql or --query, not both", EXIT_USAGE)
@@ -2015,6 +2177,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # a database error in the middle of a run: one line, never a password
         if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
             text = _first_line(config.redact(str(exc)) if config else str(exc))
