@@ -226,3 +226,39 @@ def test_plan_keeps_a_session_that_absorbed_replayed_history():
 def test_split_sql_handles_comments_and_semicolons_inside_lines():
     statements = ci.split_sql("-- a; comment\nSELECT 1;\nSELECT ';' AS x;\n")
     assert statements == ["SELECT 1", "SELECT ';' AS x"]
+
+
+# -- configuration ----------------------------------------------------------------------------------------------
+
+
+def test_configuration_from_the_environment():
+    home = {"HOME": "/home/u"}
+    config = ci.Config.from_env({**home, "MACHINE_NAME": "box"})
+    assert config.embedded and config.embedded_path == Path("/home/u/.local/share/ccusage-import/chdb")
+    assert ci.Config.from_env({**home, "XDG_DATA_HOME": "/data"}).embedded_path == Path("/data/ccusage-import/chdb")
+    assert ci.Config.from_env({**home, "CCUSAGE_IMPORT_DB": "/x/db"}).embedded_path == Path("/x/db")
+    assert ci.Config.from_env({**home, "CH_HOST": "h", "CH_PORT": "8443"}).ch_secure
+    assert ci.Config.from_env({**home, "CH_HOST": "h", "CH_PORT": "443"}).ch_secure
+    assert not ci.Config.from_env({**home, "CH_HOST": "h"}).ch_secure
+    assert ci.Config.from_env({**home, "CH_HOST": "h", "CH_PROTOCOL": "https"}).ch_secure
+    assert config.machine_name == "box" and config.ccusage_version == "20.0.24" and config.timezone == "UTC"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CH_HOST": "h", "CH_PORT": "9440"}, "native-protocol port 9440"),
+    ({"CH_PORT": "http"}, "is not a port number"),
+    ({"CH_DATABASE": "x; DROP TABLE y"}, "is not a plain database name"),
+    ({"CCUSAGE_VERSION": "latest"}, "must be an exact version"),
+    ({"CCUSAGE_TIMEZONE": "Mars/Olympus"}, "is not an IANA time zone"),
+    ({"CCUSAGE_TIMEOUT": "soon"}, "is not a number"),
+    ({"CH_PROTOCOL": "ftp"}, "must be http or https"),
+])
+def test_bad_configuration_is_one_clear_message(env, message):
+    with pytest.raises(ci.UserError, match=message):
+        ci.Config.from_env({"HOME": "/home/u", **env})
+
+
+def test_redact_hides_the_password_everywhere():
+    config = ci.Config.from_env({"HOME": "/h", "CH_HOST": "h", "CH_PASSWORD": "s3cret!"})
+    assert config.redact("login s3cret! failed for s3cret!") == "login *** failed for ***"
+    assert "s3cret" not in repr(config)
