@@ -883,7 +883,9 @@ class Store:
         return rows[0][0] if rows else None
 
     def _put_setting(self, name: str, value: str) -> None:
-        self.client.insert("ccusage_settings", [[name, value, _now()]], column_names=["name", "value", "created_at"])
+        """Stamped with the server's clock, so machines that race to create a setting all agree on the first."""
+        self.client.command("INSERT INTO ccusage_settings (name, value, created_at) "
+                            "SELECT {name:String}, {value:String}, now64(3)", parameters={"name": name, "value": value})
 
     # -- usage rows ---------------------------------------------------------------------------------------------
 
