@@ -1948,7 +1948,8 @@ DASHBOARD_DIR = HERE / "dashboard"
 DEFAULT_DASHBOARD_FILE = "ccusage-dashboard.html"
 # Chart.js and its matrix (heat map) plugin, vendored from the npm registry (dashboard/vendor/README.md).
 DASHBOARD_LIBRARIES = ("chart.umd.min.js", "chartjs-chart-matrix.min.js")
-# The page's own values for parameters the queries declare: the whole history, every row, the import's time zone.
+# The page's own values for parameters the queries declare: the whole history and every row (`tz` is the import's
+# time zone, `machine` the set being gathered; any other parameter keeps its default).
 DASHBOARD_CHOICES = {"days": "36600", "limit": "4294967295", "stale_hours": "2"}
 # (dataset, named query). Per-machine datasets run once for all machines and once per machine: the page's machine
 # filter switches between those sets, and its date filter works on their `date` column.
@@ -1973,16 +1974,16 @@ def dashboard_parameters(query: NamedQuery, machine: str, timezone: str) -> dict
     return query_parameters(query, [f"{p.name}={choices[p.name]}" for p in query.params if p.name in choices])
 
 
-def _json_value(value: Any) -> Any:
+def json_cell(value: Any) -> Any:
     """A query result cell as JSON: ISO dates, UTC times, lists; NaN and infinity as null."""
     if isinstance(value, dt.datetime):
-        return _utc(value).isoformat().replace("+00:00", "Z")
+        return _utc(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
+        return [json_cell(v) for v in value]
     return value
 
 
@@ -1992,7 +1993,7 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     def run(name: str, machine: str = "") -> dict[str, Any]:
         query = find_query(queries, name)
         columns, rows = store.query(query.sql, dashboard_parameters(query, machine, timezone))
-        return {"columns": columns, "rows": [[_json_value(v) for v in row] for row in rows]}
+        return {"columns": columns, "rows": [[json_cell(v) for v in row] for row in rows]}
 
     def scope(machine: str) -> dict[str, Any]:
         return {"machine": machine, "data": {key: run(name, machine) for key, name in PER_MACHINE_DATASETS}}
@@ -2005,7 +2006,7 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
     _, [(today,)] = store.query("SELECT today()")
     return {
-        "meta": {"generated_at": _json_value(_now().replace(microsecond=0)), "today": _json_value(today),
+        "meta": {"generated_at": json_cell(_now().replace(microsecond=0)), "today": json_cell(today),
                  "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
                  "queries": [name for _, name in (*PER_MACHINE_DATASETS, *SHARED_DATASETS)]},
         "empty": empty,
