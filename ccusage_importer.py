@@ -7,7 +7,9 @@ never lose history: a period that ccusage recomputes from fewer files never repl
 
 The code reads top to bottom in the order a run flows:
     configuration -> source (ccusage) -> pure transforms (JSON to rows) -> plan (compare with stored rows)
-    -> store (the only code that speaks SQL) -> report (summary) -> ClickHouseImporter (drives a run) -> CLI.
+    -> store (the only code that speaks SQL) -> report (summary) -> ClickHouseImporter (drives a run),
+then what else the CLI offers on the same parts: named queries (--query), preflight (--check), the HTML
+dashboard (--dashboard), and the command line itself. claude_admin_importer.py reuses configuration and store.
 """
 
 from __future__ import annotations

@@ -53,35 +53,34 @@ class Measurement:
 
 
 def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measurement:
-    """Run commands (`parallel` at a time) while sampling the memory of every process they start."""
+    """Run commands (`parallel` at a time), sampling the summed memory of every process they start."""
     started = time.monotonic()
-    before = psutil.Process().cpu_times()
-    tree_peak = main_peak = 0.0
+    me = psutil.Process()
+    before = me.cpu_times()
     outputs: list[str] = []
+    roots: list[psutil.Process] = []
 
     def run_one(argv: list[str]) -> None:
-        nonlocal tree_peak, main_peak
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        root = psutil.Process(process.pid)
-        chunks: list[str] = []
-        reader = ThreadPoolExecutor(1).submit(lambda: chunks.append(process.stdout.read()))
-        while process.poll() is None:
-            try:
-                family = [root, *root.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in family if p.is_running())
-                tree_peak = max(tree_peak, rss / 2**20)
-                main_peak = max(main_peak, root.memory_info().rss / 2**20)
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-        reader.result()
-        outputs.append("".join(chunks))
+        roots.append(psutil.Process(process.pid))
+        outputs.append(process.communicate()[0])
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{outputs[-1][-2000:]}")
 
+    tree_peak = main_peak = 0.0
     with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(run_one, argv_list))
-    after = psutil.Process().cpu_times()
+        futures = [pool.submit(run_one, argv) for argv in argv_list]
+        while not all(future.done() for future in futures):
+            try:
+                family = me.children(recursive=True)
+                tree_peak = max(tree_peak, sum(p.memory_info().rss for p in family) / 2**20)
+                main_peak = max([main_peak, *(p.memory_info().rss / 2**20 for p in roots if p.is_running())])
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        for future in futures:
+            future.result()
+    after = me.cpu_times()
     cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
     return Measurement(time.monotonic() - started, cpu, tree_peak, main_peak, "\n".join(outputs))
 
