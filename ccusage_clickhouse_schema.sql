@@ -4,10 +4,11 @@
 -- lands in the configured one (CH_DATABASE, default `default`). Later changes go into migrations/NNN_name.sql
 -- and are applied once, in order, above the version recorded in ccusage_schema_migrations.
 --
--- History-safe writes: every usage table is a ReplacingMergeTree whose version column is the row's total token
--- count. ccusage only sees the last ~30 days of transcripts, so a re-computed old period can come back with
--- fewer tokens; the importer never writes such a row, and even if one were written the engine would keep the
--- larger one. Equal versions keep the last written row (an unchanged period re-priced, a block that ended).
+-- History-safe writes: the usage tables of periods (days, months, project-days, blocks) are ReplacingMergeTrees
+-- whose version column is the row's total token count. ccusage only sees the last ~30 days of transcripts, so a
+-- re-computed old period can come back with fewer tokens; the importer never writes such a row, and even if one
+-- were written the engine would keep the larger one. Equal versions keep the last written row (an unchanged
+-- period re-priced, a block that ended). Sessions and per-model rows are versioned by import time (see there).
 -- Read with FINAL, or through the ccusage_v_* views.
 
 CREATE TABLE IF NOT EXISTS ccusage_schema_migrations
@@ -69,6 +70,11 @@ ORDER BY (machine_name, month);
 
 -- session_key / project_key: keyed hashes, the stable identity (same whether names are hashed or not).
 -- session_id / project_name: what is displayed: the hash, or the real name with --no-hash-projects.
+-- Sessions are the one table where ccusage can legitimately report less: a resumed session's file replays earlier
+-- lines, and ccusage credits them to whichever file sorts first by path, so a resume can move history from one
+-- session to another (or empty one) without any file being deleted. So the version is the import time, and the
+-- importer decides (see plan_table): less tokens are written only when none of the session's transcript files
+-- (transcript_files) has gone; a session that ccusage stops reporting while its files are all there gets a zero row.
 CREATE TABLE IF NOT EXISTS ccusage_usage_sessions
 (
     machine_name          LowCardinality(String),
@@ -78,6 +84,7 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_sessions
     session_id            String,
     first_activity        Nullable(DateTime64(3, 'UTC')),
     last_activity         DateTime64(3, 'UTC'),
+    transcript_files      UInt32,
     input_tokens          UInt64,
     output_tokens         UInt64,
     cache_creation_tokens UInt64,
@@ -89,7 +96,7 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_sessions
     ccusage_version       LowCardinality(String),
     imported_at           DateTime64(3, 'UTC')
 )
-ENGINE = ReplacingMergeTree(total_tokens)
+ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (machine_name, project_key, session_key);
 
 -- 5-hour billing blocks (gap blocks are not stored). is_active, burn rate and projection describe the block as
@@ -142,8 +149,9 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_projects_daily
 ENGINE = ReplacingMergeTree(total_tokens)
 ORDER BY (machine_name, date, project_key);
 
--- Per-model rows of a daily, monthly, session or project-day row. parent_version is the parent's total_tokens:
--- when a parent is rewritten, a model that left it gets a zero row with the new version.
+-- Per-model rows of a daily, monthly, session or project-day row, written together with their parent (so the
+-- latest write is right: ReplacingMergeTree(imported_at)). When a parent is rewritten, a model that left it gets a
+-- zero row.
 CREATE TABLE IF NOT EXISTS ccusage_model_breakdowns
 (
     machine_name          LowCardinality(String),
@@ -156,10 +164,9 @@ CREATE TABLE IF NOT EXISTS ccusage_model_breakdowns
     cache_read_tokens     UInt64,
     total_tokens          UInt64,
     cost                  Float64,
-    parent_version        UInt64,
     imported_at           DateTime64(3, 'UTC')
 )
-ENGINE = ReplacingMergeTree(parent_version)
+ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (machine_name, record_type, record_key, model_name);
 
 -- Which models a row used (blocks only have this, not per-model tokens). is_used = 0 marks a model that left.
@@ -170,10 +177,9 @@ CREATE TABLE IF NOT EXISTS ccusage_models_used
     record_key     String,
     model_name     LowCardinality(String),
     is_used        UInt8,
-    parent_version UInt64,
     imported_at    DateTime64(3, 'UTC')
 )
-ENGINE = ReplacingMergeTree(parent_version)
+ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (machine_name, record_type, record_key, model_name);
 
 -- One row per run: what was fetched, what was written, and how it ended. No configuration values are stored.
@@ -234,7 +240,8 @@ SELECT
     models_used,
     round(total_cost / nullIf(total_tokens, 0) * 1000000, 4) AS cost_per_million_tokens,
     round(cache_read_tokens / nullIf(input_tokens + cache_creation_tokens + cache_read_tokens, 0), 4) AS cache_hit_share
-FROM ccusage_usage_sessions FINAL;
+FROM ccusage_usage_sessions FINAL
+WHERE total_tokens > 0;
 
 CREATE OR REPLACE VIEW ccusage_v_model_performance AS
 SELECT

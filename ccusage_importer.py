@@ -346,15 +346,26 @@ def fetch_report(runner: Runner, report: str, config: Config, env: Mapping[str, 
 
 @dataclass(frozen=True)
 class TranscriptScan:
-    """What is on disk now: enough to tell that nothing changed since the last import."""
+    """What is on disk now: whether anything changed since the last import, and each session's file count."""
 
     files: int
     fingerprint: str
+    session_files: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def session_of(parts: Sequence[str]) -> tuple[str, str]:
+    """(project, session) of a transcript path below projects/, named as ccusage 20 names them."""
+    if len(parts) == 2:
+        return parts[0], parts[1].removesuffix(".jsonl")
+    if len(parts) >= 4 and parts[-2] == "subagents":
+        return parts[0], parts[-3]
+    return parts[0], parts[-2]
 
 
 def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
     digest = hashlib.sha256()
     files = 0
+    session_files: dict[tuple[str, str], int] = defaultdict(int)
     for base in dirs:
         entries = []
         for folder, _, names in os.walk(base):
@@ -366,10 +377,11 @@ def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
                     except OSError:
                         continue
                     entries.append((path, stat.st_size, stat.st_mtime_ns))
+                    session_files[session_of(Path(path).relative_to(base).parts)] += 1
         for path, size, mtime in sorted(entries):
             digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         files += len(entries)
-    return TranscriptScan(files, digest.hexdigest())
+    return TranscriptScan(files, digest.hexdigest(), dict(session_files))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -563,8 +575,12 @@ def monthly_records(days: Sequence[Record]) -> list[Record]:
     ]
 
 
-def session_records(doc: Any, hasher: NameHasher) -> list[Record]:
-    """`claude session`: {sessions: [...]}; ccusage <= 18 used the project folder as session id."""
+def session_records(doc: Any, hasher: NameHasher,
+                    session_files: Mapping[tuple[str, str], int] | None = None) -> list[Record]:
+    """`claude session`: {sessions: [...]}; ccusage <= 18 used the project folder as session id.
+
+    `session_files` counts each session's transcript files on disk now (0 where unknown, as for ccusage <= 18).
+    """
     if doc == []:
         return []
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
@@ -588,6 +604,7 @@ def session_records(doc: Any, hasher: NameHasher) -> list[Record]:
                 "session_id": hasher.display(session),
                 "first_activity": parse_timestamp(first, where) if first else None,
                 "last_activity": parse_timestamp(item.get("lastActivity"), where),
+                "transcript_files": (session_files or {}).get((project, session), 0),
                 **row,
             },
             record_type="session",
@@ -652,11 +669,12 @@ def block_records(doc: Any) -> list[Record]:
     return records
 
 
-def parse_report(name: str, doc: Any, hasher: NameHasher) -> list[Record]:
+def parse_report(name: str, doc: Any, hasher: NameHasher,
+                 session_files: Mapping[tuple[str, str], int] | None = None) -> list[Record]:
     """The records of one fetched report (see REPORTS)."""
     if name == "projects_daily":
         return project_day_records(doc, hasher)
-    return session_records(doc, hasher) if name == "sessions" else block_records(doc)
+    return session_records(doc, hasher, session_files) if name == "sessions" else block_records(doc)
 
 
 def report_size(report: str, doc: Any) -> int:
@@ -689,11 +707,16 @@ def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt
     return any(start < other_end and other_start < end for other_start, other_end in intervals)
 
 
-def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record]) -> TablePlan:
+def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
+               session_files: Mapping[tuple[Any, ...], int] | None = None) -> TablePlan:
     """Decide per record: new, changed (written), unchanged, or kept (the stored row has more history).
 
     Rules that keep history whole after Claude Code deletes old transcripts:
-    - a row with fewer tokens than the stored one is never written;
+    - a row with fewer tokens than the stored one is not written, unless it is a session none of whose files has
+      gone: then a resumed session's file, sorting first, took over replayed lines (ccusage credits a line to the
+      first file by path), and the smaller row is the truth;
+    - a session that ccusage no longer reports while all its files are there (`session_files`, by key) was taken
+      over whole: it gets a zero row; any other row that ccusage no longer reports stays as it is;
     - a session whose first activity moved earlier has absorbed replayed lines of a deleted session: kept;
     - a block that overlaps a stored block under another start time is a recomputed old block: kept.
     """
@@ -708,19 +731,39 @@ def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any
                 continue
             plan.new += 1
             plan.write.append(record)
-        elif record.total_tokens < old.total_tokens or _absorbed_history(record, old):
+        elif _absorbed_history(record, old) or (
+                record.total_tokens < old.total_tokens and not _files_intact(record.row, old)):
             plan.kept += 1
         elif record.row == old.row and record.breakdowns == old.breakdowns:
             plan.unchanged += 1
         else:
             plan.changed += 1
             plan.write.append(record)
+    reported = {record.key for record in incoming}
+    for key, old in stored.items():
+        files = (session_files or {}).get(key, 0)
+        if key not in reported and old.total_tokens and _files_intact({"transcript_files": files}, old):
+            plan.changed += 1
+            plan.write.append(_emptied(old, files))
     return plan
 
 
 def _absorbed_history(record: Record, old: Record) -> bool:
     new_first, old_first = record.row.get("first_activity"), old.row.get("first_activity")
     return bool(new_first and old_first and new_first < old_first)
+
+
+def _files_intact(row: Mapping[str, Any], old: Record) -> bool:
+    """A session whose transcript files are all still there (known only for sessions; 0 means unknown)."""
+    files = row.get("transcript_files", 0)
+    return files > 0 and files >= old.row.get("transcript_files", 0)
+
+
+def _emptied(old: Record, files: int) -> Record:
+    """A session whose every line ccusage now credits to another session: zero, so nothing counts twice."""
+    row = {**old.row, **dict.fromkeys((*TOKEN_COLUMNS, "total_tokens"), 0), "total_cost": 0.0, "models_count": 0,
+           "models_used": [], "transcript_files": files}
+    return Record(old.table, old.key, row, old.record_type, old.record_key, {})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -941,21 +984,21 @@ class Store:
         for record in records:
             old = stored.get(record.key)
             gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
-            version = record.total_tokens
             for model in sorted(record.breakdowns) + sorted(gone):
                 used_rows.append([machine, record.record_type, record.record_key, model, int(model not in gone),
-                                  version, imported_at])
+                                  imported_at])
                 values = record.breakdowns.get(model) or {}
                 if record.record_type != "block":
                     breakdown_rows.append([machine, record.record_type, record.record_key, model,
                                            *(values.get(c, 0) for c in (*TOKEN_COLUMNS, "total_tokens")),
-                                           values.get("cost", 0.0), version, imported_at])
+                                           values.get("cost", 0.0), imported_at])
         if breakdown_rows:
             self.client.insert("ccusage_model_breakdowns", breakdown_rows, column_names=[
                 "machine_name", "record_type", "record_key", "model_name", *TOKEN_COLUMNS, "total_tokens", "cost",
-                "parent_version", "imported_at"])
-        self.client.insert("ccusage_models_used", used_rows, column_names=[
-            "machine_name", "record_type", "record_key", "model_name", "is_used", "parent_version", "imported_at"])
+                "imported_at"])
+        if used_rows:
+            self.client.insert("ccusage_models_used", used_rows, column_names=[
+                "machine_name", "record_type", "record_key", "model_name", "is_used", "imported_at"])
         columns = list(records[0].row)
         rows = [[machine, *(r.row[c] for c in columns), ccusage_version, imported_at] for r in records]
         self.client.insert(records[0].table, rows, column_names=["machine_name", *columns, "ccusage_version",
@@ -1475,8 +1518,8 @@ STORED_COLUMNS: dict[str, tuple[str, ...]] = {
     "ccusage_usage_projects_daily": ("date", "project_key", "project_name", *TOKEN_COLUMNS, "total_tokens",
                                      "total_cost", "models_count", "models_used"),
     "ccusage_usage_sessions": ("project_key", "session_key", "project_name", "session_id", "first_activity",
-                               "last_activity", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count",
-                               "models_used"),
+                               "last_activity", "transcript_files", *TOKEN_COLUMNS, "total_tokens", "total_cost",
+                               "models_count", "models_used"),
     "ccusage_usage_blocks": ("block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries",
                              *TOKEN_COLUMNS, "total_tokens", "cost_usd", "models_used",
                              "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour", "projected_total_tokens",
@@ -1554,7 +1597,7 @@ class ClickHouseImporter:
         run.report_rows = {name: report_size(name, doc) for name, doc in documents.items()}
 
         clock = time.monotonic()
-        plans = self._write(store, hasher, documents, errors)
+        plans = self._write(store, hasher, documents, errors, scan.session_files)
         phases["write"] = run.write_seconds = time.monotonic() - clock
         run.rows_written = {p.table: len(p.write) for p in plans}
         run.status = "failed" if not documents else "partial" if errors else "ok"
@@ -1577,22 +1620,25 @@ class ClickHouseImporter:
         self.progress.done()
         return documents
 
-    def _write(self, store: Store, hasher: NameHasher, documents: Mapping[str, Any],
-               errors: list[str]) -> list[TablePlan]:
+    def _write(self, store: Store, hasher: NameHasher, documents: Mapping[str, Any], errors: list[str],
+               session_files: Mapping[tuple[str, str], int]) -> list[TablePlan]:
         """Transform each report, plan it against what is stored, write what is new or grew."""
         version, now = self.config.ccusage_version, _now()
         incoming: dict[str, list[Record]] = {}
         for name, doc in documents.items():
             try:
-                incoming[name] = parse_report(name, doc, hasher)
+                incoming[name] = parse_report(name, doc, hasher, session_files)
             except ShapeError as exc:
                 errors.append(f"`ccusage claude {' '.join(REPORTS[name])} --json` (ccusage {version}) printed JSON "
                               f"of an unknown shape, report skipped: {exc}")
         plans = []
 
+        files_by_key = {(hasher.key_of(project), hasher.key_of(session)): count
+                        for (project, session), count in session_files.items()}
+
         def apply(table: str, records: Sequence[Record]) -> dict[tuple[Any, ...], Record]:
             stored = store.stored_records(table, STORED_COLUMNS[table])
-            plan = plan_table(table, records, stored)
+            plan = plan_table(table, records, stored, files_by_key if table == "ccusage_usage_sessions" else None)
             store.write_records(plan.write, stored, version, now)
             plans.append(plan)
             return {**stored, **{r.key: r for r in plan.write}}

@@ -302,7 +302,7 @@ LEFT JOIN
 (
     SELECT project_key, count() AS sessions
     FROM ccusage_usage_sessions FINAL
-    WHERE dateDiff('day', last_activity, now()) < {days:UInt32}
+    WHERE total_tokens > 0 AND dateDiff('day', last_activity, now()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
     GROUP BY project_key
 ) AS sessions_table ON sessions_table.project_key = days_table.project_key
@@ -678,7 +678,7 @@ SELECT
     ) AS projects,
     (
         SELECT count() FROM ccusage_usage_sessions FINAL
-        WHERE ({machine:String} = '' OR machine_name = {machine:String})
+        WHERE total_tokens > 0 AND ({machine:String} = '' OR machine_name = {machine:String})
     ) AS sessions,
     (
         SELECT count() FROM ccusage_v_active_blocks
@@ -1089,6 +1089,7 @@ LEFT JOIN
 (
     SELECT machine_name, count() AS sessions
     FROM ccusage_usage_sessions FINAL
+    WHERE total_tokens > 0
     GROUP BY machine_name
 ) AS sessions_table ON sessions_table.machine_name = days_table.machine_name
 LEFT JOIN

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -412,3 +414,52 @@ def test_numbered_migrations_apply_once(tmp_path, make_env):
     done = subprocess.run([sys.executable, "-c", script], env=make_env(None), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "2", "2", "2"]
+
+
+def write_session(claude: Path, name: str, lines: list[tuple[int, str]], mtime: dt.datetime) -> None:
+    """A transcript of assistant lines (message number, timestamp), with the file time of its last line."""
+    path = claude / "projects" / "-home-me-proj" / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({
+        "type": "assistant", "sessionId": name, "timestamp": ts, "version": "2.0.31", "requestId": f"req_{n}",
+        "message": {"id": f"msg_{n}", "model": "claude-sonnet-4-5-20250929", "usage": {
+            "input_tokens": 10 + n, "output_tokens": 100 * n, "cache_creation_input_tokens": 1000,
+            "cache_read_input_tokens": 5000}}}, separators=(",", ":")) + "\n" for n, ts in lines))
+    os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+
+
+def session_totals(env: dict) -> dict[str, int]:
+    rows = sql(env, "SELECT session_id, total_tokens FROM ccusage_usage_sessions FINAL")
+    return {r["session_id"]: r["total_tokens"] for r in rows}
+
+
+@pytest.mark.parametrize("resumed_name", ["aaaa-resumed", "zzzz-resumed"])
+def test_a_resumed_session_never_counts_replayed_history_twice(resumed_name, claude, make_env):
+    """ccusage credits a replayed line to the file that sorts first: a resume can move history between sessions."""
+    day = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=3)
+    stamp = [(day + dt.timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z") for n in range(10)]
+    env = make_env(claude, "laptop")
+    write_session(claude, "mmmm-original", [(n, stamp[n]) for n in range(3)], day + dt.timedelta(minutes=3))
+    import_ok(env, "--no-hash-projects")
+    original = ground_truth(claude).total("main").total
+
+    replay_and_more = [(n, stamp[n]) for n in range(3)] + [(7, stamp[7]), (8, stamp[8])]
+    write_session(claude, resumed_name, replay_and_more, day + dt.timedelta(minutes=9))
+    import_ok(env, "--no-hash-projects")
+    truth = ground_truth(claude)
+    assert sum(session_totals(env).values()) == truth.total("main").total
+    expected = {s: t.total for (_, s), t in truth.by_session().items()}
+    assert {s: t for s, t in session_totals(env).items() if t} == expected
+    if resumed_name < "mmmm":  # the resumed file sorts first: it took the original's lines, the original is zero
+        assert session_totals(env)["mmmm-original"] == 0
+        shown = sql(env, "SELECT session_id FROM ccusage_v_session_summary")
+        assert [r["session_id"] for r in shown] == [resumed_name]
+
+    before = session_totals(env)
+    delete_older_than(claude, day + dt.timedelta(minutes=5))  # Claude Code's cleanup removes the original
+    assert not (claude / "projects" / "-home-me-proj" / "mmmm-original.jsonl").exists()
+    out = import_ok(env, "--no-hash-projects")
+    if resumed_name > "mmmm":  # the resumed session now holds the replayed lines too: stored as it was
+        assert re.search(r"ccusage_usage_sessions +0 +0 +0 +1", out), out
+    assert session_totals(env) == before  # nothing shrinks, nothing is counted twice
+    assert sum(before.values()) == truth.total("main").total > original

@@ -262,3 +262,40 @@ def test_redact_hides_the_password_everywhere():
     config = ci.Config.from_env({"HOME": "/h", "CH_HOST": "h", "CH_PASSWORD": "s3cret!"})
     assert config.redact("login s3cret! failed for s3cret!") == "login *** failed for ***"
     assert "s3cret" not in repr(config)
+
+
+def session_row(tokens: int, files: int, first_hour: int = 1) -> ci.Record:
+    return ci.Record("ccusage_usage_sessions", ("p", "s"), {
+        "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC), "transcript_files": files,
+        "input_tokens": tokens, "output_tokens": 0, "cache_creation_tokens": 0, "cache_read_tokens": 0,
+        "total_tokens": tokens, "total_cost": tokens / 1000, "models_count": 1, "models_used": ["m"]},
+        "session", "p/s", {"m": {"total_tokens": tokens}})
+
+
+@pytest.mark.parametrize(("incoming", "files_now", "outcome"), [
+    (session_row(300, 1), {("p", "s"): 1}, "written"),  # files all there: lines moved to a resumed session
+    (session_row(300, 1), {}, "written"),  # the count travels with the incoming row itself
+    (session_row(300, 0), {}, "kept"),  # unknown file count (ccusage <= 18): never shrink
+])
+def test_a_session_shrinks_only_when_none_of_its_files_went(incoming, files_now, outcome):
+    stored = {("p", "s"): session_row(500, 1)}
+    plan = ci.plan_table("ccusage_usage_sessions", [incoming], stored, files_now)
+    assert (plan.write == [incoming]) == (outcome == "written") and (plan.kept == 1) == (outcome == "kept")
+    fewer_files = ci.plan_table("ccusage_usage_sessions", [session_row(300, 1)], {("p", "s"): session_row(500, 2)})
+    assert fewer_files.kept == 1 and not fewer_files.write  # a sub-agent file was deleted: history stays
+
+
+def test_a_session_taken_over_whole_gets_a_zero_row_only_if_its_files_are_there():
+    stored = {("p", "s"): session_row(500, 2)}
+    plan = ci.plan_table("ccusage_usage_sessions", [], stored, {("p", "s"): 2})
+    assert [r.row["total_tokens"] for r in plan.write] == [0] and plan.write[0].breakdowns == {}
+    assert plan.write[0].row["models_used"] == [] and plan.write[0].row["total_cost"] == 0
+    assert not ci.plan_table("ccusage_usage_sessions", [], stored, {("p", "s"): 1}).write  # a file went: keep
+    assert not ci.plan_table("ccusage_usage_sessions", [], stored, {}).write  # all files gone: keep
+    assert not ci.plan_table("ccusage_usage_daily", [], {(dt.date(2026, 1, 1),): day("2026-01-01", 5)}).write
+
+
+def test_session_of_follows_ccusage_layout():
+    assert ci.session_of(("p", "s.jsonl")) == ("p", "s")
+    assert ci.session_of(("p", "s", "subagents", "agent-1.jsonl")) == ("p", "s")
+    assert ci.session_of(("p", "x", "y", "z.jsonl")) == ("p", "y")
