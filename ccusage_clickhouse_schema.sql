@@ -396,8 +396,9 @@ CREATE TABLE IF NOT EXISTS claude_code_model_usage
 ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (date, actor_type, actor_id, terminal_type, is_remote, model);
 
--- Per report ('cost_report', 'usage_messages', 'claude_code') and UTC day, the latest import: 'ok' (the day was
--- over), 'partial' (imported while the day ran) or 'failed' (error_text says why). Backfills resume from it.
+-- Per report ('cost_report', 'usage_messages', 'usage_messages_hourly', 'claude_code') and UTC day, the latest
+-- import: 'ok' (the day was over), 'partial' (imported while the day ran) or 'failed' (error_text says why).
+-- Backfills resume from it. 'usage_messages_hourly' rows exist only for the days a run asked hourly usage for.
 CREATE TABLE IF NOT EXISTS claude_api_import_days
 (
     report      LowCardinality(String),
@@ -410,3 +411,26 @@ CREATE TABLE IF NOT EXISTS claude_api_import_days
 )
 ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (report, date);
+
+-- usage_report/messages in hourly buckets (bucket_width=1h), for recent days only (claude_admin_importer.py
+-- --hourly-days): the dimensions and token columns of claude_api_usage, keyed by the UTC hour the bucket starts.
+-- Imported from the same data, a day's hourly rows add up to its daily rows key by key (--validate checks it).
+-- A re-imported day is replaced like the daily table's: keys that vanished from one of its hours get a zero row.
+CREATE TABLE IF NOT EXISTS claude_api_usage_hourly
+(
+    hour                           DateTime('UTC'),
+    model                          LowCardinality(String),
+    api_key_id                     String,
+    workspace_id                   String,
+    service_tier                   LowCardinality(String),
+    context_window                 LowCardinality(String),
+    uncached_input_tokens          UInt64,
+    cache_creation_1h_input_tokens UInt64,
+    cache_creation_5m_input_tokens UInt64,
+    cache_read_input_tokens        UInt64,
+    output_tokens                  UInt64,
+    web_search_requests            UInt64,
+    imported_at                    DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (hour, model, api_key_id, workspace_id, service_tier, context_window);

@@ -7,7 +7,8 @@ ClickHouse database as ccusage_importer.py, whose configuration (CH_*, CCUSAGE_I
 reuses:
 
     GET /v1/organizations/cost_report              -> claude_api_costs (cents converted to exact dollars)
-    GET /v1/organizations/usage_report/messages    -> claude_api_usage (tokens)
+    GET /v1/organizations/usage_report/messages    -> claude_api_usage (tokens per day) and, for recent days,
+                                                      claude_api_usage_hourly (the same per hour)
     GET /v1/organizations/usage_report/claude_code -> claude_code_productivity (no cost column) and
                                                       claude_code_model_usage (tokens, Claude Code's *estimate*)
     per report and UTC day, the import status      -> claude_api_import_days (backfills resume from it)
@@ -72,6 +73,8 @@ SPEND_CAP_ATTEMPTS = 3  # a 429 without retry-after (monthly spend cap) does not
 WINDOW_DAYS = 7  # days per cost/usage request: few requests, and a failure touches at most a week
 SETTLE = dt.timedelta(hours=1)  # Claude Code data arrives up to an hour late: a day is final an hour after it ends
 DEFAULT_DAYS = 3
+DEFAULT_HOURLY_DAYS = 7  # a backfill's last days get hourly usage too; older days are 24 buckets and up to 24x
+# the rows of their daily usage, for detail nobody looks at
 DEFAULT_MAX_DAILY_COST = Decimal(100)
 
 
@@ -147,6 +150,9 @@ COST_PATH = "/v1/organizations/cost_report"
 USAGE_PATH = "/v1/organizations/usage_report/messages"
 CODE_PATH = "/v1/organizations/usage_report/claude_code"
 MAX_LIMIT = {COST_PATH: 31, USAGE_PATH: 31, CODE_PATH: 1000}  # documented maxima per page
+MAX_HOURLY_LIMIT = 168  # documented maximum of 1h buckets per page: a 7-day window in one page
+DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
+BUCKET_WIDTHS = {"1d": DAY, "1h": HOUR}
 RETRY_STATUSES = {408, 409, 429}
 
 
@@ -324,11 +330,11 @@ def rfc3339(day: dt.date) -> str:
 
 
 def bucket_params(path: str, first: dt.date, last: dt.date, group_by: Sequence[str],
-                  page_limit: int | None) -> list[tuple[str, str]]:
-    """Daily buckets of [first, last]; group_by[] repeated, the documented array encoding."""
-    limit = min(page_limit or MAX_LIMIT[path], MAX_LIMIT[path])
-    return [("starting_at", rfc3339(first)), ("ending_at", rfc3339(last + dt.timedelta(days=1))),
-            ("bucket_width", "1d"), ("limit", str(limit)), *(("group_by[]", g) for g in group_by)]
+                  page_limit: int | None, width: str = "1d") -> list[tuple[str, str]]:
+    """Daily (or hourly) buckets of the days [first, last]; group_by[] repeated, the documented array encoding."""
+    maximum = MAX_HOURLY_LIMIT if width == "1h" else MAX_LIMIT[path]
+    return [("starting_at", rfc3339(first)), ("ending_at", rfc3339(last + DAY)), ("bucket_width", width),
+            ("limit", str(min(page_limit or maximum, maximum))), *(("group_by[]", g) for g in group_by)]
 
 
 def code_params(day: dt.date, page_limit: int | None) -> list[tuple[str, str]]:
@@ -353,6 +359,7 @@ class TableSpec:
     key: tuple[str, ...]
     attributes: tuple[str, ...]
     measures: Mapping[str, Any]  # measure -> its zero
+    day_sql: str = "date"  # the UTC day of a row, in SQL: a re-import replaces whole days
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -384,6 +391,8 @@ CODE_MODEL_TOKENS = ("input", "output", "cache_read", "cache_creation")
 COSTS = TableSpec("claude_api_costs", ("date", *COST_DIMENSIONS), (),
                   {"amount_cents": Decimal(0), "amount_usd": Decimal(0)})
 USAGE = TableSpec("claude_api_usage", ("date", *USAGE_DIMENSIONS), (), dict.fromkeys(USAGE_COUNTS, 0))
+USAGE_HOURLY = TableSpec("claude_api_usage_hourly", ("hour", *USAGE_DIMENSIONS), (), dict.fromkeys(USAGE_COUNTS, 0),
+                         day_sql="toDate(hour)")
 PRODUCTIVITY = TableSpec(
     "claude_code_productivity", CODE_KEY, ("organization_id", "customer_type", "subscription_type"),
     {"num_sessions": 0, "lines_added": 0, "lines_removed": 0, "commits": 0, "pull_requests": 0,
@@ -392,10 +401,12 @@ CODE_MODELS = TableSpec(
     "claude_code_model_usage", (*CODE_KEY, "model"), (),
     {**{f"{t}_tokens": 0 for t in CODE_MODEL_TOKENS}, "estimated_cost_usd": Decimal(0)})
 
-REPORTS = ("cost_report", "usage_messages", "claude_code")
+HOURLY = "usage_messages_hourly"  # only for the days a run asks hourly usage for (--hourly-days)
+REPORTS = ("cost_report", "usage_messages", HOURLY, "claude_code")
 REPORT_TABLES: dict[str, tuple[TableSpec, ...]] = {
-    "cost_report": (COSTS,), "usage_messages": (USAGE,), "claude_code": (PRODUCTIVITY, CODE_MODELS)}
-ALL_SPECS = (COSTS, USAGE, PRODUCTIVITY, CODE_MODELS)
+    "cost_report": (COSTS,), "usage_messages": (USAGE,), HOURLY: (USAGE_HOURLY,),
+    "claude_code": (PRODUCTIVITY, CODE_MODELS)}
+ALL_SPECS = (COSTS, USAGE, USAGE_HOURLY, PRODUCTIVITY, CODE_MODELS)
 STATUS_TABLE = "claude_api_import_days"
 
 
@@ -464,9 +475,18 @@ def merge_rows(spec: TableSpec, rows: Iterable[dict[str, Any]]) -> list[dict[str
     return list(merged.values())
 
 
-def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str) -> dict[dt.date, list[dict[str, Any]]]:
-    """The daily buckets of all pages by UTC day; a day twice or a bucket that is not one UTC day is an error."""
-    days: dict[dt.date, list[dict[str, Any]]] = {}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def bucket_label(start: dt.datetime, width: dt.timedelta) -> str:
+    return start.date().isoformat() if width == DAY else f"{start:%Y-%m-%d %H:%M}"
+
+
+def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str, width: dt.timedelta = DAY
+                   ) -> dict[dt.date, dict[dt.datetime, list[dict[str, Any]]]]:
+    """The buckets of all pages by UTC day and start; a bucket twice, or one that is not one UTC day (or hour,
+    for width=HOUR), is an error."""
+    days: dict[dt.date, dict[dt.datetime, list[dict[str, Any]]]] = {}
     for doc in documents:
         data = doc.get("data")
         if not isinstance(data, list):
@@ -476,16 +496,27 @@ def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str) -> dict[d
                 raise ShapeError(f"{where}: a bucket is not an object")
             start = parse_timestamp(bucket.get("starting_at"), f"{where} starting_at")
             end = parse_timestamp(bucket.get("ending_at"), f"{where} ending_at")
-            if start.time() != dt.time() or end - start != dt.timedelta(days=1):
+            if (start - EPOCH) % width or end - start != width:
                 raise ShapeError(f"{where}: bucket {bucket.get('starting_at')} … {bucket.get('ending_at')} is not "
-                                 "one UTC day")
+                                 f"one UTC {'day' if width == DAY else 'hour'}")
             results = bucket.get("results")
             if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-                raise ShapeError(f"{where}: bucket {start.date()} has no `results` list")
-            if start.date() in days:
-                raise ShapeError(f"{where}: the bucket of {start.date()} came twice (pages overlap)")
-            days[start.date()] = results
+                raise ShapeError(f"{where}: bucket {bucket_label(start, width)} has no `results` list")
+            day = days.setdefault(start.date(), {})
+            if start in day:
+                raise ShapeError(f"{where}: the bucket of {bucket_label(start, width)} came twice (pages overlap)")
+            day[start] = results
     return days
+
+
+def missing_buckets(day: dt.date, starts: Iterable[dt.datetime], width: dt.timedelta, fetched_at: dt.datetime
+                    ) -> list[dt.datetime]:
+    """Buckets of `day` an answer lacks. The API sends one per interval, empty ones included, so every bucket of the
+    day that began before the request must be there; a day still running has the rest to come."""
+    midnight = dt.datetime.combine(day, dt.time(), dt.UTC)
+    present = set(starts)
+    return [start for start in (midnight + width * n for n in range(DAY // width))
+            if start < fetched_at and start not in present]
 
 
 def cost_rows(day: dt.date, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -500,12 +531,21 @@ def cost_rows(day: dt.date, results: Sequence[Mapping[str, Any]]) -> list[dict[s
     return merge_rows(COSTS, rows)
 
 
+def _usage_rows(spec: TableSpec, bucket: Mapping[str, Any], results: Sequence[Mapping[str, Any]], where: str
+                ) -> list[dict[str, Any]]:
+    rows = [{**bucket, **{d: dimension(r, d, where) for d in USAGE_DIMENSIONS},
+             **{column: count(r, path, where) for column, path in USAGE_COUNTS.items()}} for r in results]
+    return merge_rows(spec, rows)
+
+
 def usage_rows(day: dt.date, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """usage_report/messages results of one day; cache writes are nested (1h and 5m kept apart)."""
-    where = f"usage_report/messages {day}"
-    rows = [{"date": day, **{d: dimension(r, d, where) for d in USAGE_DIMENSIONS},
-             **{column: count(r, path, where) for column, path in USAGE_COUNTS.items()}} for r in results]
-    return merge_rows(USAGE, rows)
+    return _usage_rows(USAGE, {"date": day}, results, f"usage_report/messages {day}")
+
+
+def usage_hourly_rows(hour: dt.datetime, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The same results of one hourly bucket, keyed by the hour it starts."""
+    return _usage_rows(USAGE_HOURLY, {"hour": hour}, results, f"usage_report/messages {bucket_label(hour, HOUR)}")
 
 
 def _actor(record: Mapping[str, Any], where: str) -> tuple[str, str]:
@@ -584,16 +624,20 @@ def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def plan_jobs(days: Iterable[dt.date], statuses: Mapping[tuple[str, dt.date], str], *, mode: str
-              ) -> dict[dt.date, tuple[str, ...]]:
+def plan_jobs(days: Iterable[dt.date], statuses: Mapping[tuple[str, dt.date], str], *, mode: str,
+              hourly_from: dt.date | None = None) -> dict[dt.date, tuple[str, ...]]:
     """Reports to import per day. mode: 'all' (scheduled run, --force), 'resume' (skip days already ok),
-    'failed' (--retry-failed: only what failed)."""
-    def wanted(status: str | None) -> bool:
+    'failed' (--retry-failed: only what failed, hourly usage included). Hourly usage only from `hourly_from` on
+    (None: no day), so a long backfill does not pay 24 buckets a day for its old days."""
+    def wanted(report: str, day: dt.date) -> bool:
+        status = statuses.get((report, day))
+        if mode != "failed" and report == HOURLY and (hourly_from is None or day < hourly_from):
+            return False
         return {"all": True, "resume": status != "ok", "failed": status == "failed"}[mode]
 
     jobs = {}
     for day in sorted(set(days)):
-        reports = tuple(r for r in REPORTS if wanted(statuses.get((r, day))))
+        reports = tuple(r for r in REPORTS if wanted(r, day))
         if reports:
             jobs[day] = reports
     return jobs
@@ -656,9 +700,9 @@ class AdminStore:
         nonzero = " OR ".join(f"notEmpty({m})" if isinstance(z, dict) else f"{m} != 0"
                               for m, z in spec.measures.items())
         _, rows = self.store.query(
-            f"SELECT {', '.join(spec.key)} FROM {spec.name} FINAL WHERE has({{days:Array(Date)}}, date) "
+            f"SELECT {', '.join(spec.key)} FROM {spec.name} FINAL WHERE has({{days:Array(Date)}}, {spec.day_sql}) "
             f"AND ({nonzero})", {"days": list(days)})
-        return {tuple(row) for row in rows}
+        return {tuple(ci._utc(value) for value in row) for row in rows}
 
     def insert(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]], imported_at: dt.datetime) -> None:
         if rows:
@@ -686,19 +730,40 @@ class AdminStore:
         total, first, last = rows[0]
         return (first, last) if total else None
 
+    def engines(self, tables: Sequence[str]) -> dict[str, str]:
+        _, rows = self.store.query(
+            "SELECT name, engine FROM system.tables WHERE database = {db:String} AND has({names:Array(String)}, name)",
+            {"db": self.store.config.ch_database, "names": list(tables)})
+        return dict(rows)
+
+    @staticmethod
+    def final(engine: str) -> str:
+        """FINAL where the engine has it: a table swapped for a plain MergeTree is reported, not a crash."""
+        return "FINAL" if engine.startswith("Replacing") else ""
+
     def duplicate_keys(self) -> dict[str, tuple[str, int, int]]:
         """Per table: engine, rows as read (FINAL on a Replacing engine) and distinct natural keys."""
         keys = {spec.name: spec.key for spec in ALL_SPECS} | {STATUS_TABLE: ("report", "date")}
-        _, engines = self.store.query(
-            "SELECT name, engine FROM system.tables WHERE database = {db:String} AND has({names:Array(String)}, name)",
-            {"db": self.store.config.ch_database, "names": list(keys)})
         found = {}
-        for table, engine in engines:
-            final = "FINAL" if engine.startswith("Replacing") else ""
+        for table, engine in self.engines(list(keys)).items():
             _, rows = self.store.query(f"SELECT count(), uniqExact(tuple({', '.join(keys[table])})) "
-                                       f"FROM {table} {final}")
+                                       f"FROM {table} {self.final(engine)}")
             found[table] = (engine, int(rows[0][0]), int(rows[0][1]))
         return found
+
+    def hourly_mismatches(self, days: Sequence[dt.date]) -> dict[dt.date, int]:
+        """Per day of `days`, the keys whose hourly rows do not add up to their daily row, in any measure."""
+        engines = self.engines([USAGE.name, USAGE_HOURLY.name])
+        dims, measures = ", ".join(USAGE_DIMENSIONS), ", ".join(USAGE.measures)
+        differs = " OR ".join(f"sumIf({m}, hourly) != sumIf({m}, NOT hourly)" for m in USAGE.measures)
+        sides = " UNION ALL ".join(
+            f"SELECT {spec.day_sql} AS day, {dims}, {measures}, {int(spec is USAGE_HOURLY)} AS hourly "
+            f"FROM {spec.name} {self.final(engines.get(spec.name, ''))} "
+            f"WHERE has({{days:Array(Date)}}, {spec.day_sql})" for spec in (USAGE, USAGE_HOURLY))
+        _, rows = self.store.query(
+            f"SELECT day, countIf(differs) AS keys FROM (SELECT day, {dims}, ({differs}) AS differs "
+            f"FROM ({sides}) GROUP BY day, {dims}) GROUP BY day HAVING keys > 0 ORDER BY day", {"days": list(days)})
+        return {day: int(keys) for day, keys in rows}
 
     def cost_columns(self, table: str = PRODUCTIVITY.name) -> list[str]:
         _, rows = self.store.query(
@@ -807,10 +872,10 @@ class AdminImporter:
         for chunk in chunk_days(list(jobs)):
             results: dict[tuple[str, dt.date], DayResult] = {}
             try:
-                for report, path, group_by, transform in BUCKET_REPORTS:
-                    days = [d for d in chunk if report in jobs[d]]
+                for spec in BUCKET_REPORTS:
+                    days = [d for d in chunk if spec.report in jobs[d]]
                     if days:
-                        results.update(self._fetch_buckets(report, path, group_by, transform, days, done, total))
+                        results.update(self._fetch_buckets(spec, days, done, total))
                 for number, day in enumerate(chunk):
                     if "claude_code" in jobs[day]:
                         results["claude_code", day] = self._fetch_code(day, done + number, total)
@@ -826,28 +891,33 @@ class AdminImporter:
         self.progress.done()
         return outcome
 
-    def _fetch_buckets(self, report: str, path: str, group_by: Sequence[str],
-                       transform: Callable[[dt.date, Sequence[Mapping[str, Any]]], list[dict[str, Any]]],
-                       days: Sequence[dt.date], done: int, total: int) -> dict[tuple[str, dt.date], DayResult]:
-        """One request (all its pages) for the window's days; a day's bucket missing fails that day."""
+    def _fetch_buckets(self, spec: BucketReport, days: Sequence[dt.date], done: int, total: int
+                       ) -> dict[tuple[str, dt.date], DayResult]:
+        """One request (all its pages) for the window's days; a day's bucket (or hour) missing fails that day."""
+        report, path, width = spec.report, spec.path, BUCKET_WIDTHS[spec.width]
         label = f"[{done}/{total} days] {report} {days[0]}…{days[-1]}"
+        fetched_at = self.now()
         try:
-            params = bucket_params(path, days[0], days[-1], group_by, self.api.admin.page_limit)
+            params = bucket_params(path, days[0], days[-1], spec.group_by, self.api.admin.page_limit, spec.width)
             documents = self.api.pages(path, params, lambda n: self.progress.update(f"{label} page {n}"))
-            by_day = buckets_by_day(documents, f"GET {path}")
+            by_day = buckets_by_day(documents, f"GET {path}", width)
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
             return {(report, d): DayResult(report, d, error=str(exc)) for d in days}
         results = {}
         for day in days:
-            if day not in by_day:
+            buckets = by_day.get(day, {})
+            missing = missing_buckets(day, buckets, width, fetched_at)
+            if missing:
+                what = f"no bucket for {day}" if width == DAY else \
+                    f"{len(missing)} hourly bucket(s) of {day} missing (first {missing[0]:%H:%M})"
                 results[report, day] = DayResult(report, day, pages=len(documents), error=(
-                    f"GET {path}: no bucket for {day} in {len(documents)} page(s)"))
+                    f"GET {path}: {what} in {len(documents)} page(s)"))
                 continue
             try:
-                rows = transform(day, by_day[day])
-                results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: rows}, len(documents))
+                results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: spec.rows(buckets)},
+                                                 len(documents))
             except ShapeError as exc:
                 results[report, day] = DayResult(report, day, pages=len(documents), error=str(exc))
         return results
@@ -890,9 +960,26 @@ class AdminImporter:
             self.say(day_line(day, [r for r in results if r.day == day], imported_at))
 
 
-BUCKET_REPORTS: tuple[tuple[str, str, tuple[str, ...], Callable[..., list[dict[str, Any]]]], ...] = (
-    ("cost_report", COST_PATH, ("workspace_id", "description"), cost_rows),
-    ("usage_messages", USAGE_PATH, USAGE_DIMENSIONS, usage_rows),
+@dataclass(frozen=True)
+class BucketReport:
+    """A report read in time buckets: one request (and its pages) per window of days."""
+
+    report: str
+    path: str
+    group_by: tuple[str, ...]
+    width: str  # bucket_width
+    transform: Callable[[Any, Sequence[Mapping[str, Any]]], list[dict[str, Any]]]  # (date or hour, results) -> rows
+
+    def rows(self, buckets: Mapping[dt.datetime, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        """Rows of one day's buckets: daily rows are keyed by the date, hourly ones by the hour."""
+        return [row for start, results in sorted(buckets.items())
+                for row in self.transform(start.date() if self.width == "1d" else start, results)]
+
+
+BUCKET_REPORTS = (
+    BucketReport("cost_report", COST_PATH, ("workspace_id", "description"), "1d", cost_rows),
+    BucketReport("usage_messages", USAGE_PATH, USAGE_DIMENSIONS, "1d", usage_rows),
+    BucketReport(HOURLY, USAGE_PATH, USAGE_DIMENSIONS, "1h", usage_hourly_rows),
 )
 
 
@@ -935,15 +1022,19 @@ def validate(store: AdminStore, first: dt.date | None, last: dt.date | None,
                              f"{first}…{last}"))
 
     statuses = store.statuses(first, last)
+    days = days_between(first, last)
+    hourly = [d for d in days if (HOURLY, d) in statuses]  # asked for only on recent days: expected where asked
     missing = []
     for report in REPORTS:
-        lost = [d for d in days_between(first, last) if statuses.get((report, d), ("",))[0] not in ("ok", "partial")]
+        lost = [d for d in (hourly if report == HOURLY else days)
+                if statuses.get((report, d), ("",))[0] not in ("ok", "partial")]
         if lost:
             failed = [d for d in lost if (report, d) in statuses]
             missing.append(f"{report}: {len(lost)} day(s) {day_ranges(lost)}"
                            + (f" ({len(failed)} failed)" if failed else ""))
     flags.append((True, "days missing in " + f"{first}…{last}: " + "; ".join(missing)) if missing else
-                 (False, f"no day missing in {first}…{last} ({len(days_between(first, last))} days, 3 reports)"))
+                 (False, f"no day missing in {first}…{last} ({len(days)} days, 3 daily reports; hourly usage on "
+                         f"{len(hourly)} of them)"))
 
     problems = []
     for table, (engine, rows, keys) in sorted(store.duplicate_keys().items()):
@@ -959,7 +1050,26 @@ def validate(store: AdminStore, first: dt.date | None, last: dt.date | None,
                         "cost counts Claude Code twice") if columns else
                  (False, f"no cost column in {PRODUCTIVITY.name} (Claude Code's estimate lives only in "
                          f"{CODE_MODELS.name}.estimated_cost_usd)"))
+
+    flags.append(hourly_flag(store, [d for d in hourly if all(
+        statuses.get((report, d), ("",))[0] == "ok" for report in ("usage_messages", HOURLY))]))
     return flags
+
+
+def hourly_flag(store: AdminStore, days: Sequence[dt.date]) -> tuple[bool, str]:
+    """On finished days imported both ways, the hourly rows must add up to the daily rows, key by key: an hourly
+    page lost (or a day restated between the two imports) shows here."""
+    if not days:
+        return False, "hourly usage: no finished day imported both hourly and daily to compare"
+    differing = store.hourly_mismatches(days)
+    if not differing:
+        return False, (f"hourly usage adds up to daily usage, key by key, on the {len(days)} finished day(s) imported "
+                       "both ways")
+    shown = ", ".join(f"{day} ({keys} key(s))" for day, keys in list(differing.items())[:5])
+    first = min(differing)
+    return True, (f"hourly usage does not add up to daily usage on {len(differing)} of {len(days)} day(s): {shown} "
+                  f"— an hourly page lost, or data restated between the imports (re-import: --since {first} "
+                  f"--until {max(differing)} --force --hourly-days {(max(differing) - first).days + 1})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -995,6 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="backfill from this UTC day, day by day; days already imported are skipped")
     parser.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD",
                         help="last day of --since (default: today, UTC)")
+    parser.add_argument("--hourly-days", type=int, metavar="N",
+                        help="also import hourly token usage for the last N days of the run (default: all days of a "
+                             f"scheduled run, the last {DEFAULT_HOURLY_DAYS} of a --since backfill; 0: none)")
     parser.add_argument("--force", action="store_true", help="with --since: import again days already imported")
     parser.add_argument("--retry-failed", action="store_true",
                         help="re-run only the days (and reports) whose last import failed (within --since/--until)")
@@ -1024,6 +1137,10 @@ def check_arguments(args: argparse.Namespace, today: dt.date) -> None:
         refuse(f"--since {args.since} is after {'--until ' + str(args.until) if args.until else 'today (UTC)'}")
     if args.until and args.until > today:
         refuse(f"--until {args.until} is after today ({today}, UTC)")
+    if args.hourly_days is not None and (args.retry_failed or args.validate):
+        refuse("--hourly-days goes with a scheduled run or --since (--retry-failed re-runs failed hourly days too)")
+    if args.hourly_days is not None and args.hourly_days < 0:
+        refuse("--hourly-days must be 0 or more")
     if args.force and not args.since:
         refuse("--force goes with --since (a scheduled run always re-imports its days)")
     if args.retry_failed and (args.force or args.validate):
@@ -1042,17 +1159,28 @@ def run_validation(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_import(config: Config, admin: AdminConfig, args: argparse.Namespace, today: dt.date) -> int:
+def run_range(args: argparse.Namespace, today: dt.date
+              ) -> tuple[dt.date | None, dt.date | None, str, dt.date | None]:
+    """The run's days (first, last), its plan mode, and its first day of hourly usage: every day of a scheduled
+    run, the last DEFAULT_HOURLY_DAYS of a backfill, or the last --hourly-days N (0: none)."""
     if args.retry_failed:
-        first, last, mode = args.since, args.until or (today if args.since else None), "failed"
-    elif args.since:
-        first, last, mode = args.since, args.until or today, "all" if args.force else "resume"
+        return args.since, args.until or (today if args.since else None), "failed", None
+    if args.since:
+        first, last, mode, hourly = args.since, args.until or today, "all" if args.force else "resume", \
+            DEFAULT_HOURLY_DAYS
     else:
-        first, last, mode = today - dt.timedelta(days=(args.days or DEFAULT_DAYS) - 1), today, "all"
+        hourly = args.days or DEFAULT_DAYS
+        first, last, mode = today - dt.timedelta(days=hourly - 1), today, "all"
+    hourly = min(hourly if args.hourly_days is None else args.hourly_days, (last - first).days + 1)
+    return first, last, mode, last - dt.timedelta(days=hourly - 1) if hourly else None
+
+
+def run_import(config: Config, admin: AdminConfig, args: argparse.Namespace, today: dt.date) -> int:
+    first, last, mode, hourly_from = run_range(args, today)
     with admin_store(config, "Admin API plan") as store:
         statuses = {k: v[0] for k, v in store.statuses(first, last).items()}
     days = sorted({d for _, d in statuses}) if mode == "failed" else days_between(first, last)
-    jobs = plan_jobs(days, statuses, mode=mode)
+    jobs = plan_jobs(days, statuses, mode=mode, hourly_from=hourly_from)
     if not args.quiet:
         print(f"claude-admin-import {__version__}: {admin.base_url} → {config.store_description()}")
         if not jobs:

@@ -1359,6 +1359,25 @@ LEFT JOIN api ON api.date = calendar.date
 WHERE local_tokens > 0 OR api_tokens > 0
 ORDER BY date;
 
+-- name: admin_usage_hourly
+-- description: Tokens per UTC hour over the last `hours` hours (Admin API messages usage in hourly buckets, imported for recent days only), all models added up or one `model`, cache writes 5m and 1h apart; hours without usage are left out
+-- params: hours:UInt32=48, model:String=
+SELECT
+    hour,
+    sum(uncached_input_tokens) AS uncached_input,
+    sum(cache_creation_5m_input_tokens) AS cache_write_5m,
+    sum(cache_creation_1h_input_tokens) AS cache_write_1h,
+    sum(cache_read_input_tokens) AS cache_read,
+    sum(output_tokens) AS output,
+    uncached_input + cache_write_5m + cache_write_1h + cache_read + output AS tokens,
+    sum(web_search_requests) AS web_searches
+FROM claude_api_usage_hourly FINAL
+WHERE dateDiff('hour', hour, now()) < {hours:UInt32}
+  AND ({model:String} = '' OR model = {model:String})
+GROUP BY hour
+HAVING tokens > 0 OR web_searches > 0
+ORDER BY hour;
+
 -- == Dashboard ==
 -- Queries the dashboards need beyond the ones above: `--dashboard` (the HTML file) runs them by name, like every
 -- query it shows; grafana/ccusage-dashboard.json has its own SQL with the Grafana plugin's macros.

@@ -6,6 +6,9 @@ It follows the documented shapes (shared/reference/anthropic-admin-api.md §8), 
   including days without usage (`results: []`), oldest first, at most `limit` buckets per page (default 7, max 31),
   results aggregated over the requested `group_by[]` dimensions, the others null; cost `amount` is a decimal string
   in cents with fractional cents;
+- usage_report/messages with `bucket_width=1h`: `starting_at` snapped to the UTC hour, one bucket per hour (most
+  hours of a day are empty), at most `limit` per page (default 24, max 168); a day's hourly results add up to its
+  daily results exactly (the usage is generated per day and cut into hours);
 - claude_code: `starting_at` must be YYYY-MM-DD, one day per call, pages over records (default 20, max 1000); records
   with and without `is_remote`/`subscription_type`, `date` in both documented formats;
 - pagination: `has_more`/`next_page`; a page token only works with the same parameters as the first page (limit,
@@ -36,6 +39,9 @@ COST_PATH = "/v1/organizations/cost_report"
 USAGE_PATH = "/v1/organizations/usage_report/messages"
 CODE_PATH = "/v1/organizations/usage_report/claude_code"
 LIMITS = {COST_PATH: (7, 31), USAGE_PATH: (7, 31), CODE_PATH: (20, 1000)}  # (default, maximum)
+HOURLY_LIMITS = (24, 168)
+WIDTHS = {COST_PATH: {"1d": dt.timedelta(days=1)},
+          USAGE_PATH: {"1d": dt.timedelta(days=1), "1h": dt.timedelta(hours=1)}}
 
 MODELS = {"claude-opus-5": "Claude Opus 5", "claude-sonnet-4-5": "Claude Sonnet 4.5"}
 TOKEN_TYPES = {
@@ -65,6 +71,7 @@ class OrgData:
 
     extra_costs: dict[dt.date, list[dict[str, Any]]] = field(default_factory=dict)
     dropped_costs: dict[dt.date, int] = field(default_factory=dict)
+    dropped_hourly: dict[dt.datetime, int] = field(default_factory=dict)  # hour -> its first results left out
 
     def cost_results(self, day: dt.date) -> list[dict[str, Any]]:
         """Finest grain: one result per workspace and description, amounts in cents with fractional cents."""
@@ -105,6 +112,28 @@ class OrgData:
                         "context_window": "0-200k", "inference_geo": "global",
                         "account_id": "user_01WCz1FkmYMm4gnmykNKUu3Q", "service_account_id": None})
         return results
+
+    def usage_results_by_hour(self, day: dt.date) -> list[list[dict[str, Any]]]:
+        """The day's results spread over its 24 hours: each one's counts cut at random between one to four hours
+        from 07:00 to 19:59; the other hours are empty. Hour by hour they add up to usage_results(day) exactly
+        (unless `dropped_hourly` leaves some out, as an API restating an hour would)."""
+        hours: list[list[dict[str, Any]]] = [[] for _ in range(24)]
+        rng = random.Random(f"usage hours {day}")
+        for result in self.usage_results(day):
+            active = sorted(rng.sample(range(7, 20), rng.randint(1, 4)))
+            parts = [json.loads(json.dumps(result)) for _ in active]
+            for path in (*((name,) for name in USAGE_COUNTS), ("server_tool_use", "web_search_requests"),
+                         ("cache_creation", "ephemeral_1h_input_tokens"),
+                         ("cache_creation", "ephemeral_5m_input_tokens")):
+                total = value_at(result, path)
+                cuts = sorted(rng.randint(0, total) for _ in active[1:])
+                for part, low, high in zip(parts, [0, *cuts], [*cuts, total], strict=True):
+                    value_at(part, path[:-1])[path[-1]] = high - low
+            for hour, part in zip(active, parts, strict=True):
+                hours[hour].append(part)
+        midnight = dt.datetime.combine(day, dt.time(), dt.UTC)
+        return [results[self.dropped_hourly.get(midnight + dt.timedelta(hours=h), 0):]
+                for h, results in enumerate(hours)]
 
     def code_records(self, day: dt.date) -> list[dict[str, Any]]:
         """Five actor-rows; the same user local and remote; optional fields present or absent; both date forms."""
@@ -151,13 +180,7 @@ class OrgData:
         return sum((Decimal(r["amount"]) for d in days for r in self.cost_results(d)), Decimal(0))
 
     def usage_total(self, days: list[dt.date], path: tuple[str, ...]) -> int:
-        total = 0
-        for result in (r for d in days for r in self.usage_results(d)):
-            value: Any = result
-            for name in path:
-                value = value[name]
-            total += value
-        return total
+        return sum(value_at(result, path) for d in days for result in self.usage_results(d))
 
     def code_total(self, days: list[dt.date], token: str) -> int:
         return sum(m["tokens"][token] for d in days for r in self.code_records(d) for m in r["model_breakdown"])
@@ -167,9 +190,16 @@ class OrgData:
                     for m in r["model_breakdown"]), Decimal(0))
 
 
+def value_at(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        obj = obj[name]
+    return obj
+
+
 @dataclass
 class Fault:
-    """Answer matching requests with an error: `times` times (None: always). day=None matches every request."""
+    """Answer matching requests with an error: `times` times (None: always). day=None matches every request;
+    width ('1d' or '1h') only requests for such buckets."""
 
     path: str
     status: int
@@ -177,6 +207,7 @@ class Fault:
     retry_after: str | None = None
     times: int | None = 1
     message: str = "injected failure"
+    width: str | None = None
 
 
 @dataclass
@@ -200,6 +231,10 @@ def _signature(params: dict[str, list[str]]) -> str:
     """Every parameter but the page: a later page must repeat them exactly."""
     items = sorted((k, v) for k, values in params.items() if k != "page" for v in values)
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def _width(params: dict[str, list[str]]) -> str:
+    return params.get("bucket_width", ["1d"])[0]
 
 
 def _parse_time(text: str) -> dt.datetime:
@@ -242,13 +277,14 @@ class FakeAdminApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def requests_to(self, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.path == path]
+    def requests_to(self, path: str, width: str | None = None) -> list[Seen]:
+        """Requests to `path`; with a width, only those for such buckets ('1d' when bucket_width is not sent)."""
+        return [s for s in self.seen if s.path == path and width in (None, _width(s.params))]
 
-    def days_requested(self, path: str) -> set[dt.date]:
+    def days_requested(self, path: str, width: str | None = None) -> set[dt.date]:
         """The UTC days each request to `path` covered."""
         days = set()
-        for seen in self.requests_to(path):
+        for seen in self.requests_to(path, width):
             first, end = self._window(path, seen.params)
             days.update(first + dt.timedelta(days=n) for n in range((end - first).days))
         return days
@@ -298,8 +334,11 @@ class FakeAdminApi:
         if not params.get("starting_at"):
             raise ApiError(400, "invalid_request_error", "starting_at: field required")
         first, end = self._window(path, params)
-        self._inject(path, first, end)
-        default, maximum = LIMITS[path]
+        width = _width(params)
+        if path in WIDTHS and width not in WIDTHS[path]:
+            raise ApiError(400, "invalid_request_error", f"bucket_width: {width!r} is not supported here")
+        self._inject(path, first, end, width)
+        default, maximum = HOURLY_LIMITS if width == "1h" else LIMITS[path]
         limit = int(params.get("limit", [default])[0])
         if not 1 <= limit <= maximum:
             raise ApiError(400, "invalid_request_error", f"limit: must be between 1 and {maximum}")
@@ -338,17 +377,18 @@ class FakeAdminApi:
                 first = dt.date.fromisoformat(text)
                 return first, first + dt.timedelta(days=1)
             first = _parse_time(text).date()
-            end = _parse_time(params["ending_at"][0]).date() if params.get("ending_at") else \
-                first + dt.timedelta(days=7)
+            end = _parse_time(params["ending_at"][0]) - dt.timedelta(microseconds=1) if params.get("ending_at") \
+                else None
         except ValueError:
             raise ApiError(400, "invalid_request_error", f"starting_at: invalid value {text!r}") from None
-        return first, end
+        default_days = 1 if _width(params) == "1h" else 7  # as _buckets: 24 hourly or 7 daily buckets
+        return first, end.date() + dt.timedelta(days=1) if end else first + dt.timedelta(days=default_days)
 
-    def _inject(self, path: str, first: dt.date, end: dt.date) -> None:
+    def _inject(self, path: str, first: dt.date, end: dt.date, width: str) -> None:
         """The first matching fault answers; a bucket request matches a fault day anywhere in its window."""
         with self._lock:
             for fault in self.faults:
-                if fault.path != path or fault.times == 0:
+                if fault.path != path or fault.times == 0 or fault.width not in (None, width):
                     continue
                 if fault.day is not None and not first <= fault.day < end:
                     continue
@@ -360,19 +400,30 @@ class FakeAdminApi:
                                {"retry-after": fault.retry_after} if fault.retry_after else {})
 
     def _buckets(self, path: str, params: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Buckets from `starting_at` snapped down to the bucket start (UTC) while they end by `ending_at`
+        (default: 7 days, or 24 hours of 1h buckets)."""
+        width = WIDTHS[path][_width(params)]
         start = _parse_time(params["starting_at"][0])
-        start = dt.datetime.combine(start.date(), dt.time(), dt.UTC)
-        end = _parse_time(params["ending_at"][0]) if params.get("ending_at") else start + dt.timedelta(days=7)
+        midnight = dt.datetime.combine(start.date(), dt.time(), dt.UTC)
+        start = midnight + (start - midnight) // width * width
+        end = _parse_time(params["ending_at"][0]) if params.get("ending_at") else start + width * (
+            24 if width < dt.timedelta(days=1) else 7)
         group_by = set(params.get("group_by[]", []))
+        hours: dict[dt.date, list[list[dict[str, Any]]]] = {}
         buckets = []
-        while start + dt.timedelta(days=1) <= end:
+        while start + width <= end:
             day = start.date()
-            results = (self._group_costs(self.data.cost_results(day), group_by) if path == COST_PATH
-                       else self._group_usage(self.data.usage_results(day), group_by))
+            if path == COST_PATH:
+                results = self._group_costs(self.data.cost_results(day), group_by)
+            elif width < dt.timedelta(days=1):
+                if day not in hours:
+                    hours[day] = self.data.usage_results_by_hour(day)
+                results = self._group_usage(hours[day][start.hour], group_by)
+            else:
+                results = self._group_usage(self.data.usage_results(day), group_by)
             buckets.append({"starting_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "ending_at": (start + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "results": results})
-            start += dt.timedelta(days=1)
+                            "ending_at": (start + width).strftime("%Y-%m-%dT%H:%M:%SZ"), "results": results})
+            start += width
         return buckets
 
     @staticmethod

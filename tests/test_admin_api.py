@@ -19,21 +19,38 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, cli_env, run_ccusage, run_cli, sql
-from fake_admin_api import CODE_PATH, COST_PATH, USAGE_PATH, WORKSPACES, FakeAdminApi, Fault, OrgData, empty_day
+from fake_admin_api import (
+    CODE_PATH,
+    COST_PATH,
+    USAGE_PATH,
+    WORKSPACES,
+    FakeAdminApi,
+    Fault,
+    OrgData,
+    empty_day,
+    value_at,
+)
 from transcripts import generate
 
 import claude_admin_importer as cai
-from ccusage_importer import ShapeError
+from ccusage_importer import ShapeError, UserError
 
 ADMIN = ROOT / "claude_admin_importer.py"
 KEY = "sk-ant-admin01-QxTESTKEY-7f3c9e1d2b4a6c8e0f1a3b5c7d9e-never-show-me"
 AUG = [dt.date(2025, 8, d) for d in range(1, 15)]  # two 7-day windows; the 2nd, 7th and 12th are empty days
+LAST_WEEK = AUG[7:]  # a backfill of AUG imports hourly usage for these days (its last 7) by default
 COST_GROUPS = {"workspace_id", "description"}
+TOKEN_PATHS = (("uncached_input_tokens",), ("cache_creation", "ephemeral_5m_input_tokens"),
+               ("cache_creation", "ephemeral_1h_input_tokens"), ("cache_read_input_tokens",), ("output_tokens",))
 USAGE_GROUPS = set(cai.USAGE_DIMENSIONS)
 
 
 def day(n: int) -> dt.date:
     return dt.date(2025, 8, n)
+
+
+def at(n: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2025, 8, n, hour, minute, tzinfo=dt.UTC)
 
 
 def as_served(items: list) -> list:
@@ -107,11 +124,28 @@ def test_claude_code_records_in_both_date_forms_with_optional_fields():
 
 def test_buckets_by_day_refuses_overlapping_pages_and_non_day_buckets():
     bucket = {"starting_at": "2025-08-01T00:00:00Z", "ending_at": "2025-08-02T00:00:00Z", "results": []}
-    assert cai.buckets_by_day([{"data": [bucket]}], "t") == {day(1): []}
+    assert cai.buckets_by_day([{"data": [bucket]}], "t") == {day(1): {at(1): []}}
     with pytest.raises(ShapeError, match="came twice"):
         cai.buckets_by_day([{"data": [bucket]}, {"data": [bucket]}], "t")
     with pytest.raises(ShapeError, match="not one UTC day"):
         cai.buckets_by_day([{"data": [{**bucket, "ending_at": "2025-08-01T01:00:00Z"}]}], "t")
+    hour = {"starting_at": "2025-08-01T05:00:00Z", "ending_at": "2025-08-01T06:00:00Z", "results": [{}]}
+    assert cai.buckets_by_day([{"data": [hour]}], "t", cai.HOUR) == {day(1): {at(1, 5): [{}]}}
+    with pytest.raises(ShapeError, match="the bucket of 2025-08-01 05:00 came twice"):
+        cai.buckets_by_day([{"data": [hour]}, {"data": [hour]}], "t", cai.HOUR)
+    for wrong in (bucket, {**hour, "starting_at": "2025-08-01T05:30:00Z", "ending_at": "2025-08-01T06:30:00Z"}):
+        with pytest.raises(ShapeError, match="not one UTC hour"):
+            cai.buckets_by_day([{"data": [wrong]}], "t", cai.HOUR)
+
+
+def test_a_day_needs_every_bucket_that_began_before_the_request():
+    hours = [at(1, h) for h in range(24)]
+    assert cai.missing_buckets(day(1), hours, cai.HOUR, at(3)) == []
+    assert cai.missing_buckets(day(1), hours[:5] + hours[7:], cai.HOUR, at(3)) == [at(1, 5), at(1, 6)]
+    assert cai.missing_buckets(day(1), hours[:11], cai.HOUR, at(1, 10, 30)) == []  # 11:00 … 23:00 are to come
+    assert cai.missing_buckets(day(1), hours[:10], cai.HOUR, at(1, 10, 30)) == [at(1, 10)]
+    assert cai.missing_buckets(day(1), [], cai.DAY, at(1, 0, 1)) == [at(1)]
+    assert cai.missing_buckets(day(2), [], cai.DAY, at(1, 23)) == []
 
 
 def test_vanished_keys_get_zero_rows():
@@ -135,17 +169,48 @@ def test_retry_after_is_read_and_capped():
 
 def test_plan_resumes_retries_and_chunks_by_week():
     statuses = {("cost_report", day(1)): "ok", ("usage_messages", day(1)): "ok", ("claude_code", day(1)): "ok",
-                ("cost_report", day(2)): "ok", ("claude_code", day(2)): "failed", ("cost_report", day(3)): "partial"}
-    assert cai.plan_jobs([day(1), day(2), day(3)], statuses, mode="resume") == {
-        day(2): ("usage_messages", "claude_code"), day(3): cai.REPORTS}
-    assert cai.plan_jobs([day(1), day(2), day(3)], statuses, mode="failed") == {day(2): ("claude_code",)}
-    assert cai.plan_jobs([day(1)], statuses, mode="all") == {day(1): cai.REPORTS}
+                (cai.HOURLY, day(1)): "failed", ("cost_report", day(2)): "ok", ("claude_code", day(2)): "failed",
+                ("cost_report", day(3)): "partial"}
+    daily = ("cost_report", "usage_messages", "claude_code")
+    days = [day(1), day(2), day(3)]
+    assert cai.plan_jobs(days, statuses, mode="resume") == {day(2): ("usage_messages", "claude_code"), day(3): daily}
+    assert cai.plan_jobs(days, statuses, mode="resume", hourly_from=day(2)) == {
+        day(2): ("usage_messages", cai.HOURLY, "claude_code"), day(3): cai.REPORTS}
+    assert cai.plan_jobs(days, statuses, mode="resume", hourly_from=day(1))[day(1)] == (cai.HOURLY,)
+    assert cai.plan_jobs(days, statuses, mode="failed") == {day(1): (cai.HOURLY,), day(2): ("claude_code",)}
+    assert cai.plan_jobs([day(1)], statuses, mode="all") == {day(1): daily}
+    assert cai.plan_jobs([day(1)], statuses, mode="all", hourly_from=day(1)) == {day(1): cai.REPORTS}
     assert cai.chunk_days([day(n) for n in (1, 2, 7, 8, 14, 20)]) == [
         [day(1), day(2), day(7)], [day(8), day(14)], [day(20)]]
     end = dt.datetime(2025, 8, 2, tzinfo=dt.UTC)
     assert cai.day_status(day(1), end + dt.timedelta(minutes=59)) == "partial"
     assert cai.day_status(day(1), end + dt.timedelta(hours=1)) == "ok"
     assert cai.day_ranges([day(1), day(2), day(3), day(5)]) == "2025-08-01…2025-08-03, 2025-08-05"
+
+
+def test_hourly_usage_covers_a_scheduled_run_and_the_last_days_of_a_backfill():
+    def plan(*argv: str) -> tuple:
+        return cai.run_range(cai.build_parser().parse_args(argv), day(31))
+
+    assert plan() == (day(29), day(31), "all", day(29))
+    assert plan("--days", "10", "--hourly-days", "2") == (day(22), day(31), "all", day(30))
+    assert plan("--since", "2025-08-01") == (day(1), day(31), "resume", day(25))
+    assert plan("--since", "2025-08-01", "--until", "2025-08-03", "--force") == (day(1), day(3), "all", day(1))
+    assert plan("--since", "2025-08-01", "--hourly-days", "400") == (day(1), day(31), "resume", day(1))
+    assert plan("--since", "2025-08-01", "--hourly-days", "0") == (day(1), day(31), "resume", None)
+    assert plan("--days", "5", "--hourly-days", "0") == (day(27), day(31), "all", None)
+    assert plan("--retry-failed") == (None, None, "failed", None)
+    for argv, refused in ((["--retry-failed", "--hourly-days", "3"], "--hourly-days goes with a scheduled run"),
+                          (["--validate", "--hourly-days", "3"], "--hourly-days goes with a scheduled run"),
+                          (["--hourly-days", "-1"], "--hourly-days must be 0 or more")):
+        with pytest.raises(UserError, match=refused) as caught:
+            cai.check_arguments(cai.build_parser().parse_args(argv), day(31))
+        assert caught.value.exit_code == cai.EXIT_USAGE
+    assert cai.bucket_params(USAGE_PATH, day(1), day(7), [], None, "1h")[:4] == [
+        ("starting_at", "2025-08-01T00:00:00Z"), ("ending_at", "2025-08-08T00:00:00Z"), ("bucket_width", "1h"),
+        ("limit", "168")]
+    assert ("limit", "168") in cai.bucket_params(USAGE_PATH, day(1), day(7), [], 500, "1h")
+    assert ("limit", "31") in cai.bucket_params(USAGE_PATH, day(1), day(7), [], 500)
 
 
 @pytest.fixture
@@ -169,6 +234,22 @@ def test_client_waits_as_told_and_pages_to_the_end(api):
     assert delays[:2] == [1.0, 60.0] and 1.5 <= delays[2] <= 2.0  # retry-after, capped; then 4 × 0.5 s less jitter
     assert [s.status for s in api.seen] == [429, 429, 500, 200, 200, 200, 200]
     assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
+
+
+def test_hourly_buckets_snap_to_the_hour_and_keep_their_empty_hours(api):
+    params = [("starting_at", "2025-08-01T05:30:00Z"), ("ending_at", "2025-08-02T00:00:00Z"), ("bucket_width", "1h"),
+              ("limit", "8"), ("group_by[]", "model")]
+    documents = client(api, []).pages(USAGE_PATH, params)
+    assert [len(d["data"]) for d in documents] == [8, 8, 3]  # 05:00 (snapped) … 23:00
+    assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
+    hours = cai.buckets_by_day(documents, "t", cai.HOUR)[day(1)]
+    assert sorted(hours) == [at(1, h) for h in range(5, 24)]
+    served = api.data.usage_results_by_hour(day(1))
+    assert [h.hour for h, results in sorted(hours.items()) if results] == [h for h in range(5, 24) if served[h]]
+    assert [h for h in range(24) if not served[h]] == [0, 1, 2, 3, 4, 5, 6, 20, 21, 22, 23]
+    rows = [row for hour, results in hours.items() for row in cai.usage_hourly_rows(hour, results)]
+    assert {(r["model"], r["api_key_id"]) for r in rows} == {(m, "") for m in ("claude-opus-5", "claude-sonnet-4-5")}
+    assert sum(r["output_tokens"] for r in rows) == api.data.usage_total([day(1)], ("output_tokens",))
 
 
 def test_client_gives_up_on_a_spend_cap_and_on_bad_requests(api):
@@ -222,8 +303,10 @@ def statuses(env: dict[str, str]) -> dict[tuple[str, str], str]:
         env, "SELECT report, date, status FROM claude_api_import_days FINAL")}
 
 
-def ok_everywhere(days: list[dt.date]) -> dict[tuple[str, str], str]:
-    return {(report, d.isoformat()): "ok" for report in cai.REPORTS for d in days}
+def ok_everywhere(days: list[dt.date], hourly: list[dt.date] = LAST_WEEK) -> dict[tuple[str, str], str]:
+    """Every report ok on `days`, hourly usage on `hourly` only (by default, the part of the backfill's last week)."""
+    return {(report, d.isoformat()): "ok" for report in cai.REPORTS for d in days
+            if report != cai.HOURLY or d in hourly}
 
 
 TOTALS = """
@@ -282,7 +365,9 @@ def test_backfill_reads_every_page_and_stores_exact_dollars(api, env):
     # Every page token the server issued was requested exactly once, with the first page's limit and filters
     # (the server refuses a token whose parameters differ).
     assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
-    assert len(api.requests_to(COST_PATH)) == len(api.requests_to(USAGE_PATH)) == 8  # 2 windows × 4 pages of 2 days
+    assert len(api.requests_to(COST_PATH)) == len(api.requests_to(USAGE_PATH, "1d")) == 8  # 2 windows × 4 pages
+    assert len(api.requests_to(USAGE_PATH, "1h")) == 84  # hourly for the last 7 days only: 168 buckets, 2 a page
+    assert api.days_requested(USAGE_PATH, "1h") == set(LAST_WEEK)
     assert len(api.requests_to(CODE_PATH)) == 11 * 3 + 3  # 5 records: 3 pages; an empty day: 1 page
     assert {s.status for s in api.seen} == {200}
     assert all(s.params["group_by[]"] == ["workspace_id", "description"] and s.params["limit"] == ["2"]
@@ -335,6 +420,7 @@ def test_scheduled_run_imports_the_last_days(api, env):
     now = dt.datetime.now(dt.UTC)
     days = [now.date() - dt.timedelta(days=n) for n in (2, 1, 0)]
     assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(days)
+    assert api.days_requested(USAGE_PATH, "1h") == set(days)  # hourly usage for every day of a scheduled run
     assert statuses(env) == {(report, d.isoformat()): cai.day_status(d, now) for report in cai.REPORTS
                              for d in days}
     assert stored_totals(env) == expected_totals(api.data, days)
@@ -343,17 +429,23 @@ def test_scheduled_run_imports_the_last_days(api, env):
     api.seen.clear()
     assert admin(env, "--days", "1", "--quiet").stdout == ""
     assert api.days_requested(COST_PATH) == api.days_requested(USAGE_PATH) == {days[-1]}
+    assert api.days_requested(USAGE_PATH, "1h") == {days[-1]}
+
+    api.seen.clear()
+    assert admin(env, "--days", "2", "--hourly-days", "0").returncode == 0
+    assert api.requests_to(USAGE_PATH, "1h") == [] and api.days_requested(USAGE_PATH) == set(days[1:])
 
 
 def test_retries_honour_retry_after_and_server_errors(api, env):
-    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(USAGE_PATH, 500),
+    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(USAGE_PATH, 500), Fault(USAGE_PATH, 503, width="1h"),
                   Fault(CODE_PATH, 529, day=day(2)), Fault(CODE_PATH, 503, day=day(3), times=2)]
     done = backfill(env, day(1), day(3))
     assert done.returncode == 0, done.stderr
     cost = api.requests_to(COST_PATH)
     assert [s.status for s in cost] == [429, 200, 200]
     assert cost[1].at - cost[0].at >= 0.95  # waited the retry-after second, not the 0.01 s backoff
-    assert [s.status for s in api.requests_to(USAGE_PATH)] == [500, 200, 200]
+    assert [s.status for s in api.requests_to(USAGE_PATH, "1d")] == [500, 200, 200]
+    assert [s.status for s in api.requests_to(USAGE_PATH, "1h")] == [503] + [200] * 36  # 72 hours, 2 a page
     assert [s.status for s in api.requests_to(CODE_PATH)] == [200, 200, 200, 529, 200, 503, 503, 200, 200, 200]
     assert stored_totals(env) == expected_totals(api.data, [day(1), day(2), day(3)])
 
@@ -449,9 +541,114 @@ def test_interrupted_backfill_resumes_where_it_stopped(api, env):
     done = backfill(env, AUG[0], AUG[-1])
     assert done.returncode == 0, done.stderr
     assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(AUG[7:])
+    assert api.days_requested(USAGE_PATH, "1h") == set(LAST_WEEK)
     assert statuses(env) == ok_everywhere(AUG)
     assert stored_totals(env) == expected_totals(api.data, AUG)
     assert all(n == keys for n, keys, _ in snapshot(env).values())
+
+
+def usage_by_key(env: dict[str, str], spec: cai.TableSpec) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Per UTC day and usage key, the six counts of claude_api_usage or claude_api_usage_hourly (zero keys left out)."""
+    dims = ", ".join(cai.USAGE_DIMENSIONS)
+    rows = sql(env, f"SELECT toString({spec.day_sql}) AS day, {dims}, "
+                    f"{', '.join(f'sum({m}) AS {m}' for m in cai.USAGE_COUNTS)} FROM {spec.name} FINAL "
+                    f"GROUP BY day, {dims}")
+    found = {(r["day"], *(r[d] for d in cai.USAGE_DIMENSIONS)): tuple(int(r[m]) for m in cai.USAGE_COUNTS)
+             for r in rows}
+    return {key: counts for key, counts in found.items() if any(counts)}
+
+
+def test_hourly_usage_adds_up_to_the_daily_usage_and_a_rerun_changes_nothing(api, env):
+    env = {**env, "ANTHROPIC_PAGE_LIMIT": "24"}  # a day of hours per page: 7 pages for the last week
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 0, done.stderr
+    hourly_requests = api.requests_to(USAGE_PATH, "1h")
+    assert len(hourly_requests) == 7 and {s.status for s in hourly_requests} == {200}
+    assert all(s.params["starting_at"] == ["2025-08-08T00:00:00Z"] and s.params["limit"] == ["24"]
+               for s in hourly_requests)
+    assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
+
+    daily, hourly = usage_by_key(env, cai.USAGE), usage_by_key(env, cai.USAGE_HOURLY)
+    assert len(hourly) == 6 * 12  # the last week's days with usage (2025-08-12 has none) × 12 keys
+    assert hourly == {key: counts for key, counts in daily.items() if key[0] >= "2025-08-08"}
+    served = {f"{d} {h:02d}:00:00": len(FakeAdminApi._group_usage(results, USAGE_GROUPS))
+              for d in LAST_WEEK for h, results in enumerate(api.data.usage_results_by_hour(d)) if results}
+    stored = {r["hour"]: int(r["n"]) for r in sql(
+        env, "SELECT toString(hour) AS hour, count() AS n FROM claude_api_usage_hourly FINAL GROUP BY hour")}
+    assert stored == served  # one row per served hour and key; empty hours have none
+    pages = sql(env, "SELECT report, pages FROM claude_api_import_days FINAL")
+    assert {int(r["pages"]) for r in pages if r["report"] == cai.HOURLY} == {7}
+    rows_8th = sum(n for hour, n in served.items() if hour.startswith("2025-08-08"))
+    assert f"usage_messages 12 rows, usage_messages_hourly {rows_8th} rows, claude_code 5+7 rows" in done.stdout
+
+    before = snapshot(env)
+    api.seen.clear()
+    again = backfill(env, AUG[0], AUG[-1])
+    assert again.returncode == 0 and api.seen == []
+    assert backfill(env, AUG[0], AUG[-1], "--force").returncode == 0
+    assert len(api.requests_to(USAGE_PATH, "1h")) == 7
+    assert snapshot(env) == before
+    code, lines = validation(env)
+    assert code == 0 and lines[4] == ("✓ hourly usage adds up to daily usage, key by key, on the 7 finished day(s) "
+                                      "imported both ways")
+
+    # The API restates the first busy hour of 2025-08-09: one result vanishes from it. Re-importing the day sets
+    # that key of that hour to zero (a zero row), and --validate sees the hours no longer add up to the day.
+    hour, results = next((h, r) for h, r in enumerate(api.data.usage_results_by_hour(day(9))) if r)
+    api.data.dropped_hourly[at(9, hour)] = 1
+    assert backfill(env, day(9), day(9), "--force").returncode == 0
+    gone = (results[0]["model"], results[0]["api_key_id"] or "", results[0]["workspace_id"] or "")
+    rows = sql(env, "SELECT toHour(hour) AS h, model, api_key_id, workspace_id, output_tokens, "
+                    "uncached_input_tokens FROM claude_api_usage_hourly FINAL WHERE toDate(hour) = '2025-08-09'")
+    assert [(int(r["output_tokens"]), int(r["uncached_input_tokens"])) for r in rows
+            if (int(r["h"]), r["model"], r["api_key_id"], r["workspace_id"]) == (hour, *gone)] == [(0, 0)]
+    assert snapshot(env)["claude_api_usage_hourly"][:2] == before["claude_api_usage_hourly"][:2]
+    code, lines = validation(env)
+    assert code == 1 and lines[4] == (
+        "✗ hourly usage does not add up to daily usage on 1 of 7 day(s): 2025-08-09 (1 key(s)) — an hourly page "
+        "lost, or data restated between the imports (re-import: --since 2025-08-09 --until 2025-08-09 --force "
+        "--hourly-days 1)")
+
+
+def test_failed_hourly_days_are_retried_alone_and_expected_only_where_asked(api, env):
+    api.faults = [Fault(USAGE_PATH, 400, width="1h", times=None)]
+    done = backfill(env, AUG[0], AUG[-1])
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: 7 day(s) failed: " + ", ".join(
+        f"{d} (usage_messages_hourly)" for d in LAST_WEEK) + " (first: GET /v1/organizations/usage_report/messages: "
+        "HTTP 400 invalid_request_error: injected failure")
+    assert statuses(env) == ok_everywhere(AUG, hourly=[]) | {(cai.HOURLY, d.isoformat()): "failed" for d in LAST_WEEK}
+    code, lines = validation(env)
+    assert code == 1 and lines[1] == ("✗ days missing in 2025-08-01…2025-08-14: usage_messages_hourly: 7 day(s) "
+                                      "2025-08-08…2025-08-14 (7 failed)")
+
+    api.faults.clear()
+    api.seen.clear()
+    assert admin(env, "--retry-failed").returncode == 0
+    assert api.seen and {(s.path, s.params["bucket_width"][0]) for s in api.seen} == {(USAGE_PATH, "1h")}
+    assert api.days_requested(USAGE_PATH) == set(LAST_WEEK)
+    assert statuses(env) == ok_everywhere(AUG)
+    assert validation(env)[0] == 0
+
+    # --hourly-days 0: a backfill asks for no hourly bucket, and --validate expects none on its days.
+    api.seen.clear()
+    assert backfill(env, day(15), day(16), "--hourly-days", "0").returncode == 0
+    assert api.seen and api.requests_to(USAGE_PATH, "1h") == []
+    code, lines = validation(env)
+    assert code == 0 and lines[1] == ("✓ no day missing in 2025-08-01…2025-08-16 (16 days, 3 daily reports; hourly "
+                                      "usage on 7 of them)")
+
+
+def test_a_30_day_backfill_pays_two_requests_for_its_hourly_week(api, env):
+    env = {k: v for k, v in env.items() if k != "ANTHROPIC_PAGE_LIMIT"}  # the documented maximum page sizes
+    days = [dt.date(2025, 7, 1) + dt.timedelta(days=n) for n in range(30)]
+    assert backfill(env, days[0], days[-1]).returncode == 0
+    assert len(api.requests_to(COST_PATH)) == len(api.requests_to(USAGE_PATH, "1d")) == 5  # 7-day windows
+    assert len(api.requests_to(CODE_PATH)) == 30
+    assert len(api.requests_to(USAGE_PATH, "1h")) == 2  # 07-24…07-30 spans two windows; 168 buckets a page
+    assert api.days_requested(USAGE_PATH, "1h") == set(days[-7:])
+    assert len(api.seen) == 42
+    assert {s.params["limit"][0] for s in api.requests_to(USAGE_PATH, "1h")} == {"168"}
 
 
 def validation(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
@@ -461,15 +658,19 @@ def validation(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
 
 def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, env):
     assert validation(env) == (1, ["✗ nothing imported from the Admin API yet (run claude_admin_importer.py first)"])
-    assert backfill(env, day(1), day(7)).returncode == 0
+    assert backfill(env, day(1), day(7), "--hourly-days", "3").returncode == 0
     code, lines = validation(env)
-    assert code == 0 and [line[0] for line in lines] == ["✓"] * 4
+    assert code == 0 and [line[0] for line in lines] == ["✓"] * 5
     assert lines[0] == ("✓ daily billed cost at most $100.00: highest $22.82 on 2025-08-01, $103.31 over "
                         "2025-08-01…2025-08-07")
+    assert lines[1] == ("✓ no day missing in 2025-08-01…2025-08-07 (7 days, 3 daily reports; hourly usage on 3 of "
+                        "them)")
+    assert lines[4] == ("✓ hourly usage adds up to daily usage, key by key, on the 3 finished day(s) imported both "
+                        "ways")
 
     assert backfill(env, day(10), day(11)).returncode == 0  # 2025-08-08 and 09 never imported
     code, lines = validation(env)
-    assert code == 1 and [line[0] for line in lines] == ["✓", "✗", "✓", "✓"]
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✗", "✓", "✓", "✓"]
     assert lines[1] == ("✗ days missing in 2025-08-01…2025-08-11: cost_report: 2 day(s) 2025-08-08…2025-08-09; "
                         "usage_messages: 2 day(s) 2025-08-08…2025-08-09; claude_code: 2 day(s) 2025-08-08…2025-08-09")
 
@@ -479,7 +680,7 @@ def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, en
                                       "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
     assert backfill(env, day(11), day(11), "--force").returncode == 0
     code, lines = validation(env, "--since", "2025-08-10", "--until", "2025-08-11")
-    assert code == 1 and [line[0] for line in lines] == ["✗", "✓", "✓", "✓"]
+    assert code == 1 and [line[0] for line in lines] == ["✗", "✓", "✓", "✓", "✓"]
     assert lines[0].startswith("✗ daily billed cost above $100.00 on 1 day(s): 2025-08-11 $175.70")
     assert validation(env, "--since", "2025-08-10", "--until", "2025-08-11", "--max-daily-cost", "500")[0] == 0
 
@@ -493,9 +694,12 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
     for _ in range(2):
         sql(env, "INSERT INTO claude_api_usage SELECT * FROM usage_copy FINAL")
     code, lines = validation(env)
-    assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓"]
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓", "✗"]
     assert lines[2] == ("✗ duplicates: claude_api_usage is a MergeTree, so a re-import adds rows instead of replacing "
                         "them; claude_api_usage: 12 duplicate natural key(s) (24 rows, 12 keys)")
+    assert lines[4] == ("✗ hourly usage does not add up to daily usage on 1 of 1 day(s): 2025-08-01 (12 key(s)) — an "
+                        "hourly page lost, or data restated between the imports (re-import: --since 2025-08-01 "
+                        "--until 2025-08-01 --force --hourly-days 1)")
 
     sql(env, "ALTER TABLE claude_code_productivity ADD COLUMN estimated_cost Float64")
     code, lines = validation(env)
@@ -509,6 +713,17 @@ def named(env: dict[str, str], name: str, **params: object) -> list[dict]:
     done = run_cli(env, *args)
     assert done.returncode == 0 and not done.stderr, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def hourly_tokens(data: OrgData, days: list[dt.date], model: str = "") -> dict[str, int]:
+    """Served tokens per busy UTC hour ('YYYY-MM-DD HH:00:00') of these days, of one model or all."""
+    tokens = {}
+    for d in days:
+        for hour, results in enumerate(data.usage_results_by_hour(d)):
+            total = sum(value_at(r, path) for r in results if model in ("", r["model"]) for path in TOKEN_PATHS)
+            if total:
+                tokens[f"{d} {hour:02d}:00:00"] = total
+    return tokens
 
 
 def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, env, tmp_path, ccusage_bin_dir):
@@ -532,11 +747,19 @@ def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, en
     assert [Decimal(r["billed_usd"]) for r in models if r["model_or_kind"] == "(web_search)"] == [web / 100]
 
     usage = named(env, "admin_usage_by_model_and_key", days=6)
-    assert sum(r["tokens"] for r in usage) == sum(api.data.usage_total(days, path) for path in (
-        ("uncached_input_tokens",), ("cache_creation", "ephemeral_5m_input_tokens"),
-        ("cache_creation", "ephemeral_1h_input_tokens"), ("cache_read_input_tokens",), ("output_tokens",)))
+    assert sum(r["tokens"] for r in usage) == sum(api.data.usage_total(days, path) for path in TOKEN_PATHS)
     assert sorted(r["model"] for r in usage if r["api_key"] == "(Console / Workbench)") == [
         "claude-opus-5", "claude-sonnet-4-5"]
+    # Hourly: a window from yesterday 03:00 (night hours of the served data are empty, so the window's edge is
+    # in an empty hour even if the clock passes an hour meanwhile) to now covers yesterday's and today's usage.
+    hours = (now.replace(minute=0) - dt.datetime.combine(days[-2], dt.time(3), dt.UTC)) // dt.timedelta(hours=1) + 1
+    for model in ("", "claude-opus-5"):
+        per_hour = named(env, "admin_usage_hourly", hours=hours, model=model)
+        assert {r["hour"]: int(r["tokens"]) for r in per_hour} == hourly_tokens(api.data, days[-2:], model)
+    by_default = {r["hour"]: int(r["tokens"]) for r in named(env, "admin_usage_hourly")}  # the last 48 hours
+    assert by_default.items() <= hourly_tokens(api.data, days).items()
+    assert hourly_tokens(api.data, days[-1:]).items() <= by_default.items()
+
     users = {r["actor_id"]: r["sessions"] for r in named(env, "admin_claude_code_by_user", days=6)}
     sessions: dict[str, int] = {}
     for record in (r for d in days for r in api.data.code_records(d)):
@@ -570,7 +793,7 @@ def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
     assert admin_line(without_key) == []  # no key configured: no Admin API check
     assert backfill(env, day(1), day(3)).returncode == 0
     lines = admin_line(env)
-    assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 4 validations clean"), lines
+    assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 5 validations clean"), lines
     api.data.extra_costs[day(3)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
                                      "description": "Claude Opus 5 Usage - Output Tokens", "model": "claude-opus-5",
                                      "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
