@@ -800,7 +800,6 @@ KEY_COLUMNS = {
     "ccusage_usage_blocks": ("start_time",),
     "ccusage_usage_projects_daily": ("date", "project_key"),
 }
-BOOKKEEPING_COLUMNS = ("machine_name", "ccusage_version", "imported_at")
 
 
 def split_sql(text: str) -> list[str]:
