@@ -24,7 +24,11 @@ Without CH_HOST the importer uses its embedded store, which has no HTTP interfac
 Exit codes:
   0  every check passed (flagged machines and a missing ccusage are warnings, marked ⚠️), or no CH_HOST
   1  a check failed (marked ❌): server unreachable, login refused, a table or the view missing
-  2  bad configuration or usage: CH_HOST, CH_PORT, CH_DATABASE, CH_PROTOCOL not valid, or curl missing
+  2  bad configuration or usage: CH_HOST, CH_PORT, CH_DATABASE, CH_PROTOCOL not valid, curl missing, or the
+     answer is not from a ClickHouse server (a web server or another service on that port)
+
+Nothing it prints shows the password: not as typed, and not URL-encoded, hex, JSON-escaped or base64 (alone, or
+as user:password in an Authorization header), even when a server or proxy echoes the request back.
 EOF
 }
 
@@ -33,25 +37,122 @@ ccusage_usage_projects_daily ccusage_model_breakdowns ccusage_models_used ccusag
 ccusage_schema_migrations"
 FAILED=0
 STALE_HOURS=2
+SECRET_FORMS=()
 
 die() {
-  printf 'verify_setup.sh: %s\n' "$2" >&2
+  printf 'verify_setup.sh: %s\n' "$(redact "$2")" >&2
   exit "$1"
 }
 
-ok() { printf '✅ %s\n' "$1"; }
-warn() { printf '⚠️ %s\n' "$1"; }
+# Every line goes out through here, so nothing a server sends back can show the password.
+say() { printf '%s\n' "$(redact "$1")"; }
+ok() { say "✅ $1"; }
+warn() { say "⚠️ $1"; }
+fix() { say "   fix: $1"; }
 fail() {
-  printf '❌ %s\n' "$1"
+  say "❌ $1"
   FAILED=1
 }
 
-# Never print the password, even if a server echoes it back.
-redact() {
-  local text=$1
-  if [ ${#CH_PASSWORD} -ge 3 ]; then
-    text=${text//"$CH_PASSWORD"/***}
+add_secret_form() {
+  if [ -n "$1" ]; then
+    SECRET_FORMS[${#SECRET_FORMS[@]}]=$1
   fi
+}
+
+base64_of() {
+  printf '%s' "$1" | base64 | tr -d '\n'
+}
+
+# Base64 as sent (padded), without padding (a prefix of the padded form, so it also covers a different ending),
+# and in the URL-safe alphabet.
+add_base64_forms() {
+  local encoded
+  encoded=$(base64_of "$1")
+  add_secret_form "$encoded"
+  add_secret_form "$(printf '%s' "$encoded" | tr '+/' '-_')"
+  add_secret_form "${encoded%%=*}"
+}
+
+# The password percent-encoded, from its hex bytes: %XX and %xx for every byte but the unreserved ones
+# (A-Z a-z 0-9 - . _ ~), and the form encoding that writes a space as +.
+add_url_forms() {
+  local hex=$1 upper='' lower='' plus='' pair char
+  while [ -n "$hex" ]; do
+    pair=${hex:0:2}
+    hex=${hex:2}
+    case $pair in
+      3[0-9] | 4[1-9a-f] | 5[0-9a] | 6[1-9a-f] | 7[0-9a] | 2d | 2e | 5f | 7e)
+        printf -v char '%b' "\\x$pair"
+        upper+=$char lower+=$char plus+=$char
+        ;;
+      *)
+        char=$(printf '%s' "$pair" | tr a-f A-F)
+        upper+="%$char" lower+="%$pair"
+        if [ "$pair" = 20 ]; then plus+=+; else plus+="%$char"; fi
+        ;;
+    esac
+  done
+  add_secret_form "$upper"
+  add_secret_form "$lower"
+  add_secret_form "$plus"
+}
+
+# The password as the content of a JSON string, as JSON writers escape it: \\ \" \b \f \n \r \t, other control
+# characters as \u00XX, and characters beyond ASCII kept or, by ASCII-only writers, as \uXXXX (surrogate pairs
+# beyond U+FFFF). Characters are read in the current locale, as the password was typed.
+add_json_forms() {
+  local text=$1 kept='' ascii='' char code i
+  for ((i = 0; i < ${#text}; i++)); do
+    char=${text:i:1}
+    printf -v code '%d' "'$char"
+    case $char in
+      \\ | \") char="\\$char" ;;
+      $'\b') char='\b' ;;
+      $'\f') char='\f' ;;
+      $'\n') char='\n' ;;
+      $'\r') char='\r' ;;
+      $'\t') char='\t' ;;
+      *) [ "$code" -ge 32 ] || printf -v char '\\u%04x' "$code" ;;
+    esac
+    kept+=$char
+    if [ "$code" -lt 128 ]; then
+      ascii+=$char
+    elif [ "$code" -le 65535 ]; then
+      printf -v char '\\u%04x' "$code"
+      ascii+=$char
+    else
+      code=$((code - 65536))
+      printf -v char '\\u%04x\\u%04x' $((55296 + (code >> 10))) $((56320 + (code & 1023)))
+      ascii+=$char
+    fi
+  done
+  add_secret_form "$kept"
+  add_secret_form "$ascii"
+}
+
+# Every form in which a server or proxy can echo the credentials back, each before the shorter forms it may
+# contain (the password as typed last). A password shorter than 3 characters is only hidden inside user:password:
+# replacing it everywhere would garble the output without protecting anything.
+secret_forms() {
+  local hex
+  [ -n "$CH_PASSWORD" ] || return 0
+  add_base64_forms "$CH_USER:$CH_PASSWORD"
+  [ ${#CH_PASSWORD} -ge 3 ] || return 0
+  hex=$(printf '%s' "$CH_PASSWORD" | od -An -v -tx1 | tr -d ' \n')
+  add_url_forms "$hex"
+  add_secret_form "$(printf '%s' "$hex" | tr a-f A-F)"
+  add_secret_form "$hex"
+  add_base64_forms "$CH_PASSWORD"
+  add_json_forms "$CH_PASSWORD"
+  add_secret_form "$CH_PASSWORD"
+}
+
+redact() {
+  local text=$1 form
+  for form in ${SECRET_FORMS[@]+"${SECRET_FORMS[@]}"}; do
+    text=${text//"$form"/***}
+  done
   printf '%s' "$text"
 }
 
@@ -122,46 +223,81 @@ read_settings() {
   case $host in *:*) host="[$host]" ;; esac
   SERVER="$SCHEME://$host:$CH_PORT"
   URL="$SERVER/?database=$CH_DATABASE"
+  secret_forms
 }
 
-# Run one static query. Sets STATUS (HTTP code, 000 when there was no answer), BODY and ELAPSED_MS.
+# Run one static query. Sets STATUS (HTTP code, 000 when there was no answer), BODY, CONTENT_TYPE and ELAPSED_MS;
+# the answer's headers stay in HEADER_FILE.
 query() {
   local sql=$1 out
   out=$(printf 'user = %s\n' "$(curl_quote "$CH_USER:$CH_PASSWORD")" |
     curl --config - --silent --show-error --connect-timeout 5 --max-time 30 --output "$BODY_FILE" \
-      --write-out '%{http_code} %{time_total}' --data-binary "$sql" "$URL" 2>"$ERROR_FILE") || true
+      --dump-header "$HEADER_FILE" --write-out '%{http_code} %{time_total} %{content_type}' \
+      --data-binary "$sql" "$URL" 2>"$ERROR_FILE") || true
   STATUS=${out%% *}
   [ -n "$STATUS" ] || STATUS=000
-  ELAPSED_MS=$(printf '%s' "${out#* }" | LC_ALL=C awk '{ printf "%d", $1 * 1000 }')
+  out=${out#* }
+  ELAPSED_MS=$(printf '%s' "${out%% *}" | LC_ALL=C awk '{ printf "%d", $1 * 1000 }')
+  CONTENT_TYPE=$(printf '%s' "${out#* }" | LC_ALL=C tr -cd 'A-Za-z0-9/;=._+ -' | cut -c 1-80)
   if [ "$STATUS" = 000 ]; then
     BODY=$(tr -d '\r' <"$ERROR_FILE")
   else
-    BODY=$(cat "$BODY_FILE")
+    BODY=$(LC_ALL=C tr -d '\000' <"$BODY_FILE")
   fi
   [ "$STATUS" = 200 ]
 }
 
-# The first line of a failed answer, password removed.
+# The first line of a failed answer: password removed before it is cut (a cut could leave part of a secret),
+# control characters dropped.
 problem() {
-  redact "$(printf '%s\n' "$BODY" | head -n 1 | cut -c 1-300)"
+  local first
+  first=$(printf '%s\n' "$BODY" | head -n 1)
+  redact "$first" | cut -c 1-300 | LC_ALL=C tr -d '\000-\010\013-\037\177'
+}
+
+# ClickHouse names itself in X-ClickHouse-* headers on every answer; without them (a proxy that drops headers),
+# an error body in ClickHouse's own format ("Code: 81, ..." or "Code: 81. DB::Exception: ...") is enough.
+answered_by_clickhouse() {
+  grep -qi '^x-clickhouse-' "$HEADER_FILE" 2>/dev/null && return 0
+  case $BODY in
+    "Code: "[0-9]*) return 0 ;;
+  esac
+  return 1
+}
+
+# A ClickHouse version: numbers joined by dots (18.16.1, 24.8.4.13).
+is_version() {
+  case $1 in
+    '' | *[!0-9.]* | .* | *. | *..*) return 1 ;;
+    *.*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Exit 2 with one line: the answer to SELECT version() came from something else (a web server, another service,
+# a proxy's error page), so checking tables there would only call every one of them missing.
+not_clickhouse() {
+  die 2 "$SERVER is not a ClickHouse server: it answered SELECT version() with HTTP $STATUS (${CONTENT_TYPE:-no content type}) and $1; check CH_HOST, CH_PORT and CH_PROTOCOL"
 }
 
 check_connection() {
   if query "SELECT version()"; then
+    is_version "$BODY" || not_clickhouse "not a version number"
     ok "server: ClickHouse $BODY at $SERVER answered in $ELAPSED_MS ms"
     return 0
   fi
+  [ "$STATUS" = 000 ] || answered_by_clickhouse || not_clickhouse "no X-ClickHouse-* header"
   case $STATUS in
     000) fail "server: no answer from $SERVER: $(problem)"
-      printf '   fix: check CH_HOST and CH_PORT (the HTTP port, usually 8123; 8443 for HTTPS), and that the server runs\n' ;;
+      fix "check CH_HOST and CH_PORT (the HTTP port, usually 8123; 8443 for HTTPS), and that the server runs" ;;
     401 | 403) fail "server: $SERVER refused user $CH_USER: $(problem)"
-      printf '   fix: check CH_USER and CH_PASSWORD\n' ;;
+      fix "check CH_USER and CH_PASSWORD" ;;
     *)
       fail "server: $SERVER answered HTTP $STATUS: $(problem)"
       case $BODY in
         *"atabase"*"doesn't exist"* | *UNKNOWN_DATABASE*)
-          printf '   fix: create it (CREATE DATABASE %s) or set CH_DATABASE\n' "$CH_DATABASE" ;;
-        *Authentication* | *password*) printf '   fix: check CH_USER and CH_PASSWORD\n' ;;
+          fix "create it (CREATE DATABASE $CH_DATABASE) or set CH_DATABASE" ;;
+        *Authentication* | *password*) fix "check CH_USER and CH_PASSWORD" ;;
       esac
       ;;
   esac
@@ -180,7 +316,7 @@ check_tables() {
       *" $table "*) ;;
       *)
         fail "$table: missing"
-        printf '   fix: run an import against this server once (uv run ccusage_importer.py), it creates the schema\n'
+        fix "run an import against this server once (uv run ccusage_importer.py), it creates the schema"
         continue
         ;;
     esac
@@ -201,7 +337,7 @@ check_view() {
     ok "ccusage_v_daily_summary: $rows machine-days, \$$cost in the last 7 days"
   else
     fail "ccusage_v_daily_summary: $(problem)"
-    printf '   fix: run an import against this server once (uv run ccusage_importer.py), it creates the views\n'
+    fix "run an import against this server once (uv run ccusage_importer.py), it creates the views"
   fi
 }
 
@@ -234,12 +370,12 @@ check_freshness() {
       warn "machine $machine: no successful import yet (last run: $last_status)"
     elif [ "$age" -gt "$limit" ]; then
       warn "machine $machine: last import $(human_age "$age") ago, more than $STALE_HOURS h (last run: $last_status)"
-      printf '   fix: on %s, check its cron job (crontab -l) and log (~/.local/state/ccusage-import/import.log)\n' "$machine"
+      fix "on $machine, check its cron job (crontab -l) and log (~/.local/state/ccusage-import/import.log)"
     elif [ "$last_status" = ok ] || [ "$last_status" = unchanged ]; then
       ok "machine $machine: last import $(human_age "$age") ago ($last_status)"
     else
       warn "machine $machine: last import $(human_age "$age") ago, but the latest run ended $last_status"
-      printf '   fix: on %s, read the import log (~/.local/state/ccusage-import/import.log)\n' "$machine"
+      fix "on $machine, read the import log (~/.local/state/ccusage-import/import.log)"
     fi
   done <<EOF
 $BODY
@@ -256,7 +392,7 @@ check_ccusage() {
     fi
   done
   warn "ccusage on this machine: none of ccusage, bunx, npx is on PATH (fine if this machine only reads)"
-  printf '   fix: to import from here, install Node.js (for npx) or Bun\n'
+  fix "to import from here, install Node.js (for npx) or Bun"
 }
 
 main() {
@@ -269,10 +405,11 @@ main() {
   command -v curl >/dev/null 2>&1 || die 2 "curl not found: install curl"
   read_settings
   BODY_FILE=$(mktemp "${TMPDIR:-/tmp}/verify-setup.XXXXXX")
+  HEADER_FILE=$(mktemp "${TMPDIR:-/tmp}/verify-setup.XXXXXX")
   ERROR_FILE=$(mktemp "${TMPDIR:-/tmp}/verify-setup.XXXXXX")
-  trap 'rm -f "$BODY_FILE" "$ERROR_FILE"' EXIT
-  printf 'verify_setup.sh: %s as %s, database %s, password %s\n' "$SERVER" "$CH_USER" "$CH_DATABASE" \
-    "$([ -n "$CH_PASSWORD" ] && printf 'set (not shown)' || printf 'not set')"
+  trap 'rm -f "$BODY_FILE" "$HEADER_FILE" "$ERROR_FILE"' EXIT
+  say "verify_setup.sh: $SERVER as $CH_USER, database $CH_DATABASE, password $(
+    [ -n "$CH_PASSWORD" ] && printf 'set (not shown)' || printf 'not set')"
   if check_connection; then
     check_tables
     check_view
@@ -280,10 +417,10 @@ main() {
   fi
   check_ccusage
   if [ "$FAILED" = 1 ]; then
-    printf 'Some checks failed (❌): see the fixes above.\n'
+    say 'Some checks failed (❌): see the fixes above.'
     exit 1
   fi
-  printf 'All checks passed.\n'
+  say 'All checks passed.'
 }
 
 main "$@"

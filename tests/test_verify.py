@@ -1,7 +1,8 @@
 """verify_setup.sh against a real ClickHouse HTTP server: Debian's clickhouse-server (18.16), started here on a
 loopback port with a throwaway config. 18.16 cannot create our schema, so the tests create simple ccusage_ tables
 with the columns the script reads. The script's queries are also run on the current engine (chDB) against the
-real schema, so they hold for both."""
+real schema, so they hold for both. Servers that are not ClickHouse, or that echo the request back, are small
+loopback servers from tests/echo_server.py."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from conftest import ROOT, run_cli, sql, unavailable
+from echo_server import EchoServer, credential_forms, echo_text, serve
 from transcripts import generate
 
 SCRIPT = ROOT / "verify_setup.sh"
@@ -73,12 +75,7 @@ def server_command() -> list[str]:
             return [found]
     if found := shutil.which("clickhouse"):
         return [found, "server"]
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "clickhouse-server"],
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=900)
-        if found := shutil.which("clickhouse-server") or shutil.which("/usr/sbin/clickhouse-server"):
-            return [found]
-    unavailable("no ClickHouse server program (Debian/Ubuntu: apt-get install clickhouse-server)")
+    unavailable("no ClickHouse server program (Debian/Ubuntu: apt-get install clickhouse-server; .ci/run installs it)")
     raise AssertionError  # unreachable: unavailable() skips or fails
 
 
@@ -345,3 +342,55 @@ def test_check_against_this_server_names_the_problem_without_the_password(server
     assert "Unknown identifier: readonly" in old.stdout
     assert ("   fix: this ClickHouse server is too old for the importer's driver (clickhouse-connect): upgrade it"
             in old.stdout.splitlines())
+
+
+def echo_env(echo: EchoServer, password: str = PASSWORD) -> dict:
+    return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "CH_HOST": "127.0.0.1", "CH_PORT": str(echo.port),
+            "CH_USER": USER, "CH_PASSWORD": password}
+
+
+def leaked_forms(done: subprocess.CompletedProcess, password: str = PASSWORD) -> list[str]:
+    """The names of the password's forms that appear in what the script printed."""
+    printed = done.stdout + done.stderr
+    return [name for name, form in credential_forms(USER, password).items() if form in printed]
+
+
+def assert_echo_carried_every_form(echo: EchoServer, password: str = PASSWORD) -> None:
+    """The server did receive the credentials, so its answers held every form: the test could have caught a leak."""
+    assert echo.requests, "the script sent no request"
+    answer = echo_text(echo.requests[0])
+    assert all(form in answer for form in credential_forms(USER, password).values())
+
+
+@pytest.mark.parametrize(("kind", "status", "what"), [
+    ("echo", 500, "HTTP 500 (application/json) and no X-ClickHouse-* header"),
+    ("echo", 200, "HTTP 200 (application/json) and not a version number"),
+    ("html", 200, "HTTP 200 (text/html; charset=utf-8) and not a version number"),
+    ("binary", 200, "HTTP 200 (application/octet-stream) and not a version number"),
+])
+def test_an_answer_not_from_clickhouse_is_named_so_and_exits_2(kind, status, what):
+    with serve(kind, status) as echo:
+        done = verify(echo_env(echo))
+    if kind == "echo":
+        assert_echo_carried_every_form(echo)
+    assert leaked_forms(done) == []
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == f"verify_setup.sh: {echo.url} as {USER}, database default, password set (not shown)\n"
+    assert done.stderr == (f"verify_setup.sh: {echo.url} is not a ClickHouse server: it answered SELECT version() "
+                           f"with {what}; check CH_HOST, CH_PORT and CH_PROTOCOL\n")
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "pä ss\tw🚀rd/+&=%~"], ids=["quotes", "unicode-tab"])
+def test_an_echoed_password_is_redacted_in_every_form(password):
+    """A ClickHouse behind an echoing proxy: the version passes, every other answer sends the request back."""
+    with serve("clickhouse-echo") as echo:
+        done = verify(echo_env(echo, password))
+    assert_echo_carried_every_form(echo, password)
+    assert leaked_forms(done, password) == []
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith(f"✅ server: ClickHouse 24.8.4.13 at {echo.url} answered in ")
+    redacted = "Code: 60. DB::Exception: echo: " + " ".join(
+        f"{name}=***" for name in credential_forms(USER, password))
+    for check in ("tables: cannot list them", "ccusage_v_daily_summary", "freshness: cannot read ccusage_import_runs"):
+        assert any(line.startswith(f"❌ {check}: {redacted} ") for line in lines), (check, lines)
