@@ -27,7 +27,6 @@ NAMES = [q.name for q in QUERIES]
 TOKEN_KEYS = ("input", "output", "cache_creation", "cache_read")
 DEDUPLICATED_TABLES = (*ci.USAGE_TABLES, *ci.CHILD_TABLES)
 
-README_QUERY_LIST = "### Every named query\n"
 ADMIN_SECTION = "-- == Anthropic Admin API ==\n"
 # Queries that may rightly return no rows on the generated data, and why.
 MAY_BE_EMPTY = {
@@ -138,10 +137,11 @@ def test_parameters_take_their_defaults_their_types_and_nothing_else():
         assert (str(caught.value), caught.value.exit_code) == (message, ci.EXIT_USAGE)
 
 
-def test_readme_lists_every_query_with_its_description():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.partition(README_QUERY_LIST)[2].partition("\n#")[0]
-    assert re.findall(r"^- `(\w+)` — (.+)$", section, re.M) == [(q.name, q.description) for q in QUERIES]
+def test_the_query_reference_lists_every_query_with_its_description():
+    reference = (ROOT / "docs" / "queries.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^### `(\w+)`\n\n(.+)$", reference, re.M)
+    assert listed == [(q.name, q.description) for q in QUERIES], (
+        "docs/queries.md is out of date: run `uv run python docs/make_query_reference.py`")
 
 
 # ----------------------------------------------------------------------------------------------------------------
