@@ -15,7 +15,8 @@ Installs (or replaces) a crontab entry for the current user that runs the import
                     team do not all write at the same minute)
   --first-run       after installing, run one import now exactly as cron will, and show its log
   --with-admin-api  also import the Anthropic Admin API once a day (needs claude_admin_importer.py)
-  --dry-run         print what would be done and change nothing
+  --dry-run         print what would be done (with --first-run, the command of the first run) and change
+                    nothing; a missing crontab or uv is then a warning, since a dry run calls neither
   --remove          remove the entries and the env file (the logs stay)
   -h, --help        this text
 
@@ -78,6 +79,36 @@ write_env_file() {
 # The command cron runs for a job: short, absolute paths, no secret.
 job_command() {
   printf '%s %s cron-run %s %s %s%s' "$BASH" "$(sq "$SCRIPT")" "$1" "$(sq "$ENV_FILE")" "$MARKER" "$1"
+}
+
+# The first run, as cron runs the job: its minimal environment and sh. Sets FIRST_RUN (an argument list).
+first_run_command() {
+  FIRST_RUN=(env -i "HOME=$HOME" "LOGNAME=$(id -un)" SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c "$(job_command import)")
+}
+
+# Print a command so that sh reads it back as the same arguments: a word with characters sh treats specially is
+# single-quoted.
+print_command() {
+  local word separator=''
+  for word in "$@"; do
+    printf '%s' "$separator"
+    case $word in
+      '' | *[!A-Za-z0-9_./=:,@+-]*) sq "$word" ;;
+      *) printf '%s' "$word" ;;
+    esac
+    separator=' '
+  done
+  printf '\n'
+}
+
+# A program the change needs: missing, it is refused; in a dry run, which calls no program, only a warning.
+need_program() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$DRY_RUN" = 1 ]; then
+    printf 'warning: %s not found: %s before running setup_cronjob.sh without --dry-run\n' "$1" "$2" >&2
+    return 0
+  fi
+  die 2 "$1 not found: $2, then run this again"
 }
 
 current_crontab() {
@@ -148,6 +179,7 @@ cron_run() {
 }
 
 remove() {
+  need_program crontab "install cron (Debian/Ubuntu: apt-get install cron)"
   if [ "$DRY_RUN" = 1 ]; then
     printf 'Would remove these crontab lines:\n'
     current_crontab | awk -v marker="$MARKER" 'index($0, marker) > 0 { print "  " $0 }'
@@ -162,8 +194,8 @@ remove() {
 
 install() {
   local minute=$1 with_admin=$2 first_run=$3 import_line admin_line="" names
-  command -v crontab >/dev/null 2>&1 || die 2 "crontab not found: install cron (Debian/Ubuntu: apt-get install cron)"
-  command -v uv >/dev/null 2>&1 || die 2 "uv not found on PATH: install it (https://docs.astral.sh/uv/), then run this again"
+  need_program crontab "install cron (Debian/Ubuntu: apt-get install cron)"
+  need_program uv "install uv (https://docs.astral.sh/uv/) or put it on PATH"
   case $REPO_DIR$ENV_FILE in
     *%* | *"
 "*) die 2 "cron cannot run a path with % or a newline: move the repository or set XDG_CONFIG_HOME" ;;
@@ -179,11 +211,18 @@ install() {
     admin_line="$minute 6 * * * $(job_command admin)"
   fi
   names=$(captured_names | tr '\n' ' ')
+  first_run_command
   if [ "$DRY_RUN" = 1 ]; then
     printf 'Would write %s (mode 0600) with: %sCCUSAGE_CRON_LOG_DIR\n' "$ENV_FILE" "$names"
     printf 'Would install in the crontab of %s:\n  %s\n' "$(id -un)" "$import_line"
     [ -z "$admin_line" ] || printf '  %s\n' "$admin_line"
-    printf 'Logs would go to %s/\n(dry run: nothing changed)\n' "$LOG_DIR"
+    printf 'Logs would go to %s/\n' "$LOG_DIR"
+    if [ "$first_run" = 1 ]; then
+      printf 'Would then run one import now, as cron will, and show the end of %s/import.log:\n' "$LOG_DIR"
+      printf '  '
+      print_command "${FIRST_RUN[@]}"
+    fi
+    printf '(dry run: nothing changed)\n'
     return 0
   fi
   write_env_file
@@ -194,7 +233,7 @@ install() {
   printf 'Log: %s/import.log\nRemove with: %s --remove\n' "$LOG_DIR" "$SCRIPT"
   if [ "$first_run" = 1 ]; then
     printf 'First run (as cron runs it)...\n'
-    if env -i HOME="$HOME" LOGNAME="$(id -un)" SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c "$(job_command import)"; then
+    if "${FIRST_RUN[@]}"; then
       tail -n 20 "$LOG_DIR/import.log"
     else
       tail -n 20 "$LOG_DIR/import.log" >&2 || true
