@@ -99,33 +99,55 @@ add_url_forms() {
 }
 
 # The password as the content of a JSON string, as JSON writers escape it: \\ \" \b \f \n \r \t, other control
-# characters as \u00XX, and characters beyond ASCII kept or, by ASCII-only writers, as \uXXXX (surrogate pairs
-# beyond U+FFFF). Characters are read in the current locale, as the password was typed.
+# characters as \u00XX, and DEL and characters beyond ASCII kept or, by ASCII-only writers, as \uXXXX (a surrogate
+# pair beyond U+FFFF). Decoded as UTF-8 from the password's hex bytes, so the result does not depend on the locale.
 add_json_forms() {
-  local text=$1 kept='' ascii='' char code i
-  for ((i = 0; i < ${#text}; i++)); do
-    char=${text:i:1}
-    printf -v code '%d' "'$char"
-    case $char in
-      \\ | \") char="\\$char" ;;
-      $'\b') char='\b' ;;
-      $'\f') char='\f' ;;
-      $'\n') char='\n' ;;
-      $'\r') char='\r' ;;
-      $'\t') char='\t' ;;
-      *) [ "$code" -ge 32 ] || printf -v char '\\u%04x' "$code" ;;
-    esac
+  local hex=$1 kept='' ascii='' pair byte code more bytes char
+  while [ -n "$hex" ]; do
+    pair=${hex:0:2}
+    hex=${hex:2}
+    byte=$((16#$pair))
+    if [ "$byte" -lt 128 ]; then
+      case $byte in
+        8) char='\b' ;;
+        9) char='\t' ;;
+        10) char='\n' ;;
+        12) char='\f' ;;
+        13) char='\r' ;;
+        34) char='\"' ;;
+        92) char=\\\\ ;;
+        *) if [ "$byte" -lt 32 ]; then printf -v char '\\u%04x' "$byte"; else printf -v char '%b' "\\x$pair"; fi ;;
+      esac
+      kept+=$char
+      if [ "$byte" = 127 ]; then ascii+='\u007f'; else ascii+=$char; fi
+      continue
+    fi
+    if [ "$byte" -ge 240 ]; then
+      code=$((byte & 7)) more=3
+    elif [ "$byte" -ge 224 ]; then
+      code=$((byte & 15)) more=2
+    elif [ "$byte" -ge 192 ]; then
+      code=$((byte & 31)) more=1
+    else
+      code=$byte more=0
+    fi
+    bytes="\\x$pair"
+    while [ "$more" -gt 0 ] && [ -n "$hex" ]; do
+      pair=${hex:0:2}
+      hex=${hex:2}
+      code=$(((code << 6) | (16#$pair & 63)))
+      bytes+="\\x$pair"
+      more=$((more - 1))
+    done
+    printf -v char '%b' "$bytes"
     kept+=$char
-    if [ "$code" -lt 128 ]; then
-      ascii+=$char
-    elif [ "$code" -le 65535 ]; then
+    if [ "$code" -le 65535 ]; then
       printf -v char '\\u%04x' "$code"
-      ascii+=$char
     else
       code=$((code - 65536))
       printf -v char '\\u%04x\\u%04x' $((55296 + (code >> 10))) $((56320 + (code & 1023)))
-      ascii+=$char
     fi
+    ascii+=$char
   done
   add_secret_form "$kept"
   add_secret_form "$ascii"
@@ -144,7 +166,7 @@ secret_forms() {
   add_secret_form "$(printf '%s' "$hex" | tr a-f A-F)"
   add_secret_form "$hex"
   add_base64_forms "$CH_PASSWORD"
-  add_json_forms "$CH_PASSWORD"
+  add_json_forms "$hex"
   add_secret_form "$CH_PASSWORD"
 }
 
@@ -265,13 +287,15 @@ answered_by_clickhouse() {
   return 1
 }
 
-# A ClickHouse version: numbers joined by dots (18.16.1, 24.8.4.13).
+# A ClickHouse version: numbers joined by dots, perhaps with a build's suffix (18.16.1, 24.8.4.13,
+# 23.8.16.42.altinitystable), one short word.
 is_version() {
+  [ ${#1} -le 64 ] || return 1
   case $1 in
-    '' | *[!0-9.]* | .* | *. | *..*) return 1 ;;
-    *.*) return 0 ;;
-    *) return 1 ;;
+    *[!0-9A-Za-z._+-]*) return 1 ;;
+    [0-9]*.[0-9]*) return 0 ;;
   esac
+  return 1
 }
 
 # Exit 2 with one line: the answer to SELECT version() came from something else (a web server, another service,
