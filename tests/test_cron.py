@@ -58,8 +58,10 @@ def cron_user() -> Iterator[str]:
             unavailable(f"{tool} is not installed (Debian: the passwd package)")
     before = invoking_users_crontab(crontab)
     name = f"ccusage-test-{secrets.token_hex(4)}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--no-log-init", "--home-dir", "/nonexistent",
-                    "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True, text=True)
+    added = subprocess.run(["useradd", "--system", "--no-create-home", "--no-log-init", "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True)
+    if added.returncode != 0:
+        unavailable(f"useradd {name} failed: {added.stderr.strip()}")
     try:
         yield name
     finally:
