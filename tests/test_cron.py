@@ -229,10 +229,18 @@ def test_dry_run_without_crontab_shows_the_plan_the_first_run_and_that_cron_is_n
     assert lines[-1] == "(dry run: nothing changed)"
 
     done = setup(env, "--remove", "--dry-run")
-    assert (done.returncode, done.stderr) == (0, warning)
+    assert (done.returncode, done.stderr) == (0, "warning: crontab not found: no crontab line to remove, only "
+                                                 "the env file\n")
     assert done.stdout.splitlines()[-1] == "(dry run: nothing changed)"
     assert sorted(home.rglob("*")) == before  # no env file, no log, no store: nothing ran
     assert not Path(env["CCUSAGE_IMPORT_DB"]).exists()
+
+    env_file(env).parent.mkdir(parents=True)  # left by an earlier install: --remove still takes it out
+    env_file(env).write_text("export CH_PASSWORD='x'\n")
+    done = setup(env, "--remove")
+    assert (done.returncode, done.stderr.splitlines()) == (0, ["warning: crontab not found: no crontab line to "
+                                                               "remove, only the env file"])
+    assert not env_file(env).exists()
 
 
 def test_remove_takes_out_the_entry_and_the_env_file(user_crontab, cron_env):
