@@ -15,6 +15,8 @@ dashboard (--dashboard), and the command line itself. claude_admin_importer.py r
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -29,10 +31,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,7 +73,8 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds, retries or the like from the environment: zero or more, or a one-line error."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -77,7 +82,7 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise UserError(f"{name}={raw!r} is not a number") from None
-    if value < 0 or math.isnan(value):
+    if value < 0 or not math.isfinite(value):
         raise UserError(f"{name}={raw!r} must be zero or more")
     return value
 
@@ -103,6 +108,49 @@ def claude_projects_dirs(env: Mapping[str, str]) -> list[Path]:
     return found
 
 
+# What ccusage (and npx or bunx, which start it) may see of our environment: where the logs are, where packages
+# and caches are, how to reach the registry, locale and zone. Never CH_PASSWORD, ANTHROPIC_ADMIN_KEY or
+# CCUSAGE_HASH_KEY: a third-party process's environment is readable in /proc/<pid>/environ.
+CHILD_ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TEMP", "TMP", "LANG", "LANGUAGE", "TZ", "TERM",
+    "NO_COLOR", "FORCE_COLOR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
+    "CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_DATA_DIR", "OPENCODE_DATA_DIR", "AMP_DATA_DIR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "NVM_DIR", "NODE_PATH", "VOLTA_HOME", "BUN_INSTALL",
+})
+CHILD_ENV_PREFIXES = ("LC_", "npm_config_", "NPM_CONFIG_")
+SECRET_VARIABLES = ("CH_PASSWORD", "CCUSAGE_HASH_KEY", "ANTHROPIC_ADMIN_KEY")
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of `env`, less any variable whose value holds one of our secrets."""
+    secrets_in_env = [env[name] for name in SECRET_VARIABLES if len(env.get(name, "")) >= 3]
+    return {name: value for name, value in env.items()
+            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES))
+            and not any(secret in value for secret in secrets_in_env)}
+
+
+def secret_forms(secret: str, user: str | None = None) -> list[str]:
+    """Every form in which a secret can turn up in text: as it is, URL-encoded, hex, base64 (alone and as the
+    `user:secret` of HTTP Basic authentication); longest first, so a longer form is replaced whole."""
+    if len(secret) < 3:
+        return []
+    raw = secret.encode()
+    plain = [raw] + ([f"{user}:{secret}".encode()] if user is not None else [])
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), raw.hex(),
+             raw.hex().upper()}
+    for value in plain:
+        encoded = base64.b64encode(value).decode()
+        forms.update({encoded, encoded.rstrip("="), base64.urlsafe_b64encode(value).decode().rstrip("=")})
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, forms: Iterable[str]) -> str:
+    for form in forms:
+        text = text.replace(form, "***")
+    return text
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs, read once from the environment and the command line."""
@@ -114,6 +162,8 @@ class Config:
     ch_password: str = field(repr=False)
     ch_database: str = "default"
     ch_secure: bool = False
+    ch_connect_timeout: float = 10.0
+    ch_timeout: float = 120.0
     embedded_path: Path = Path()
     data_dir: Path = Path()
     ccusage_version: str = DEFAULT_CCUSAGE_VERSION
@@ -125,6 +175,10 @@ class Config:
     hash_projects: bool = True
     hash_key: str | None = field(default=None, repr=False)
     lock_timeout: float = 120.0
+    machine_name_source: str = "the host name"
+    claude_dirs_setting: str = "~/.config/claude or ~/.claude"
+    child_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -151,6 +205,8 @@ class Config:
         database = env.get("CH_DATABASE", "").strip() or "default"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
             raise UserError(f"CH_DATABASE={database!r} is not a plain database name (letters, digits, _)")
+        machine_source = ("--machine-name" if arg("machine_name") else
+                          "MACHINE_NAME" if env.get("MACHINE_NAME", "").strip() else "the host name")
         machine = (arg("machine_name") or env.get("MACHINE_NAME", "").strip() or socket.gethostname()).strip()
         if not machine:
             raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name")
@@ -166,28 +222,37 @@ class Config:
             raise UserError(f"CCUSAGE_TIMEZONE={timezone!r} is not an IANA time zone such as Europe/Berlin") from None
         data_dir = default_data_dir(env)
         embedded_path = Path(env.get("CCUSAGE_IMPORT_DB", "").strip() or data_dir / "chdb").expanduser()
-        hash_projects = not arg("no_hash_projects")
+        user = env.get("CH_USER", "").strip() or "default"
+        password = env.get("CH_PASSWORD", "")
+        hash_key = env.get("CCUSAGE_HASH_KEY") or None
+        claude_setting = env.get("CLAUDE_CONFIG_DIR", "").strip()
+        lock_timeout = arg("lock_timeout")
         return cls(
             machine_name=machine,
             ch_host=host,
             ch_port=port,
-            ch_user=env.get("CH_USER", "").strip() or "default",
-            ch_password=env.get("CH_PASSWORD", ""),
+            ch_user=user,
+            ch_password=password,
             ch_database=database,
             ch_secure=protocol == "https" or (protocol == "" and port in HTTPS_PORTS),
+            ch_connect_timeout=env_float(env, "CH_CONNECT_TIMEOUT", 10.0) or 10.0,
+            ch_timeout=env_float(env, "CH_TIMEOUT", 120.0) or 120.0,
             embedded_path=embedded_path,
             data_dir=embedded_path.parent if env.get("CCUSAGE_IMPORT_DB", "").strip() else data_dir,
             ccusage_version=version,
             timezone=timezone,
             claude_dirs=tuple(claude_projects_dirs(env)),
-            command_timeout=_env_float(env, "CCUSAGE_TIMEOUT", 300.0),
-            command_retries=int(_env_float(env, "CCUSAGE_RETRIES", 2)),
-            retry_backoff=_env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
-            hash_projects=hash_projects,
-            hash_key=env.get("CCUSAGE_HASH_KEY") or None,
-            lock_timeout=arg("lock_timeout") if arg("lock_timeout") is not None else _env_float(
-                env, "CCUSAGE_LOCK_TIMEOUT", 120.0
-            ),
+            command_timeout=env_float(env, "CCUSAGE_TIMEOUT", 300.0),
+            command_retries=int(env_float(env, "CCUSAGE_RETRIES", 2)),
+            retry_backoff=env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
+            hash_projects=not arg("no_hash_projects"),
+            hash_key=hash_key,
+            lock_timeout=lock_timeout if lock_timeout is not None else env_float(env, "CCUSAGE_LOCK_TIMEOUT", 120.0),
+            machine_name_source=machine_source,
+            claude_dirs_setting=f"CLAUDE_CONFIG_DIR={claude_setting}" if claude_setting else
+            "~/.config/claude or ~/.claude",
+            child_env=child_environment(env),
+            secrets=tuple(secret_forms(password, user) + secret_forms(hash_key or "")),
         )
 
     def store_description(self) -> str:
@@ -197,31 +262,23 @@ class Config:
         return f"{scheme}://{self.ch_user}@{self.ch_host}:{self.ch_port} (database {self.ch_database})"
 
     def lock_path(self) -> Path:
-        """One writer per embedded store; one import per machine and server."""
+        """One writer per embedded store (by its real path, so a symlink shares it); one import per machine and
+        server."""
         if self.embedded:
-            return self.embedded_path.with_name(self.embedded_path.name + ".lock")
+            real = self.embedded_path.resolve()
+            return real.with_name(real.name + ".lock")
         target = f"{self.ch_host}:{self.ch_port}/{self.ch_database}/{self.machine_name}"
         return self.data_dir / f"server-{hashlib.sha256(target.encode()).hexdigest()[:12]}.lock"
 
     def redact(self, text: str) -> str:
-        """Remove the password (and an explicit hash key) from any text that may be printed or stored."""
-        for secret in (self.ch_password, self.hash_key):
-            if secret and len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
+        """Remove the password and an explicit hash key, in every encoding, from text that may be printed or stored."""
+        return redact(text, self.secrets)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Source: ccusage
 # ----------------------------------------------------------------------------------------------------------------
 
-# The reports a run fetches. Daily and monthly tables are derived exactly from `daily --instances`
-# (per project and day, in the same time zone), so two of the seed's five commands are not needed.
-REPORTS: dict[str, list[str]] = {
-    "projects_daily": ["daily", "--instances"],
-    "sessions": ["session"],
-    "blocks": ["blocks"],
-}
 NATIVE_MISSING = "native binary is not available"
 
 
@@ -235,6 +292,21 @@ class Runner:
 
     name: str
     argv: tuple[str, ...]
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float | None) -> subprocess.CompletedProcess:
+    """Run a program in its own process group, so a timeout ends it and everything it started (npx -> node ->
+    binary); raises subprocess.TimeoutExpired after killing the group."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                          env=dict(env), start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def _native_binary_beside(launcher: Path) -> Path | None:
@@ -267,15 +339,16 @@ def _npx_cached_launcher(version: str, npm_cache: Path) -> Path | None:
     return None
 
 
-def resolve_runner(version: str, env: Mapping[str, str], *, install: bool = True) -> Runner:
+def resolve_runner(config: Config, *, install: bool = True) -> Runner:
     """ccusage on PATH of the pinned version, else one npx installed before, else bunx, else npx -y."""
+    version, env = config.ccusage_version, config.child_env
     on_path = shutil.which("ccusage", path=env.get("PATH"))
     if on_path:
         launcher = Path(on_path)
         if _package_version(launcher) == version:
             native = _native_binary_beside(launcher)
             return Runner("ccusage", (str(native),) if native else (on_path,))
-        if _cli_version((on_path,), env) == version:
+        if cli_version((on_path,), config) == version:
             return Runner("ccusage", (on_path,))
     npm_cache = Path(env.get("npm_config_cache") or Path(env.get("HOME", str(Path.home()))) / ".npm")
     cached = _npx_cached_launcher(version, npm_cache)
@@ -284,7 +357,7 @@ def resolve_runner(version: str, env: Mapping[str, str], *, install: bool = True
     if bunx := shutil.which("bunx", path=env.get("PATH")):
         return Runner("bunx", (bunx, f"ccusage@{version}"))
     if npx := shutil.which("npx", path=env.get("PATH")):
-        if install and _cli_version((npx, "-y", f"ccusage@{version}"), env) == version:
+        if install and cli_version((npx, "-y", f"ccusage@{version}"), config) == version:
             cached = _npx_cached_launcher(version, npm_cache)
             if cached and (native := _native_binary_beside(cached)):
                 return Runner("npx (cached binary)", (str(native),))
@@ -295,35 +368,34 @@ def resolve_runner(version: str, env: Mapping[str, str], *, install: bool = True
     )
 
 
-def _cli_version(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+def cli_version(argv: Sequence[str], config: Config) -> str | None:
+    """What `argv --version` prints, within the configured command timeout (npx may have to download first)."""
     try:
-        done = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=120, env=dict(env))
+        done = run_command([*argv, "--version"], config.child_env, config.command_timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r"(\d+\.\d+\.\d+)", done.stdout)
     return match.group(1) if done.returncode == 0 and match else None
 
 
-def ccusage_command(runner: Runner, report: str, config: Config) -> list[str]:
+def ccusage_command(runner: Runner, report: Report, config: Config) -> list[str]:
     """argv for one report; ccusage 19+ keeps Claude Code reports under `claude`, older ones at the top."""
     prefix = ["claude"] if int(config.ccusage_version.split(".")[0]) >= 19 else []
-    return [*runner.argv, *prefix, *REPORTS[report], "--json", "--offline", "--timezone", config.timezone]
+    return [*runner.argv, *prefix, *report.args, "--json", "--offline", "--timezone", config.timezone]
 
 
-def fetch_report(runner: Runner, report: str, config: Config, env: Mapping[str, str]) -> Any:
+def fetch_report(runner: Runner, report: Report, config: Config) -> Any:
     """Run one ccusage report with a timeout and retries; return its parsed JSON or raise ReportError."""
     argv = ccusage_command(runner, report, config)
     shown = f"`ccusage {' '.join(argv[len(runner.argv):])}` (ccusage {config.ccusage_version} via {runner.name})"
-    child_env = dict(env)
-    child_env["CLAUDE_CONFIG_DIR"] = ",".join(str(p) for p in config.claude_dirs)
+    child_env = {**config.child_env, "CLAUDE_CONFIG_DIR": ",".join(str(p) for p in config.claude_dirs)}
     child_env.setdefault("NO_COLOR", "1")
     problem = ""
     for attempt in range(config.command_retries + 1):
         if attempt:
             time.sleep(config.retry_backoff * 2 ** (attempt - 1))
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=config.command_timeout or None,
-                                  env=child_env)
+            done = run_command(argv, child_env, config.command_timeout)
         except subprocess.TimeoutExpired:
             problem = f"timed out after {config.command_timeout:g} s"
             continue
@@ -389,11 +461,13 @@ def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
 # ----------------------------------------------------------------------------------------------------------------
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+USAGE_COLUMNS = (*TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count", "models_used")
 SYNTHETIC_MODEL = "<synthetic>"
+UINT64_MAX = 2**64 - 1
 
 
 class ShapeError(ValueError):
-    """The JSON is not a shape this importer knows (ccusage 16-20)."""
+    """The JSON is not a shape this importer knows (ccusage 16-20), or holds values no table can store."""
 
 
 class NameHasher:
@@ -410,14 +484,34 @@ class NameHasher:
         return self.key_of(name) if self.hash_names else name
 
 
+@dataclass(frozen=True)
+class UsageTable:
+    """One usage table, declared once: the transforms fill it, the plan keys it, the store reads and writes it.
+
+    `columns` are the table's own columns in schema order, between the bookkeeping every usage table has
+    (`machine_name` first; `ccusage_version`, `imported_at` last). `record_key` names a row in the per-model
+    child tables. `per_model`: token counts and cost per model (ccusage_model_breakdowns); blocks only list their
+    models (ccusage_models_used). tests/test_transforms.py holds every spec against the schema file.
+    """
+
+    name: str
+    record_type: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    record_key: Callable[[Mapping[str, Any]], str]
+    per_model: bool = True
+
+    def record(self, row: dict[str, Any], breakdowns: dict[str, dict[str, Any]] | None = None) -> Record:
+        return Record(self, tuple(row[c] for c in self.key), row, self.record_key(row), breakdowns or {})
+
+
 @dataclass
 class Record:
     """One row of a usage table with its per-model children; `key` identifies it within a machine."""
 
-    table: str
+    table: UsageTable
     key: tuple[Any, ...]
     row: dict[str, Any]
-    record_type: str
     record_key: str
     breakdowns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -426,10 +520,38 @@ class Record:
         return self.row["total_tokens"]
 
 
+def _block_start_key(row: Mapping[str, Any]) -> str:
+    return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+DAILY = UsageTable("ccusage_usage_daily", "daily", ("date",), ("date", *USAGE_COLUMNS),
+                   lambda row: row["date"].isoformat())
+MONTHLY = UsageTable("ccusage_usage_monthly", "monthly", ("month",), ("month", *USAGE_COLUMNS),
+                     lambda row: row["month"].strftime("%Y-%m"))
+SESSIONS = UsageTable(
+    "ccusage_usage_sessions", "session", ("project_key", "session_key"),
+    ("project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
+     "transcript_files", *USAGE_COLUMNS),
+    lambda row: f"{row['project_key']}/{row['session_key']}")
+BLOCKS = UsageTable(
+    "ccusage_usage_blocks", "block", ("start_time",),
+    ("block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries", *TOKEN_COLUMNS, "total_tokens",
+     "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour", "projected_total_tokens",
+     "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
+    _block_start_key, per_model=False)
+PROJECT_DAYS = UsageTable("ccusage_usage_projects_daily", "project_daily", ("date", "project_key"),
+                          ("date", "project_key", "project_name", *USAGE_COLUMNS),
+                          lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
+USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, PROJECT_DAYS)
+
+
 def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
     value = obj.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
+            or value != int(value)):
         raise ShapeError(f"{where}: {name}={value!r} is not a token count")
+    if value > UINT64_MAX:
+        raise ShapeError(f"{where}: {name}={value!r} is more tokens than a table can hold (2^64 - 1)")
     return int(value)
 
 
@@ -441,6 +563,14 @@ def _cost(value: Any, where: str) -> float:
     return float(value) + 0.0  # + 0.0 turns ccusage's -0.0 into 0.0
 
 
+def _fits(counts: dict[str, int], where: str) -> dict[str, int]:
+    """Token counts that a UInt64 column holds: absurd input is refused by name, before anything is written."""
+    for column, count in counts.items():
+        if count > UINT64_MAX:
+            raise ShapeError(f"{where}: {column} adds up to {count}, more than a table can hold (2^64 - 1)")
+    return counts
+
+
 def _tokens(obj: Mapping[str, Any], where: str) -> dict[str, int]:
     counts = {
         "input_tokens": _int(obj, "inputTokens", where),
@@ -449,7 +579,7 @@ def _tokens(obj: Mapping[str, Any], where: str) -> dict[str, int]:
         "cache_read_tokens": _int(obj, "cacheReadTokens", where),
     }
     counts["total_tokens"] = sum(counts.values())
-    return counts
+    return _fits(counts, where)
 
 
 def _models(names: Any, where: str) -> list[str]:
@@ -458,23 +588,29 @@ def _models(names: Any, where: str) -> list[str]:
     return sorted({n for n in names if n and n != SYNTHETIC_MODEL})
 
 
+def _add_up(parts: Iterable[Mapping[str, Any]], columns: Sequence[str], where: str) -> dict[str, Any]:
+    """Sums of token counts (exact) and costs (math.fsum: the same float whatever the order of the parts)."""
+    parts = list(parts)
+    sums: dict[str, Any] = {}
+    for column in columns:
+        values = [part[column] for part in parts]
+        sums[column] = math.fsum(values) if column in ("total_cost", "cost") else sum(values)
+    return _fits({c: v for c, v in sums.items() if isinstance(v, int)}, where) | sums
+
+
 def _breakdowns(items: Any, where: str) -> dict[str, dict[str, Any]]:
     if items is None:
         return {}
     if not isinstance(items, list):
         raise ShapeError(f"{where}: modelBreakdowns is not a list")
-    result: dict[str, dict[str, Any]] = {}
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("modelName"), str):
             raise ShapeError(f"{where}: a model breakdown has no modelName")
-        tokens, cost = _tokens(item, where), _cost(item.get("cost"), where)
-        if item["modelName"] == SYNTHETIC_MODEL or (tokens["total_tokens"] == 0 and cost == 0):
-            continue
-        entry = result.setdefault(item["modelName"], {**dict.fromkeys(tokens, 0), "cost": 0.0})
-        for column, count in tokens.items():
-            entry[column] += count
-        entry["cost"] += cost
-    return result
+        values = {**_tokens(item, where), "cost": _cost(item.get("cost"), where)}
+        if item["modelName"] != SYNTHETIC_MODEL and (values["total_tokens"] or values["cost"]):
+            by_model[item["modelName"]].append(values)
+    return {model: _add_up(parts, (*TOKEN_COLUMNS, "total_tokens", "cost"), where) for model, parts in by_model.items()}
 
 
 def _usage_row(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -498,11 +634,14 @@ def parse_timestamp(value: Any, where: str = "timestamp") -> dt.datetime:
         if isinstance(value, str) and len(value) == 10:
             return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, OverflowError):
         raise ShapeError(f"{where}: {value!r} is not a timestamp") from None
     if parsed.tzinfo is None:
         raise ShapeError(f"{where}: {value!r} has no time zone")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ShapeError(f"{where}: {value!r} is out of range") from None
 
 
 def project_day_records(doc: Any, hasher: NameHasher) -> list[Record]:
@@ -510,46 +649,33 @@ def project_day_records(doc: Any, hasher: NameHasher) -> list[Record]:
     if doc == [] or (isinstance(doc, dict) and doc.get("daily") == [] and "projects" not in doc):
         return []
     if not isinstance(doc, dict) or not isinstance(doc.get("projects"), dict):
-        raise ShapeError("daily --instances: expected an object with a `projects` map")
+        raise ShapeError("expected an object with a `projects` map")
     records = []
     for project, items in doc["projects"].items():
         if not isinstance(items, list):
-            raise ShapeError(f"daily --instances: project {project!r} is not a list of days")
+            raise ShapeError(f"project {project!r} is not a list of days")
         for item in items:
             if not isinstance(item, dict):
-                raise ShapeError("daily --instances: a day is not an object")
-            day = _date(item.get("date"), "daily --instances")
-            where = f"daily --instances {day}"
-            row, breakdowns = _usage_row(item, where)
+                raise ShapeError("a day is not an object")
+            day = _date(item.get("date"), "a day")
+            row, breakdowns = _usage_row(item, f"day {day}")
             project_key = hasher.key_of(project)
-            records.append(Record(
-                table="ccusage_usage_projects_daily",
-                key=(day, project_key),
-                row={"date": day, "project_key": project_key, "project_name": hasher.display(project), **row},
-                record_type="project_daily",
-                record_key=f"{day.isoformat()}/{project_key}",
-                breakdowns=breakdowns,
-            ))
+            records.append(PROJECT_DAYS.record(
+                {"date": day, "project_key": project_key, "project_name": hasher.display(project), **row},
+                breakdowns))
     return records
 
 
-def _sum_records(table: str, record_type: str, key: tuple[Any, ...], record_key: str, base: dict[str, Any],
-                 parts: Iterable[Record]) -> Record:
+def _sum_records(table: UsageTable, base: dict[str, Any], parts: Sequence[Record], where: str) -> Record:
     """Add up the token counts, costs and per-model rows of several records into one."""
-    row = {**base, **dict.fromkeys((*TOKEN_COLUMNS, "total_tokens"), 0), "total_cost": 0.0}
-    breakdowns: dict[str, dict[str, Any]] = {}
-    models: set[str] = set()
+    row = {**base, **_add_up([p.row for p in parts], (*TOKEN_COLUMNS, "total_tokens", "total_cost"), where)}
+    models = sorted({model for part in parts for model in part.row["models_used"]})
+    row["models_used"], row["models_count"] = models, len(models)
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for part in parts:
-        for column in (*TOKEN_COLUMNS, "total_tokens", "total_cost"):
-            row[column] += part.row[column]
-        models.update(part.row["models_used"])
         for model, values in part.breakdowns.items():
-            entry = breakdowns.setdefault(model, dict.fromkeys(values, 0))
-            for column, value in values.items():
-                entry[column] += value
-    row["models_used"] = sorted(models)
-    row["models_count"] = len(models)
-    return Record(table, key, row, record_type, record_key, breakdowns)
+            by_model[model].append(values)
+    return table.record(row, {model: _add_up(values, list(values[0]), where) for model, values in by_model.items()})
 
 
 def daily_records(project_days: Sequence[Record]) -> list[Record]:
@@ -557,10 +683,7 @@ def daily_records(project_days: Sequence[Record]) -> list[Record]:
     by_day: dict[dt.date, list[Record]] = defaultdict(list)
     for record in project_days:
         by_day[record.row["date"]].append(record)
-    return [
-        _sum_records("ccusage_usage_daily", "daily", (day,), day.isoformat(), {"date": day}, by_day[day])
-        for day in sorted(by_day)
-    ]
+    return [_sum_records(DAILY, {"date": day}, by_day[day], f"day {day}") for day in sorted(by_day)]
 
 
 def monthly_records(days: Sequence[Record]) -> list[Record]:
@@ -568,11 +691,8 @@ def monthly_records(days: Sequence[Record]) -> list[Record]:
     by_month: dict[dt.date, list[Record]] = defaultdict(list)
     for record in days:
         by_month[record.row["date"].replace(day=1)].append(record)
-    return [
-        _sum_records("ccusage_usage_monthly", "monthly", (month,), month.strftime("%Y-%m"), {"month": month},
-                     by_month[month])
-        for month in sorted(by_month)
-    ]
+    return [_sum_records(MONTHLY, {"month": month}, by_month[month], f"month {month:%Y-%m}")
+            for month in sorted(by_month)]
 
 
 def session_records(doc: Any, hasher: NameHasher,
@@ -584,49 +704,50 @@ def session_records(doc: Any, hasher: NameHasher,
     if doc == []:
         return []
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
-        raise ShapeError("session: expected an object with a `sessions` list")
+        raise ShapeError("expected an object with a `sessions` list")
     records = []
     for item in doc["sessions"]:
         if not isinstance(item, dict) or not isinstance(item.get("sessionId"), str):
-            raise ShapeError("session: an item has no sessionId")
-        session, project = item["sessionId"], str(item.get("projectPath") or "")
+            raise ShapeError("an item has no sessionId")
+        session, project = item["sessionId"], item.get("projectPath") or ""
+        if not isinstance(project, str):
+            raise ShapeError(f"session {session!r}: projectPath is not a string")
         where = f"session {session}"
         row, breakdowns = _usage_row(item, where)
         first = item.get("firstActivity")
         project_key, session_key = hasher.key_of(project), hasher.key_of(session)
-        records.append(Record(
-            table="ccusage_usage_sessions",
-            key=(project_key, session_key),
-            row={
-                "project_key": project_key,
-                "session_key": session_key,
-                "project_name": hasher.display(project),
-                "session_id": hasher.display(session),
-                "first_activity": parse_timestamp(first, where) if first else None,
-                "last_activity": parse_timestamp(item.get("lastActivity"), where),
-                "transcript_files": (session_files or {}).get((project, session), 0),
-                **row,
-            },
-            record_type="session",
-            record_key=f"{project_key}/{session_key}",
-            breakdowns=breakdowns,
-        ))
+        records.append(SESSIONS.record({
+            "project_key": project_key,
+            "session_key": session_key,
+            "project_name": hasher.display(project),
+            "session_id": hasher.display(session),
+            "first_activity": parse_timestamp(first, where) if first else None,
+            "last_activity": parse_timestamp(item.get("lastActivity"), where),
+            "transcript_files": (session_files or {}).get((project, session), 0),
+            **row,
+        }, breakdowns))
     return records
 
 
 def _optional_float(obj: Any, name: str) -> float | None:
     value = obj.get(name) if isinstance(obj, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    usable = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if usable else None
+
+
+def _optional_count(obj: Any, name: str, limit: int) -> int | None:
+    value = _optional_float(obj, name)
+    return int(value) if value is not None and 0 <= value <= limit else None
 
 
 def block_records(doc: Any) -> list[Record]:
     """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored."""
     if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), list):
-        raise ShapeError("blocks: expected an object with a `blocks` list")
+        raise ShapeError("expected an object with a `blocks` list")
     records = []
     for item in doc["blocks"]:
         if not isinstance(item, dict) or "startTime" not in item:
-            raise ShapeError("blocks: an item has no startTime")
+            raise ShapeError("an item has no startTime")
         if item.get("isGap"):
             continue
         where = f"block {item.get('id')}"
@@ -639,51 +760,61 @@ def block_records(doc: Any) -> list[Record]:
         start = parse_timestamp(item["startTime"], where)
         models = _models(item.get("models", []), where)
         burn, projection = item.get("burnRate"), item.get("projection")
-        projected_tokens = projection.get("totalTokens") if isinstance(projection, dict) else None
-        remaining = projection.get("remainingMinutes") if isinstance(projection, dict) else None
         reset = item.get("usageLimitResetTime")
-        records.append(Record(
-            table="ccusage_usage_blocks",
-            key=(start,),
-            row={
-                "block_id": str(item.get("id") or item["startTime"]),
-                "start_time": start,
-                "end_time": parse_timestamp(item.get("endTime"), where),
-                "actual_end_time": parse_timestamp(item["actualEndTime"], where) if item.get("actualEndTime") else None,
-                "is_active": int(bool(item.get("isActive"))),
-                "entries": _int(item, "entries", where),
-                **tokens,
-                "cost_usd": _cost(item.get("costUSD"), where),
-                "models_used": models,
-                "burn_rate_tokens_per_minute": _optional_float(burn, "tokensPerMinute"),
-                "burn_rate_cost_per_hour": _optional_float(burn, "costPerHour"),
-                "projected_total_tokens": int(projected_tokens) if isinstance(projected_tokens, int | float) else None,
-                "projected_total_cost": _optional_float(projection, "totalCost"),
-                "projected_remaining_minutes": int(remaining) if isinstance(remaining, int | float) else None,
-                "usage_limit_reset_time": parse_timestamp(reset, where) if reset else None,
-            },
-            record_type="block",
-            record_key=start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            breakdowns={m: {} for m in models},
-        ))
+        records.append(BLOCKS.record({
+            "block_id": str(item.get("id") or item["startTime"]),
+            "start_time": start,
+            "end_time": parse_timestamp(item.get("endTime"), where),
+            "actual_end_time": parse_timestamp(item["actualEndTime"], where) if item.get("actualEndTime") else None,
+            "is_active": int(bool(item.get("isActive"))),
+            "entries": _int(item, "entries", where),
+            **tokens,
+            "cost_usd": _cost(item.get("costUSD"), where),
+            "models_used": models,
+            "burn_rate_tokens_per_minute": _optional_float(burn, "tokensPerMinute"),
+            "burn_rate_cost_per_hour": _optional_float(burn, "costPerHour"),
+            "projected_total_tokens": _optional_count(projection, "totalTokens", UINT64_MAX),
+            "projected_total_cost": _optional_float(projection, "totalCost"),
+            "projected_remaining_minutes": _optional_count(projection, "remainingMinutes", 2**31 - 1),
+            "usage_limit_reset_time": parse_timestamp(reset, where) if reset else None,
+        }, {m: {} for m in models}))
     return records
 
 
-def parse_report(name: str, doc: Any, hasher: NameHasher,
-                 session_files: Mapping[tuple[str, str], int] | None = None) -> list[Record]:
-    """The records of one fetched report (see REPORTS)."""
-    if name == "projects_daily":
-        return project_day_records(doc, hasher)
-    return session_records(doc, hasher, session_files) if name == "sessions" else block_records(doc)
+def _project_day_count(doc: Any) -> int:
+    projects = doc.get("projects") if isinstance(doc, dict) else None
+    return sum(len(days) for days in projects.values() if isinstance(days, list)) if isinstance(projects, dict) else 0
 
 
-def report_size(report: str, doc: Any) -> int:
-    """The real number of records in a report (projects are a map of lists, not one record each)."""
-    if not isinstance(doc, dict):
-        return 0
-    if report == "projects_daily":
-        return sum(len(v) for v in doc.get("projects", {}).values()) if isinstance(doc.get("projects"), dict) else 0
-    return len(doc.get({"sessions": "sessions", "blocks": "blocks"}[report]) or [])
+def _list_length(name: str) -> Callable[[Any], int]:
+    return lambda doc: len(doc[name]) if isinstance(doc, dict) and isinstance(doc.get(name), list) else 0
+
+
+@dataclass(frozen=True)
+class Report:
+    """One ccusage report a run fetches: its arguments, how its JSON becomes records, and how big it is.
+
+    Daily and monthly tables are derived exactly from `daily --instances` (per project and day, in the same time
+    zone), so two of the seed's five commands are not needed.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    unit: str
+    parse: Callable[[Any, NameHasher, Mapping[tuple[str, str], int]], list[Record]]
+    size: Callable[[Any], int]  # what ccusage reported, counted without trusting the shape
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.args)
+
+
+REPORTS = {report.name: report for report in (
+    Report("projects_daily", ("daily", "--instances"), "project-days",
+           lambda doc, hasher, _files: project_day_records(doc, hasher), _project_day_count),
+    Report("sessions", ("session",), "sessions", session_records, _list_length("sessions")),
+    Report("blocks", ("blocks",), "blocks", lambda doc, _hasher, _files: block_records(doc), _list_length("blocks")),
+)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -695,19 +826,24 @@ def report_size(report: str, doc: Any) -> int:
 class TablePlan:
     """What one table gets from a run. `kept` rows are stored ones that ccusage now reports with less."""
 
-    table: str
+    table: UsageTable
+    stored: Mapping[tuple[Any, ...], Record]
     write: list[Record] = field(default_factory=list)
     new: int = 0
     changed: int = 0
     unchanged: int = 0
     kept: int = 0
 
+    def current(self) -> dict[tuple[Any, ...], Record]:
+        """The table's rows of this machine once the plan is written."""
+        return {**self.stored, **{r.key: r for r in self.write}}
+
 
 def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> bool:
     return any(start < other_end and other_start < end for other_start, other_end in intervals)
 
 
-def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
+def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
                session_files: Mapping[tuple[Any, ...], int] | None = None) -> TablePlan:
     """Decide per record: new, changed (written), unchanged, or kept (the stored row has more history).
 
@@ -720,9 +856,8 @@ def plan_table(table: str, incoming: Sequence[Record], stored: Mapping[tuple[Any
     - a session whose first activity moved earlier has absorbed replayed lines of a deleted session: kept;
     - a block that overlaps a stored block under another start time is a recomputed old block: kept.
     """
-    plan = TablePlan(table)
-    block_intervals = [(r.row["start_time"], r.row["end_time"]) for r in stored.values()] if table.endswith(
-        "blocks") else []
+    plan = TablePlan(table, stored)
+    block_intervals = [(r.row["start_time"], r.row["end_time"]) for r in stored.values()] if table is BLOCKS else []
     for record in incoming:
         old = stored.get(record.key)
         if old is None:
@@ -763,22 +898,16 @@ def _emptied(old: Record, files: int) -> Record:
     """A session whose every line ccusage now credits to another session: zero, so nothing counts twice."""
     row = {**old.row, **dict.fromkeys((*TOKEN_COLUMNS, "total_tokens"), 0), "total_cost": 0.0, "models_count": 0,
            "models_used": [], "transcript_files": files}
-    return Record(old.table, old.key, row, old.record_type, old.record_key, {})
+    return old.table.record(row)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Store: the only code that speaks SQL
 # ----------------------------------------------------------------------------------------------------------------
 
-USAGE_TABLES = (
-    "ccusage_usage_daily",
-    "ccusage_usage_monthly",
-    "ccusage_usage_sessions",
-    "ccusage_usage_blocks",
-    "ccusage_usage_projects_daily",
-)
 CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
-ALL_TABLES = (*USAGE_TABLES, *CHILD_TABLES, "ccusage_import_runs", "ccusage_settings", "ccusage_schema_migrations")
+ALL_TABLES = (*(t.name for t in USAGE_TABLES), *CHILD_TABLES, "ccusage_import_runs", "ccusage_settings",
+              "ccusage_schema_migrations")
 VIEWS = (
     "ccusage_v_daily_summary",
     "ccusage_v_session_summary",
@@ -786,20 +915,6 @@ VIEWS = (
     "ccusage_v_monthly_trends",
     "ccusage_v_active_blocks",
 )
-RECORD_TYPE_OF = {
-    "ccusage_usage_daily": "daily",
-    "ccusage_usage_monthly": "monthly",
-    "ccusage_usage_sessions": "session",
-    "ccusage_usage_blocks": "block",
-    "ccusage_usage_projects_daily": "project_daily",
-}
-KEY_COLUMNS = {
-    "ccusage_usage_daily": ("date",),
-    "ccusage_usage_monthly": ("month",),
-    "ccusage_usage_sessions": ("project_key", "session_key"),
-    "ccusage_usage_blocks": ("start_time",),
-    "ccusage_usage_projects_daily": ("date", "project_key"),
-}
 
 
 def split_sql(text: str) -> list[str]:
@@ -808,11 +923,85 @@ def split_sql(text: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
 
 
-def _utc(value: Any) -> Any:
+@dataclass(frozen=True)
+class SchemaObject:
+    """A table or view the schema file declares, with its columns in order (and their types, for tables)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    types: Mapping[str, str] = field(default_factory=dict)
+
+
+def expected_schema(sql: str) -> dict[str, SchemaObject]:
+    """Tables and views declared in the schema file, in file order.
+
+    A view's columns are its SELECT list's aliases (or bare column names): what ClickHouse lists for it.
+    """
+    schema: dict[str, SchemaObject] = {}
+    for statement in split_sql(sql):
+        table = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*ENGINE", statement, re.S)
+        view = re.match(r"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+) AS\s+SELECT\s(.*)", statement, re.S)
+        if table:
+            items = [item.split(None, 1) for item in _top_level(table.group(2))
+                     if not re.match(r"(INDEX|CONSTRAINT|PROJECTION)\b", item, re.I)]
+            types = {name.strip("`"): re.split(r"\s+(?:DEFAULT|MATERIALIZED|CODEC|COMMENT)\b", kind)[0].strip()
+                     for name, kind in items}
+            schema[table.group(1)] = SchemaObject("table", tuple(types), types)
+        elif view:
+            names = (re.search(r"(?:\bAS\s+|^)`?(\w+)`?$", item, re.I) for item in
+                     _top_level(view.group(2), stop="FROM"))
+            schema[view.group(1)] = SchemaObject("view", tuple(match.group(1) for match in names if match))
+    return schema
+
+
+def _top_level(text: str, stop: str | None = None) -> list[str]:
+    """Split at commas outside brackets and quotes; end at the keyword `stop` outside them (a SELECT's FROM)."""
+    items, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[index - 1] != "\\" else quote
+        elif char in "'`\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and char == ",":
+            items.append(text[start:index])
+            start = index + 1
+        elif depth == 0 and stop and re.match(rf"{stop}\b", text[index:]) and not re.match(r"\w", text[index - 1]):
+            text = text[:index]
+            break
+    items.append(text[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+def utc(value: Any) -> Any:
     """clickhouse-connect returns DateTime64('UTC') values naive; make them aware so they compare with ours."""
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+def _as_written(value: Any) -> Any:
+    """A value read back as the importer wrote it: aware UTC times, lists for arrays."""
+    return utc(list(value) if isinstance(value, tuple) else value)
+
+
+def embedded_engine_busy(path: Path) -> bool:
+    """Whether another process has the chDB store at `path` open (the engine holds a lock on its `status` file)."""
+    try:
+        descriptor = os.open(path / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
 
 
 class Store:
@@ -821,6 +1010,7 @@ class Store:
     def __init__(self, client: Any, config: Config):
         self.client = client
         self.config = config
+        self.schema = expected_schema(SCHEMA_FILE.read_text())
 
     @classmethod
     def connect(cls, config: Config) -> Store:
@@ -829,8 +1019,10 @@ class Store:
             from clickhouse_connect.driver.exceptions import ClickHouseError
         except ImportError as exc:
             raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
+        progress = Progress(True)
         try:
             if config.embedded:
+                cls._wait_for_other_programs(config, progress)
                 config.embedded_path.mkdir(parents=True, exist_ok=True)
                 bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
                 bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
@@ -838,14 +1030,32 @@ class Store:
                 client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
                                                        database=config.ch_database)
             else:
+                progress.update(f"connecting to {config.store_description()} (waiting up to "
+                                f"{config.ch_connect_timeout:g} s to connect, {config.ch_timeout:g} s for answers)")
                 client = clickhouse_connect.get_client(
                     host=config.ch_host, port=config.ch_port, username=config.ch_user,
                     password=config.ch_password, database=config.ch_database, secure=config.ch_secure,
-                    connect_timeout=10, send_receive_timeout=300,
+                    connect_timeout=config.ch_connect_timeout, send_receive_timeout=config.ch_timeout,
                 )
         except (ClickHouseError, OSError) as exc:
             raise UserError(f"cannot use {config.store_description()}: {database_problem(exc, config)}") from None
+        finally:
+            progress.done()
         return cls(client, config)
+
+    @staticmethod
+    def _wait_for_other_programs(config: Config, progress: Progress) -> None:
+        """Another program (a notebook, a process that reached the folder by another path) holds the embedded
+        engine: wait for it as for our own lock, then give up with the lock's exit code."""
+        deadline = time.monotonic() + config.lock_timeout
+        while embedded_engine_busy(config.embedded_path):
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"another program has the embedded store {config.embedded_path.resolve()} open (a notebook, a "
+                    f"second importer reaching it through another path?); gave up after {config.lock_timeout:g} s: "
+                    "close it, or point CCUSAGE_IMPORT_DB elsewhere", EXIT_LOCKED)
+            progress.update(f"waiting for another program to close {config.embedded_path}")
+            time.sleep(0.2)
 
     @classmethod
     def open(cls, config: Config) -> Store:
@@ -889,8 +1099,13 @@ class Store:
         return int(self.client.command("SELECT max(version) FROM ccusage_schema_migrations") or 0)
 
     def _record_migration(self, version: int, name: str) -> None:
-        self.client.insert("ccusage_schema_migrations", [[version, name, _now()]],
-                           column_names=["version", "name", "applied_at"])
+        self.insert("ccusage_schema_migrations", [[version, name, now()]], ["version", "name", "applied_at"])
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert with the column types the schema file declares, so the driver does not DESCRIBE the table first."""
+        types = self.schema[table].types if table in self.schema else {}
+        type_names = [types[c] for c in columns] if all(c in types for c in columns) else None
+        self.client.insert(table, rows, column_names=list(columns), column_type_names=type_names)
 
     # -- settings -----------------------------------------------------------------------------------------------
 
@@ -933,27 +1148,25 @@ class Store:
 
     # -- usage rows ---------------------------------------------------------------------------------------------
 
-    def stored_records(self, table: str, columns: Sequence[str]) -> dict[tuple[Any, ...], Record]:
+    def stored_records(self, table: UsageTable) -> dict[tuple[Any, ...], Record]:
         """This machine's current rows of a usage table (FINAL), with their per-model children."""
-        machine = self.config.machine_name
         result = self.client.query(
-            f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE machine_name = {{machine:String}}",
-            parameters={"machine": machine},
+            f"SELECT {', '.join(table.columns)} FROM {table.name} FINAL WHERE machine_name = {{machine:String}}",
+            parameters={"machine": self.config.machine_name},
         )
-        record_type = RECORD_TYPE_OF[table]
-        children = self._stored_children(record_type)
+        children = self._stored_children(table)
         records = {}
-        for values in result.result_rows:
-            row = {c: _utc(list(v) if isinstance(v, tuple) else v) for c, v in zip(columns, values, strict=True)}
-            key = tuple(row[c] for c in KEY_COLUMNS[table])
-            record_key = _record_key(record_type, row)
-            records[key] = Record(table, key, row, record_type, record_key, children.get(record_key, {}))
+        for values in result.named_results():
+            row = {column: _as_written(value) for column, value in values.items()}
+            record = table.record(row)
+            record.breakdowns = children.get(record.record_key, {})
+            records[record.key] = record
         return records
 
-    def _stored_children(self, record_type: str) -> dict[str, dict[str, dict[str, Any]]]:
-        parameters = {"machine": self.config.machine_name, "record_type": record_type}
+    def _stored_children(self, table: UsageTable) -> dict[str, dict[str, dict[str, Any]]]:
+        parameters = {"machine": self.config.machine_name, "record_type": table.record_type}
         children: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        if record_type == "block":
+        if not table.per_model:
             rows = self.client.query(
                 "SELECT record_key, model_name FROM ccusage_models_used FINAL "
                 "WHERE machine_name = {machine:String} AND record_type = {record_type:String} AND is_used = 1",
@@ -962,54 +1175,48 @@ class Store:
             for record_key, model in rows:
                 children[record_key][model] = {}
             return children
-        columns = (*TOKEN_COLUMNS, "total_tokens", "cost")
-        rows = self.client.query(
-            f"SELECT record_key, model_name, {', '.join(columns)} FROM ccusage_model_breakdowns FINAL "
+        result = self.client.query(
+            f"SELECT record_key, model_name, {', '.join(BREAKDOWN_COLUMNS)} FROM ccusage_model_breakdowns FINAL "
             "WHERE machine_name = {machine:String} AND record_type = {record_type:String}",
             parameters=parameters,
-        ).result_rows
-        for record_key, model, *values in rows:
-            if any(values):  # all zero: a model that left its row
-                children[record_key][model] = dict(zip(columns, values, strict=True))
+        )
+        for values in result.named_results():
+            record_key, model = values.pop("record_key"), values.pop("model_name")
+            if any(values.values()):  # all zero: a model that left its row
+                children[record_key][model] = values
         return children
 
-    def write_records(self, records: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
-                      ccusage_version: str, imported_at: dt.datetime) -> int:
-        """Insert records with their children; children first, so a run cut short is redone by the next one."""
-        if not records:
+    def write_records(self, plan: TablePlan, ccusage_version: str, imported_at: dt.datetime) -> int:
+        """Insert a plan's records with their children; children first, so a run cut short is redone by the next."""
+        if not plan.write:
             return 0
-        machine = self.config.machine_name
+        machine, table = self.config.machine_name, plan.table
         breakdown_rows, used_rows = [], []
-        for record in records:
-            old = stored.get(record.key)
+        for record in plan.write:
+            old = plan.stored.get(record.key)
             gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
             for model in sorted(record.breakdowns) + sorted(gone):
-                used_rows.append([machine, record.record_type, record.record_key, model, int(model not in gone),
+                used_rows.append([machine, table.record_type, record.record_key, model, int(model not in gone),
                                   imported_at])
-                values = record.breakdowns.get(model) or {}
-                if record.record_type != "block":
-                    breakdown_rows.append([machine, record.record_type, record.record_key, model,
-                                           *(values.get(c, 0) for c in (*TOKEN_COLUMNS, "total_tokens")),
-                                           values.get("cost", 0.0), imported_at])
+                if table.per_model:
+                    values = record.breakdowns.get(model) or {}
+                    breakdown_rows.append([machine, table.record_type, record.record_key, model,
+                                           *(values.get(c, 0) for c in BREAKDOWN_COLUMNS), imported_at])
         if breakdown_rows:
-            self.client.insert("ccusage_model_breakdowns", breakdown_rows, column_names=[
-                "machine_name", "record_type", "record_key", "model_name", *TOKEN_COLUMNS, "total_tokens", "cost",
-                "imported_at"])
+            self.insert("ccusage_model_breakdowns", breakdown_rows,
+                        ["machine_name", "record_type", "record_key", "model_name", *BREAKDOWN_COLUMNS, "imported_at"])
         if used_rows:
-            self.client.insert("ccusage_models_used", used_rows, column_names=[
-                "machine_name", "record_type", "record_key", "model_name", "is_used", "imported_at"])
-        columns = list(records[0].row)
-        rows = [[machine, *(r.row[c] for c in columns), ccusage_version, imported_at] for r in records]
-        self.client.insert(records[0].table, rows, column_names=["machine_name", *columns, "ccusage_version",
-                                                                 "imported_at"])
-        return len(records)
+            self.insert("ccusage_models_used", used_rows,
+                        ["machine_name", "record_type", "record_key", "model_name", "is_used", "imported_at"])
+        rows = [[machine, *(r.row[c] for c in table.columns), ccusage_version, imported_at] for r in plan.write]
+        self.insert(table.name, rows, ["machine_name", *table.columns, "ccusage_version", "imported_at"])
+        return len(plan.write)
 
     # -- runs ---------------------------------------------------------------------------------------------------
 
-    def record_run(self, run: RunRecord) -> None:
-        values = dataclass_values(run)
-        values["error_text"] = self.config.redact(values["error_text"])
-        self.client.insert("ccusage_import_runs", [list(values.values())], column_names=list(values))
+    def record_run(self, run: Mapping[str, Any]) -> None:
+        row = {**run, "error_text": self.config.redact(run["error_text"])}
+        self.insert("ccusage_import_runs", [list(row.values())], list(row))
 
     def last_successful_fingerprint(self) -> str | None:
         rows = self.client.query(
@@ -1039,17 +1246,47 @@ class Store:
             "WHERE status IN ('ok', 'unchanged', 'partial') GROUP BY machine_name")
         return {"machines": totals, "models": models, "last_runs": dict(last_runs)}
 
+    def today(self) -> dt.date:
+        _, [(today,)] = self.query("SELECT today()")
+        return today
 
-def _record_key(record_type: str, row: Mapping[str, Any]) -> str:
-    if record_type == "daily":
-        return row["date"].isoformat()
-    if record_type == "monthly":
-        return row["month"].strftime("%Y-%m")
-    if record_type == "project_daily":
-        return f"{row['date'].isoformat()}/{row['project_key']}"
-    if record_type == "session":
-        return f"{row['project_key']}/{row['session_key']}"
-    return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # -- what --check asks ---------------------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        return str(self.query("SELECT version()")[1][0][0])
+
+    def database_objects(self) -> tuple[str, int]:
+        """The database queries run in, and how many tables and views it holds."""
+        _, [(database, objects)] = self.query(
+            "SELECT currentDatabase(), count() FROM system.tables WHERE database = currentDatabase()")
+        return database, int(objects)
+
+    def columns_of(self, tables: Sequence[str]) -> dict[str, list[str]]:
+        _, rows = self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+                             "AND table IN {names:Array(String)} ORDER BY table, position", {"names": list(tables)})
+        columns: dict[str, list[str]] = defaultdict(list)
+        for table, column in rows:
+            columns[table].append(column)
+        return columns
+
+    def scratch_write(self) -> tuple[str, int]:
+        """Create, fill, read and drop a scratch table whose name we generate (no user data in the SQL)."""
+        name = f"_ccusage_check_{uuid.uuid4().hex[:12]}"
+        self.client.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
+        try:
+            self.client.insert(name, [[1]], column_names=["x"], column_type_names=["UInt8"])
+            _, [(count,)] = self.query(f"SELECT count() FROM {name}")
+        finally:
+            self.client.command(f"DROP TABLE IF EXISTS {name}")
+        return name, int(count)
+
+    def round_trip_ms(self) -> float:
+        clock = time.monotonic()
+        self.query("SELECT 1")
+        return (time.monotonic() - clock) * 1000
+
+
+BREAKDOWN_COLUMNS = (*TOKEN_COLUMNS, "total_tokens", "cost")
 
 
 def database_problem(exc: BaseException, config: Config) -> str:
@@ -1058,7 +1295,8 @@ def database_problem(exc: BaseException, config: Config) -> str:
     if "Connection refused" in text:
         return "connection refused (is the server running, and is CH_PORT its HTTP port?)"
     if "timed out" in text.lower() or "timeout" in text.lower():
-        return "no answer in time (check CH_HOST, CH_PORT and the network)"
+        return (f"no answer within {config.ch_timeout:g} s (check CH_HOST, CH_PORT and the network; CH_TIMEOUT "
+                "sets how long to wait)")
     if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
         return f"host {config.ch_host!r} not found (check CH_HOST)"
     if "AUTHENTICATION_FAILED" in text or "Authentication failed" in text or "code: 516" in text.lower():
@@ -1067,40 +1305,18 @@ def database_problem(exc: BaseException, config: Config) -> str:
         return f"database {config.ch_database!r} does not exist (create it or fix CH_DATABASE)"
     if "SSL" in text or "certificate" in text.lower():
         return "TLS failed (is the port an HTTPS port? set CH_PROTOCOL=http or https)"
-    return _first_line(text)
+    if "unrecognized data" in text.lower():
+        return "the answer is not from a ClickHouse server (check CH_HOST and CH_PORT)"
+    return first_line(text)
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0][:400] if lines else "unknown error"
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class RunRecord:
-    """One row of ccusage_import_runs."""
-
-    run_id: uuid.UUID
-    machine_name: str
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    status: str
-    report_rows: dict[str, int]
-    rows_written: dict[str, int]
-    ccusage_version: str
-    runner: str
-    transcript_files: int
-    files_fingerprint: str
-    fetch_seconds: float
-    write_seconds: float
-    error_text: str
-
-
-def dataclass_values(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1136,11 +1352,12 @@ class EmbeddedState:
         temporary.write_text(json.dumps({"machines": machines}, indent=1))
         temporary.replace(self.state_file)
 
-    def add_pending_run(self, run: RunRecord) -> None:
+    def add_pending_run(self, run: Mapping[str, Any]) -> None:
         with open(self.pending_file, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(dataclass_values(run), default=str) + "\n")
+            handle.write(json.dumps(run, default=str) + "\n")
 
-    def pending_runs(self) -> list[RunRecord]:
+    def pending_runs(self) -> list[dict[str, Any]]:
+        """Rows of ccusage_import_runs, as add_pending_run wrote them."""
         try:
             lines = self.pending_file.read_text(encoding="utf-8").splitlines()
         except OSError:
@@ -1148,13 +1365,14 @@ class EmbeddedState:
         runs = []
         for line in lines:
             try:
-                values = json.loads(line)
-                values["run_id"] = uuid.UUID(values["run_id"])
-                values["started_at"] = dt.datetime.fromisoformat(values["started_at"])
-                values["finished_at"] = dt.datetime.fromisoformat(values["finished_at"])
-                runs.append(RunRecord(**values))
+                run = json.loads(line)
+                run["run_id"] = uuid.UUID(run["run_id"])
+                run["started_at"] = dt.datetime.fromisoformat(run["started_at"])
+                run["finished_at"] = dt.datetime.fromisoformat(run["finished_at"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash: that run is lost, the data is not
+            if list(run) == list(RUN_COLUMNS):
+                runs.append(run)
         return runs
 
     def clear_pending_runs(self) -> None:
@@ -1186,7 +1404,7 @@ def run_lock(path: Path, timeout: float, purpose: str) -> Iterator[None]:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}, {purpose}, since "
-                     f"{_now().strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
+                     f"{now().strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
         handle.flush()
         try:
             yield
@@ -1209,16 +1427,18 @@ def human(number: float) -> str:
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> str:
-    """Query results as an aligned text table, CSV or JSON lines."""
+    """Query results as an aligned text table, CSV (a header even with no rows) or JSON lines (`[]` for none)."""
     if fmt == "json":
-        return "\n".join(json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False)
-                         for row in rows)
+        if not rows:
+            return "[]"
+        return "\n".join(json.dumps(dict(zip(columns, map(_plain_number, row), strict=True)), default=str,
+                                    ensure_ascii=False) for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([["" if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                           if isinstance(v, list | tuple | dict) else v for v in row] for row in rows])
+                           if isinstance(v, list | tuple | dict) else _plain_number(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
 
     def cell(value: Any) -> str:
@@ -1242,19 +1462,63 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
     return "\n".join(lines)
 
 
-@dataclass
+def _plain_number(value: Any) -> Any:
+    """A float without binary noise (51.43546264999998 -> 51.43546265): 15 significant digits are exact for any
+    sum of costs that ccusage prints."""
+    return float(f"{value:.15g}") if isinstance(value, float) and math.isfinite(value) else value
+
+
+class Phases(dict[str, float]):
+    """Seconds per phase of a run, in the order they ran."""
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        clock = time.monotonic()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.monotonic() - clock
+
+
+@dataclass(frozen=True)
 class RunResult:
+    """One import as it ended: what the summary prints, and (run_row) what ccusage_import_runs records."""
+
+    run_id: uuid.UUID
+    machine_name: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
     status: str
-    plans: list[TablePlan]
-    errors: list[str]
-    report_rows: dict[str, int]
-    phases: dict[str, float]
+    ccusage_version: str
+    transcript_files: int
+    fingerprint: str
+    phases: Mapping[str, float]
     runner: str = ""
-    summary_lines: list[str] = field(default_factory=list)
+    plans: tuple[TablePlan, ...] = ()
+    errors: tuple[str, ...] = ()
+    report_rows: Mapping[str, int] = field(default_factory=dict)
+    summary_lines: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return EXIT_OK if self.status in ("ok", "unchanged", "empty") else EXIT_FAILED
+
+    def run_row(self) -> dict[str, Any]:
+        """The row of ccusage_import_runs. A run with errors records no fingerprint, so the next run retries."""
+        return {
+            "run_id": self.run_id, "machine_name": self.machine_name, "started_at": self.started_at,
+            "finished_at": self.finished_at, "status": self.status, "report_rows": dict(self.report_rows),
+            "rows_written": {plan.table.name: len(plan.write) for plan in self.plans},
+            "ccusage_version": self.ccusage_version, "runner": self.runner, "transcript_files": self.transcript_files,
+            "files_fingerprint": "" if self.errors else self.fingerprint,
+            "fetch_seconds": self.phases.get("fetch", 0.0), "write_seconds": self.phases.get("write", 0.0),
+            "error_text": "\n".join(self.errors),
+        }
+
+
+RUN_COLUMNS = ("run_id", "machine_name", "started_at", "finished_at", "status", "report_rows", "rows_written",
+               "ccusage_version", "runner", "transcript_files", "files_fingerprint", "fetch_seconds", "write_seconds",
+               "error_text")
 
 
 def render_summary(result: RunResult, config: Config) -> str:
@@ -1265,7 +1529,7 @@ def render_summary(result: RunResult, config: Config) -> str:
     elif result.plans:
         out.append(f"{'table':<30}{'new':>8}{'changed':>9}{'unchanged':>11}{'kept':>7}")
         for plan in result.plans:
-            out.append(f"{plan.table:<30}{plan.new:>8}{plan.changed:>9}{plan.unchanged:>11}{plan.kept:>7}")
+            out.append(f"{plan.table.name:<30}{plan.new:>8}{plan.changed:>9}{plan.unchanged:>11}{plan.kept:>7}")
         if any(p.kept for p in result.plans):
             out.append("kept = stored rows that ccusage now reports with less history (old transcripts deleted): "
                        "the stored, fuller numbers stay.")
@@ -1274,7 +1538,7 @@ def render_summary(result: RunResult, config: Config) -> str:
     out.extend(result.summary_lines)
     phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.phases.items())
     out.append(f"Status: {result.status} ({phases})")
-    return "\n".join(out)
+    return config.redact("\n".join(out))
 
 
 def summary_lines(summary: Mapping[str, Any], machine_name: str) -> list[str]:
@@ -1291,7 +1555,7 @@ def summary_lines(summary: Mapping[str, Any], machine_name: str) -> list[str]:
 
 
 def _short_time(value: Any) -> str:
-    return _utc(value).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, dt.datetime) else "never"
+    return utc(value).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, dt.datetime) else "never"
 
 
 class Progress:
@@ -1511,65 +1775,50 @@ def load_queries(path: Path = QUERIES_FILE) -> list[NamedQuery]:
 # The run
 # ----------------------------------------------------------------------------------------------------------------
 
-STORED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "ccusage_usage_daily": ("date", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count", "models_used"),
-    "ccusage_usage_monthly": ("month", *TOKEN_COLUMNS, "total_tokens", "total_cost", "models_count", "models_used"),
-    "ccusage_usage_projects_daily": ("date", "project_key", "project_name", *TOKEN_COLUMNS, "total_tokens",
-                                     "total_cost", "models_count", "models_used"),
-    "ccusage_usage_sessions": ("project_key", "session_key", "project_name", "session_id", "first_activity",
-                               "last_activity", "transcript_files", *TOKEN_COLUMNS, "total_tokens", "total_cost",
-                               "models_count", "models_used"),
-    "ccusage_usage_blocks": ("block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries",
-                             *TOKEN_COLUMNS, "total_tokens", "cost_usd", "models_used",
-                             "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour", "projected_total_tokens",
-                             "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
-}
-
-
 class ClickHouseImporter:
     """Drives one import: fetch the reports in parallel, transform, plan against stored rows, write, summarise."""
 
-    def __init__(self, config: Config, env: Mapping[str, str], *, quiet: bool = False, force: bool = False):
+    def __init__(self, config: Config, *, quiet: bool = False, force: bool = False):
         self.config = config
-        self.env = env
         self.quiet = quiet
         self.force = force
         self.progress = Progress(not quiet)
 
     def run(self) -> RunResult:
         config = self.config
-        started = _now()
-        clock = time.monotonic()
-        phases: dict[str, float] = {}
-        scan = scan_transcripts(config.claude_dirs)
-        fingerprint = self._fingerprint(scan)
-        run = RunRecord(uuid.uuid4(), config.machine_name, started, started, "unchanged", {}, {},
-                        config.ccusage_version, "", scan.files, fingerprint, 0.0, 0.0, "")
+        started, phases = now(), Phases()
+        with phases.timed("scan"):
+            scan = scan_transcripts(config.claude_dirs)
+            fingerprint = self._fingerprint(scan)
+
+        def result(outcome: ImportOutcome, summary: Sequence[str] = ()) -> RunResult:
+            return RunResult(uuid.uuid4(), config.machine_name, started, now(), outcome.status,
+                             config.ccusage_version, scan.files, fingerprint, phases, outcome.runner, outcome.plans,
+                             outcome.errors, outcome.report_rows, tuple(summary))
+
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
             state = EmbeddedState(config.embedded_path) if config.embedded else None
             unchanged = not self.force and scan.files > 0
             if state and unchanged and state.last_import(config.machine_name).get("fingerprint") == fingerprint:
-                run.finished_at = _now()
-                state.add_pending_run(run)
-                phases["check"] = time.monotonic() - clock
-                return RunResult("unchanged", [], [], {}, phases,
-                                 summary_lines=state.last_import(config.machine_name).get("summary", []))
-            store = Store.open(config)
+                done = result(ImportOutcome("unchanged"), state.last_import(config.machine_name).get("summary", []))
+                state.add_pending_run(done.run_row())
+                return done
+            with phases.timed("connect"):
+                store = Store.open(config)
             try:
-                hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
-                phases["connect"] = time.monotonic() - clock
+                with phases.timed("connect"):
+                    hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
                 if unchanged and store.last_successful_fingerprint() == fingerprint:
-                    result = RunResult("unchanged", [], [], {}, phases)
+                    outcome = ImportOutcome("unchanged")
                 else:
-                    result = self._import(store, hasher, scan, run, phases)
-                run.finished_at = _now()
-                store.record_run(run)
-                clock = time.monotonic()
-                result.summary_lines = summary_lines(store.summary(), config.machine_name)
-                phases["summary"] = time.monotonic() - clock
-                if state and run.status == "ok":
-                    state.remember(config.machine_name, fingerprint, result.summary_lines)
-                return result
+                    outcome = self._import(store, hasher, scan, phases)
+                store.record_run(result(outcome).run_row())
+                with phases.timed("summary"):
+                    lines = summary_lines(store.summary(), config.machine_name)
+                done = result(outcome, lines)
+                if state and done.status == "ok":
+                    state.remember(config.machine_name, fingerprint, list(lines))
+                return done
             finally:
                 store.close()
 
@@ -1579,37 +1828,33 @@ class ClickHouseImporter:
         settings = f"{scan.fingerprint}/{config.ccusage_version}/{config.timezone}/{config.hash_projects}"
         return hashlib.sha256(settings.encode()).hexdigest()
 
-    def _import(self, store: Store, hasher: NameHasher, scan: TranscriptScan, run: RunRecord,
-                phases: dict[str, float]) -> RunResult:
-        config = self.config
-        errors: list[str] = []
-        if not config.claude_dirs:
-            errors.append("no Claude Code data directory found (~/.claude/projects, ~/.config/claude/projects or "
-                          "CLAUDE_CONFIG_DIR): nothing to import")
-            run.status, run.error_text = "empty", errors[0]
-            return RunResult("empty", [], errors, {}, phases)
-        clock = time.monotonic()
-        runner = resolve_runner(config.ccusage_version, self.env)
-        run.runner = runner.name
-        documents = self._fetch_all(runner, errors)
-        phases["fetch"] = run.fetch_seconds = time.monotonic() - clock
-        run.report_rows = {name: report_size(name, doc) for name, doc in documents.items()}
+    def _import(self, store: Store, hasher: NameHasher, scan: TranscriptScan, phases: Phases) -> ImportOutcome:
+        if not self.config.claude_dirs:
+            return ImportOutcome("empty", errors=(
+                "no Claude Code data directory found (~/.claude/projects, ~/.config/claude/projects or "
+                "CLAUDE_CONFIG_DIR): nothing to import",))
+        with phases.timed("fetch"):
+            runner = resolve_runner(self.config)
+            documents, fetch_errors = self._fetch_all(runner)
+        with phases.timed("write"):
+            incoming, shape_errors = self._parse(documents, hasher, scan.session_files)
+            files_by_key = {(hasher.key_of(project), hasher.key_of(session)): count
+                            for (project, session), count in scan.session_files.items()}
+            plans, plan_errors = self._plan(store, incoming, files_by_key)
+            written = now()
+            for plan in plans:
+                store.write_records(plan, self.config.ccusage_version, written)
+        errors = (*fetch_errors, *shape_errors, *plan_errors)
+        status = "failed" if not documents or len(shape_errors) == len(documents) else "partial" if errors else "ok"
+        return ImportOutcome(status, runner.name, tuple(plans), errors,
+                             {name: REPORTS[name].size(doc) for name, doc in documents.items()})
 
-        clock = time.monotonic()
-        plans = self._write(store, hasher, documents, errors, scan.session_files)
-        phases["write"] = run.write_seconds = time.monotonic() - clock
-        run.rows_written = {p.table: len(p.write) for p in plans}
-        run.status = "failed" if not documents else "partial" if errors else "ok"
-        run.error_text = "\n".join(errors)
-        if errors:
-            run.files_fingerprint = ""
-        return RunResult(run.status, plans, errors, run.report_rows, phases, runner.name)
-
-    def _fetch_all(self, runner: Runner, errors: list[str]) -> dict[str, Any]:
+    def _fetch_all(self, runner: Runner) -> tuple[dict[str, Any], list[str]]:
         """Fetch every report at once (ThreadPoolExecutor); a failed report is named, the others go on."""
         documents: dict[str, Any] = {}
+        errors = []
         with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
-            futures = {name: pool.submit(fetch_report, runner, name, self.config, self.env) for name in REPORTS}
+            futures = {name: pool.submit(fetch_report, runner, report, self.config) for name, report in REPORTS.items()}
             for count, (name, future) in enumerate(futures.items(), 1):
                 self.progress.update(f"fetching ccusage reports {count}/{len(futures)}: {name}")
                 try:
@@ -1617,40 +1862,54 @@ class ClickHouseImporter:
                 except ReportError as exc:
                     errors.append(str(exc))
         self.progress.done()
-        return documents
+        return documents, errors
 
-    def _write(self, store: Store, hasher: NameHasher, documents: Mapping[str, Any], errors: list[str],
-               session_files: Mapping[tuple[str, str], int]) -> list[TablePlan]:
-        """Transform each report, plan it against what is stored, write what is new or grew."""
-        version, now = self.config.ccusage_version, _now()
-        incoming: dict[str, list[Record]] = {}
-        for name, doc in documents.items():
-            try:
-                incoming[name] = parse_report(name, doc, hasher, session_files)
-            except ShapeError as exc:
-                errors.append(f"`ccusage claude {' '.join(REPORTS[name])} --json` (ccusage {version}) printed JSON "
-                              f"of an unknown shape, report skipped: {exc}")
-        plans = []
+    def _parse(self, documents: Mapping[str, Any], hasher: NameHasher,
+               session_files: Mapping[tuple[str, str], int]) -> tuple[dict[str, list[Record]], list[str]]:
+        """Each fetched report's records; a report of an unknown shape is named and skipped whole."""
+        incoming, errors = {}, []
+        for report in REPORTS.values():
+            if report.name in documents:
+                try:
+                    incoming[report.name] = report.parse(documents[report.name], hasher, session_files)
+                except ShapeError as exc:
+                    errors.append(self._shape_error(report, exc))
+        return incoming, errors
 
-        files_by_key = {(hasher.key_of(project), hasher.key_of(session)): count
-                        for (project, session), count in session_files.items()}
+    def _shape_error(self, report: Report, exc: ShapeError) -> str:
+        return (f"`ccusage claude {report.command} --json` (ccusage {self.config.ccusage_version}) printed JSON of "
+                f"an unknown shape, report skipped: {exc}")
 
-        def apply(table: str, records: Sequence[Record]) -> dict[tuple[Any, ...], Record]:
-            stored = store.stored_records(table, STORED_COLUMNS[table])
-            plan = plan_table(table, records, stored, files_by_key if table == "ccusage_usage_sessions" else None)
-            store.write_records(plan.write, stored, version, now)
-            plans.append(plan)
-            return {**stored, **{r.key: r for r in plan.write}}
-
+    def _plan(self, store: Store, incoming: Mapping[str, list[Record]],
+              files_by_key: Mapping[tuple[str, str], int]) -> tuple[list[TablePlan], list[str]]:
+        """Every table's plan before anything is written: days and months are derived from project-days (months
+        from the stored days too), so a value no table can hold stops the whole chain, never half of it."""
+        plans: list[TablePlan] = []
         if "projects_daily" in incoming:
-            apply("ccusage_usage_projects_daily", incoming["projects_daily"])
-            days = apply("ccusage_usage_daily", daily_records(incoming["projects_daily"]))
-            apply("ccusage_usage_monthly", monthly_records(list(days.values())))
+            try:
+                project_days = plan_table(PROJECT_DAYS, incoming["projects_daily"], store.stored_records(PROJECT_DAYS))
+                days = plan_table(DAILY, daily_records(incoming["projects_daily"]), store.stored_records(DAILY))
+                months = plan_table(MONTHLY, monthly_records(list(days.current().values())),
+                                    store.stored_records(MONTHLY))
+                plans += [project_days, days, months]
+            except ShapeError as exc:
+                return plans, [self._shape_error(REPORTS["projects_daily"], exc)]
         if "sessions" in incoming:
-            apply("ccusage_usage_sessions", incoming["sessions"])
+            plans.append(plan_table(SESSIONS, incoming["sessions"], store.stored_records(SESSIONS), files_by_key))
         if "blocks" in incoming:
-            apply("ccusage_usage_blocks", incoming["blocks"])
-        return plans
+            plans.append(plan_table(BLOCKS, incoming["blocks"], store.stored_records(BLOCKS)))
+        return plans, []
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What the import part of a run found and did (ClickHouseImporter.run adds times and the summary)."""
+
+    status: str
+    runner: str = ""
+    plans: tuple[TablePlan, ...] = ()
+    errors: tuple[str, ...] = ()
+    report_rows: Mapping[str, int] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1658,7 +1917,6 @@ class ClickHouseImporter:
 # ----------------------------------------------------------------------------------------------------------------
 
 CHECK_MARKS = {"ok": "✅", "warn": "⚠️", "fail": "❌"}
-REPORT_UNITS = {"projects_daily": "project-days", "sessions": "sessions", "blocks": "blocks"}
 SCHEMA_FIX = "run an import once (`uv run ccusage_importer.py`), it creates the schema"
 
 
@@ -1672,38 +1930,48 @@ class CheckResult:
     fix: str = ""
 
 
-def run_check(env: Mapping[str, str], args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class StoreCheck:
+    """A check of the open store; an exception it raises becomes its failure, with `fix`."""
+
+    label: str
+    run: Callable[[Store], CheckResult]
+    fix: str
+
+
+def run_check(env: Mapping[str, str], args: argparse.Namespace, extra_store_checks: Sequence[StoreCheck] = ()) -> int:
     """Check everything an import needs without importing; print each result as it comes; 1 if any failed."""
     try:
         config = Config.from_env(env, args)
     except UserError as exc:
         return print_checks([CheckResult("fail", "configuration", str(exc), "correct that variable")], str)
-    return print_checks(preflight(config, env, args), config.redact)
+    return print_checks(preflight(config, extra_store_checks), config.redact)
 
 
-def print_checks(results: Iterable[CheckResult], redact: Callable[[str], str]) -> int:
-    """The only place --check prints; every line passes through `redact`, so no secret can reach the screen."""
+def print_checks(results: Iterable[CheckResult], hide: Callable[[str], str]) -> int:
+    """The only place --check prints; every line passes through `hide`, so no secret can reach the screen."""
     counts = dict.fromkeys(CHECK_MARKS, 0)
     print(f"ccusage-import {__version__} --check")
     for result in results:
         counts[result.status] += 1
-        print(redact(f"{CHECK_MARKS[result.status]} {result.label}: {result.detail}"), flush=True)
+        print(hide(f"{CHECK_MARKS[result.status]} {result.label}: {result.detail}"), flush=True)
         if result.status != "ok" and result.fix:
-            print(redact(f"   fix: {result.fix}"), flush=True)
+            print(hide(f"   fix: {result.fix}"), flush=True)
     print(f"{counts['ok']} passed, {counts['warn']} warning{'s' * (counts['warn'] != 1)}, {counts['fail']} failed")
     return EXIT_FAILED if counts["fail"] else EXIT_OK
 
 
-def preflight(config: Config, env: Mapping[str, str], args: argparse.Namespace) -> Iterator[CheckResult]:
-    """Every check in order; a check whose prerequisite failed is left out (the failure above says why)."""
+def preflight(config: Config, extra_store_checks: Sequence[StoreCheck] = ()) -> Iterator[CheckResult]:
+    """Every check in order; a check whose prerequisite failed is left out (the failure above says why).
+    claude_admin_importer.py's --check adds its own store checks."""
     yield check_configuration(config)
-    yield check_machine_name(config, env, args)
-    yield check_claude_data(config, env)
-    runner_result, runner = check_runner(config, env)
+    yield CheckResult("ok", "machine name", f"{config.machine_name} (from {config.machine_name_source})")
+    yield check_claude_data(config)
+    runner_result, runner = check_runner(config)
     yield runner_result
     if runner and config.claude_dirs:
-        yield from check_reports(runner, config, env)
-    yield from check_store(config, admin_api=bool(env.get("ANTHROPIC_ADMIN_KEY", "").strip()))
+        yield from check_reports(runner, config)
+    yield from check_store(config, (*STORE_CHECKS, *extra_store_checks))
 
 
 def check_configuration(config: Config) -> CheckResult:
@@ -1715,18 +1983,10 @@ def check_configuration(config: Config) -> CheckResult:
         f"project names {hashing}"))
 
 
-def check_machine_name(config: Config, env: Mapping[str, str], args: argparse.Namespace) -> CheckResult:
-    source = ("--machine-name" if getattr(args, "machine_name", None)
-              else "MACHINE_NAME" if env.get("MACHINE_NAME", "").strip() else "the host name")
-    return CheckResult("ok", "machine name", f"{config.machine_name} (from {source})")
-
-
-def check_claude_data(config: Config, env: Mapping[str, str]) -> CheckResult:
+def check_claude_data(config: Config) -> CheckResult:
     label = "Claude Code data"
     if not config.claude_dirs:
-        where = (f"CLAUDE_CONFIG_DIR={env['CLAUDE_CONFIG_DIR']}" if env.get("CLAUDE_CONFIG_DIR", "").strip()
-                 else "~/.config/claude or ~/.claude")
-        return CheckResult("fail", label, f"no projects/ folder in {where}",
+        return CheckResult("fail", label, f"no projects/ folder in {config.claude_dirs_setting}",
                            "use Claude Code on this machine once, or set CLAUDE_CONFIG_DIR to the folder that holds "
                            "projects/ (several: comma-separated)")
     files = scan_transcripts(config.claude_dirs).files
@@ -1736,36 +1996,36 @@ def check_claude_data(config: Config, env: Mapping[str, str]) -> CheckResult:
     return CheckResult("ok", label, detail)
 
 
-def check_runner(config: Config, env: Mapping[str, str]) -> tuple[CheckResult, Runner | None]:
+def check_runner(config: Config) -> tuple[CheckResult, Runner | None]:
     """The runner the import would use, and that it really is the pinned ccusage."""
     version = config.ccusage_version
     install = f"install Node.js (for npx) or Bun, or put ccusage on PATH: `npm install -g ccusage@{version}`"
     try:
-        runner = resolve_runner(version, env)
+        runner = resolve_runner(config)
     except UserError:
         return CheckResult("fail", "ccusage", f"no ccusage {version} on PATH, and neither bunx nor npx", install), None
     shown = f"{runner.name} ({' '.join(runner.argv)})"
-    found = _cli_version(runner.argv, env)
+    found = cli_version(runner.argv, config)
     if found != version:
         return CheckResult("fail", "ccusage", f"{shown} --version printed {found or 'no version'}, not {version}",
                            install), None
     return CheckResult("ok", "ccusage", f"ccusage {version} runs via {shown}"), runner
 
 
-def check_reports(runner: Runner, config: Config, env: Mapping[str, str]) -> list[CheckResult]:
+def check_reports(runner: Runner, config: Config) -> list[CheckResult]:
     """Every report the import fetches, at once (as the import does), each tried once within its timeout."""
     once = dataclasses.replace(config, command_retries=0)
     with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
-        futures = [pool.submit(check_report, runner, name, once, env) for name in REPORTS]
+        futures = [pool.submit(check_report, runner, report, once) for report in REPORTS.values()]
         return [future.result() for future in futures]
 
 
-def check_report(runner: Runner, name: str, config: Config, env: Mapping[str, str]) -> CheckResult:
-    label = f"ccusage {' '.join(REPORTS[name])}"
+def check_report(runner: Runner, report: Report, config: Config) -> CheckResult:
+    label = f"ccusage {report.command}"
     clock = time.monotonic()
     try:
-        doc = fetch_report(runner, name, config, env)
-        rows = parse_report(name, doc, NameHasher(secrets.token_bytes(32), hash_names=True))  # only counts matter
+        doc = fetch_report(runner, report, config)
+        rows = report.parse(doc, NameHasher(secrets.token_bytes(32), hash_names=True), {})  # only counts matter
     except ReportError as exc:
         fix = (f"raise CCUSAGE_TIMEOUT (now {config.command_timeout:g} s)" if "timed out" in str(exc)
                else "run that command by hand to see ccusage's own message")
@@ -1774,9 +2034,9 @@ def check_report(runner: Runner, name: str, config: Config, env: Mapping[str, st
         return CheckResult("fail", label, f"printed JSON of an unknown shape: {exc}",
                            f"pin a ccusage release this importer knows: CCUSAGE_VERSION={DEFAULT_CCUSAGE_VERSION}")
     seconds = time.monotonic() - clock
-    size = report_size(name, doc)
-    detail = f"{size} {REPORT_UNITS[name]}"
-    if name == "projects_daily":
+    size = report.size(doc)
+    detail = f"{size} {report.unit}"
+    if report is REPORTS["projects_daily"]:
         detail += f" over {len(daily_records(rows))} days"
     elif len(rows) != size:
         detail += f" ({len(rows)} with usage, {size - len(rows)} idle gaps)"
@@ -1787,18 +2047,22 @@ def check_report(runner: Runner, name: str, config: Config, env: Mapping[str, st
     return CheckResult("ok", label, detail)
 
 
-def check_store(config: Config, admin_api: bool = False) -> Iterator[CheckResult]:
-    """Store checks; the embedded store is opened under the importer's lock, like every other command."""
+def check_store(config: Config, checks: Sequence[StoreCheck]) -> Iterator[CheckResult]:
+    """Store checks; the embedded store is opened under the importer's lock, like every other command. A check
+    creates nothing: an embedded store that does not exist yet is reported, not made."""
+    if config.embedded and not config.embedded_path.exists():
+        yield CheckResult("warn", "store", f"no store yet at {config.embedded_path}: the first import creates it",
+                          "run `uv run ccusage_importer.py` once")
+        return
     try:
         lock = run_lock(config.lock_path(), config.lock_timeout, "check") if config.embedded else _no_lock()
         with lock:
-            yield from _store_checks(config, admin_api)
+            yield from _store_checks(config, checks)
     except UserError as exc:
         yield CheckResult("fail", "store", str(exc), "wait for the running import to finish, then check again")
 
 
-def _store_checks(config: Config, admin_api: bool) -> Iterator[CheckResult]:
-    new = config.embedded and not config.embedded_path.exists()
+def _store_checks(config: Config, checks: Sequence[StoreCheck]) -> Iterator[CheckResult]:
     clock = time.monotonic()
     try:
         store = Store.connect(config)
@@ -1806,19 +2070,21 @@ def _store_checks(config: Config, admin_api: bool) -> Iterator[CheckResult]:
         yield CheckResult("fail", "store connection", str(exc), _connection_fix(config, str(exc)))
         return
     try:
-        detail = f"{config.store_description()} in {(time.monotonic() - clock) * 1000:.0f} ms"
-        yield CheckResult("ok", "store connection", detail + (", created empty" if new else ""))
-        for label, check, fix in STORE_CHECKS + (ADMIN_API_CHECK if admin_api else ()):
+        yield CheckResult("ok", "store connection",
+                          f"{config.store_description()} in {(time.monotonic() - clock) * 1000:.0f} ms")
+        for check in checks:
             try:
-                yield check(store)
+                yield check.run(store)
             except Exception as exc:  # a database error is this check's failure, not a crash of --check
-                yield CheckResult("fail", label, f"{type(exc).__name__}: {_first_line(str(exc))}", fix)
+                yield CheckResult("fail", check.label, f"{type(exc).__name__}: {first_line(str(exc))}", check.fix)
     finally:
         store.close()
 
 
 def _connection_fix(config: Config, message: str) -> str:
     if config.embedded:
+        if "another program" in message:
+            return "close the program that has the store open, then check again"
         return f"make {config.embedded_path.parent} writable, or point CCUSAGE_IMPORT_DB at a writable folder"
     if "Unknown identifier: readonly" in message:  # what clickhouse-connect's first query gets from old servers
         return "this ClickHouse server is too old for the importer's driver (clickhouse-connect): upgrade it"
@@ -1827,69 +2093,16 @@ def _connection_fix(config: Config, message: str) -> str:
 
 
 def check_server_version(store: Store) -> CheckResult:
-    _, rows = store.query("SELECT version()")
     engine = "chDB (embedded ClickHouse)" if store.config.embedded else "ClickHouse server"
-    return CheckResult("ok", "server version", f"{engine} {rows[0][0]}")
+    return CheckResult("ok", "server version", f"{engine} {store.server_version()}")
 
 
 def check_database(store: Store) -> CheckResult:
-    _, rows = store.query("SELECT currentDatabase(), count() FROM system.tables WHERE database = currentDatabase()")
-    database, objects = rows[0]
+    database, objects = store.database_objects()
     if database != store.config.ch_database:
         return CheckResult("fail", "database", f"queries run in {database}, not {store.config.ch_database}",
                            "check CH_DATABASE and the user's default database")
     return CheckResult("ok", "database", f"{database} readable, {objects} tables and views")
-
-
-@dataclass(frozen=True)
-class SchemaObject:
-    """A table or view the schema file declares, with its column names in order."""
-
-    kind: str
-    columns: tuple[str, ...]
-
-
-def expected_schema(sql: str) -> dict[str, SchemaObject]:
-    """Tables and views declared in the schema file, in file order.
-
-    A view's columns are its SELECT list's aliases (or bare column names): what ClickHouse lists for it.
-    """
-    schema: dict[str, SchemaObject] = {}
-    for statement in split_sql(sql):
-        table = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*ENGINE", statement, re.S)
-        view = re.match(r"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+) AS\s+SELECT\s(.*)", statement, re.S)
-        if table:
-            items = _top_level(table.group(2))
-            schema[table.group(1)] = SchemaObject("table", tuple(
-                item.split()[0].strip("`") for item in items
-                if not re.match(r"(INDEX|CONSTRAINT|PROJECTION)\b", item, re.I)))
-        elif view:
-            names = (re.search(r"(?:\bAS\s+|^)`?(\w+)`?$", item, re.I) for item in
-                     _top_level(view.group(2), stop="FROM"))
-            schema[view.group(1)] = SchemaObject("view", tuple(match.group(1) for match in names if match))
-    return schema
-
-
-def _top_level(text: str, stop: str | None = None) -> list[str]:
-    """Split at commas outside brackets and quotes; end at the keyword `stop` outside them (a SELECT's FROM)."""
-    items, depth, quote, start = [], 0, "", 0
-    for index, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote and text[index - 1] != "\\" else quote
-        elif char in "'`\"":
-            quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif depth == 0 and char == ",":
-            items.append(text[start:index])
-            start = index + 1
-        elif depth == 0 and stop and re.match(rf"{stop}\b", text[index:]) and not re.match(r"\w", text[index - 1]):
-            text = text[:index]
-            break
-    items.append(text[start:])
-    return [item.strip() for item in items if item.strip()]
 
 
 def schema_problems(expected: Mapping[str, SchemaObject],
@@ -1903,13 +2116,8 @@ def schema_problems(expected: Mapping[str, SchemaObject],
 
 def check_schema(store: Store) -> CheckResult:
     """Every table and view of the schema file, compared by column name with what the database lists."""
-    expected = expected_schema(SCHEMA_FILE.read_text())
-    _, rows = store.query("SELECT table, name FROM system.columns WHERE database = currentDatabase() "
-                          "AND table IN {names:Array(String)}", {"names": list(expected)})
-    actual: dict[str, list[str]] = defaultdict(list)
-    for table, column in rows:
-        actual[table].append(column)
-    missing, lacking = schema_problems(expected, actual)
+    expected = store.schema
+    missing, lacking = schema_problems(expected, store.columns_of(list(expected)))
     tables = [name for name, item in expected.items() if item.kind == "table"]
     if len(missing) == len(expected):
         return CheckResult("warn", "tables and views", f"none of the {len(expected)} exist yet (a new database)",
@@ -1927,16 +2135,9 @@ def check_schema(store: Store) -> CheckResult:
 
 
 def check_write(store: Store) -> CheckResult:
-    """Create, fill, read and drop a scratch table whose name we generate (no user data in the SQL)."""
-    name = f"_ccusage_check_{uuid.uuid4().hex[:12]}"
-    store.client.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
-    try:
-        store.client.insert(name, [[1]], column_names=["x"])
-        _, rows = store.query(f"SELECT count() FROM {name}")
-    finally:
-        store.client.command(f"DROP TABLE IF EXISTS {name}")
-    if rows[0][0] != 1:
-        return CheckResult("fail", "write permission", f"scratch table {name} read back {rows[0][0]} rows, not 1",
+    name, count = store.scratch_write()
+    if count != 1:
+        return CheckResult("fail", "write permission", f"scratch table {name} read back {count} rows, not 1",
                            "check the server's logs: an insert was lost")
     return CheckResult("ok", "write permission", "created, filled, read and dropped a scratch table")
 
@@ -1949,41 +2150,18 @@ def response_rating(milliseconds: float) -> tuple[str, str]:
 
 
 def check_response_time(store: Store) -> CheckResult:
-    timings = []
-    for _ in range(3):
-        clock = time.monotonic()
-        store.query("SELECT 1")
-        timings.append((time.monotonic() - clock) * 1000)
-    median = sorted(timings)[1]
+    median = sorted(store.round_trip_ms() for _ in range(3))[1]
     status, rating = response_rating(median)
     return CheckResult(status, "response time", f"{median:.0f} ms for SELECT 1 (median of 3): {rating}",
                        "the server or the network is slow: imports still work, they take longer")
 
 
-def check_admin_api(store: Store) -> CheckResult:
-    """With ANTHROPIC_ADMIN_KEY set: the red flags of `claude_admin_importer.py --validate` on the stored data."""
-    import claude_admin_importer as admin  # the sibling script imports this file, so only here
-
-    flags = admin.validate(admin.AdminStore(store), None, None, admin.DEFAULT_MAX_DAILY_COST)
-    raised = [text for up, text in flags if up]
-    if not raised:
-        return CheckResult("ok", "Admin API data", f"{len(flags)} validations clean: " + "; ".join(
-            text for _, text in flags[:1]))
-    fix = "run `uv run claude_admin_importer.py --validate` for details (README: Admin API importer)"
-    if len(flags) == 1:  # nothing imported yet: a new setup, not a broken one
-        return CheckResult("warn", "Admin API data", raised[0], "run `uv run claude_admin_importer.py` once")
-    return CheckResult("fail", "Admin API data", "; ".join(raised), fix)
-
-
-ADMIN_API_CHECK: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
-    ("Admin API data", check_admin_api, "run `uv run claude_admin_importer.py --validate` for details"),
-)
-STORE_CHECKS: tuple[tuple[str, Callable[[Store], CheckResult], str], ...] = (
-    ("server version", check_server_version, "check that the server is a ClickHouse release"),
-    ("database", check_database, "grant the user SELECT on the database and on system.tables"),
-    ("tables and views", check_schema, SCHEMA_FIX),
-    ("write permission", check_write, "grant the user CREATE TABLE, INSERT and DROP TABLE on the database"),
-    ("response time", check_response_time, "check the server's load and the network"),
+STORE_CHECKS = (
+    StoreCheck("server version", check_server_version, "check that the server is a ClickHouse release"),
+    StoreCheck("database", check_database, "grant the user SELECT on the database and on system.tables"),
+    StoreCheck("tables and views", check_schema, SCHEMA_FIX),
+    StoreCheck("write permission", check_write, "grant the user CREATE TABLE, INSERT and DROP TABLE on the database"),
+    StoreCheck("response time", check_response_time, "check the server's load and the network"),
 )
 
 
@@ -2024,7 +2202,7 @@ def dashboard_parameters(query: NamedQuery, machine: str, timezone: str) -> dict
 def json_cell(value: Any) -> Any:
     """A query result cell as JSON: ISO dates, UTC times, lists; NaN and infinity as null."""
     if isinstance(value, dt.datetime):
-        return _utc(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return utc(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
@@ -2051,9 +2229,9 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     empty = not dict(zip(summary["columns"], summary["rows"][0], strict=True))["all_time_tokens"]
     freshness = shared["freshness"]
     machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
-    _, [(today,)] = store.query("SELECT today()")
+    today = store.today()
     return {
-        "meta": {"generated_at": json_cell(_now().replace(microsecond=0)), "today": json_cell(today),
+        "meta": {"generated_at": json_cell(now().replace(microsecond=0)), "today": json_cell(today),
                  "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
                  "queries": [name for _, name in (*PER_MACHINE_DATASETS, *SHARED_DATASETS)]},
         "empty": empty,
@@ -2140,28 +2318,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
                         help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
-    parser.add_argument("--check", action="store_true",
-                        help="check ccusage, the Claude data and the store without importing; exit 1 if a check fails")
-    parser.add_argument("--sql", metavar="QUERY", help="run one SQL query against the configured store and print it")
-    parser.add_argument("--query", metavar="NAME",
-                        help="run a named query of queries.sql against the configured store; `--query list` lists them")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--check", action="store_true",
+                       help="check ccusage, the Claude data and the store without importing; exit 1 if a check fails")
+    modes.add_argument("--sql", metavar="QUERY", help="run one SQL query against the configured store and print it")
+    modes.add_argument("--query", metavar="NAME",
+                       help="run a named query of queries.sql against the configured store; `--query list` lists them")
+    modes.add_argument("--dashboard", nargs="?", const=DEFAULT_DASHBOARD_FILE, metavar="FILE",
+                       help="write a self-contained HTML dashboard of the store that opens offline "
+                            f"(default FILE: {DEFAULT_DASHBOARD_FILE})")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of --query (repeatable); parameters not given take their defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format of --sql and --query: aligned table, CSV, or JSON lines (default: table)")
-    parser.add_argument("--dashboard", nargs="?", const=DEFAULT_DASHBOARD_FILE, metavar="FILE",
-                        help="write a self-contained HTML dashboard of the store that opens offline "
-                             f"(default FILE: {DEFAULT_DASHBOARD_FILE})")
     parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
     return parser
+
+
+def check_modes(args: argparse.Namespace) -> None:
+    """Usage errors argparse cannot see: an empty mode value is never an import, --param needs a query name."""
+    for flag, value, what in (("--sql", args.sql, "the query"), ("--query", args.query, "the query name"),
+                              ("--dashboard", args.dashboard, "the file name")):
+        if value is not None and not value.strip():
+            raise UserError(f"{flag}: {what} is empty", EXIT_USAGE)
+    if args.param and args.query is None:
+        raise UserError("--param goes with --query NAME", EXIT_USAGE)
 
 
 def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None) -> int:
     with _reading_store(config) as store:
         columns, rows = store.query(sql, parameters)
-    text = format_table(columns, rows, fmt)
-    if text:
-        print(text)
+    print(format_table(columns, rows, fmt))
     return EXIT_OK
 
 
@@ -2193,49 +2380,53 @@ def _no_lock() -> Iterator[None]:
     yield
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    env = dict(os.environ if env is None else env)
+def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: str = "interrupted") -> int:
+    """Both scripts' ending: expected failures as one `error:` line without secrets and their exit code; a
+    database or OS error in the middle of a run as one line too. Anything else is a bug and keeps its traceback."""
     logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())  # its failures become our one line
-    config: Config | None = None
     try:
-        if args.check:
-            return run_check(env, args)
-        config = Config.from_env(env, args)
-        if args.param and not args.query:
-            raise UserError("--param goes with --query NAME", EXIT_USAGE)
-        if args.dashboard is not None:
-            if args.sql or args.query:
-                raise UserError("give --dashboard alone, not with --sql or --query", EXIT_USAGE)
-            return write_dashboard(config, args.dashboard, args.quiet)
-        if args.query:
-            if args.sql:
-                raise UserError("give --sql or --query, not both", EXIT_USAGE)
-            return run_query(config, args.query, args.param, args.format)
-        if args.sql:
-            return run_sql(config, args.sql, args.format)
-        result = ClickHouseImporter(config, env, quiet=args.quiet, force=args.force).run()
-        if not args.quiet:
-            print(render_summary(result, config))
-        elif result.errors:
-            print("\n".join(f"error: {e}" for e in result.errors), file=sys.stderr)
-        return result.exit_code
+        return body()
     except UserError as exc:
-        message = config.redact(str(exc)) if config else str(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {hide(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(f"error: {interrupted}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:  # a database error in the middle of a run: one line, never a password
+    except Exception as exc:
         if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
-            text = _first_line(config.redact(str(exc)) if config else str(exc))
-            print(f"error: database: {text}", file=sys.stderr)
+            print(f"error: database: {hide(first_line(str(exc)))}", file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ if env is None else env)
+    secret_texts = tuple(secret_forms(env.get("CH_PASSWORD", ""), env.get("CH_USER", "").strip() or "default")
+                         + secret_forms(env.get("CCUSAGE_HASH_KEY", "")))
+
+    def body() -> int:
+        check_modes(args)
+        if args.check:
+            return run_check(env, args)
+        config = Config.from_env(env, args)
+        if args.dashboard is not None:
+            return write_dashboard(config, args.dashboard, args.quiet)
+        if args.query is not None:
+            return run_query(config, args.query, args.param, args.format)
+        if args.sql is not None:
+            return run_sql(config, args.sql, args.format)
+        result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
+        if not args.quiet:
+            print(render_summary(result, config))
+        elif result.errors:
+            print(config.redact("\n".join(f"error: {e}" for e in result.errors)), file=sys.stderr)
+        return result.exit_code
+
+    return run_main(body, lambda text: redact(text, secret_texts))
 
 
 if __name__ == "__main__":

@@ -42,18 +42,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import ccusage_importer as ci
 from ccusage_importer import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    CheckResult,
     Config,
     Progress,
     ShapeError,
     Store,
+    StoreCheck,
     UserError,
+    env_float,
+    now,
     parse_timestamp,
+    redact,
+    run_check,
     run_lock,
+    run_main,
+    secret_forms,
+    utc,
 )
 
 __version__ = "1.0.0"
@@ -97,16 +105,16 @@ class AdminConfig:
                             "under Settings → Admin keys and export it")
         if not all(33 <= ord(ch) < 127 for ch in key):
             raise UserError("ANTHROPIC_ADMIN_KEY contains spaces or characters that cannot be sent in an HTTP header")
-        timeout = ci._env_float(env, "ANTHROPIC_TIMEOUT", 60.0)
+        timeout = env_float(env, "ANTHROPIC_TIMEOUT", 60.0)
         if timeout <= 0:
             raise UserError("ANTHROPIC_TIMEOUT must be more than 0 seconds: every request has a timeout")
-        limit = int(ci._env_float(env, "ANTHROPIC_PAGE_LIMIT", 0)) or None
+        limit = int(env_float(env, "ANTHROPIC_PAGE_LIMIT", 0)) or None
         admin = cls(
             base_url=check_base_url(env.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_BASE_URL, key),
             admin_key=key,
             timeout=timeout,
-            max_retries=int(ci._env_float(env, "ANTHROPIC_MAX_RETRIES", 4)),
-            backoff=ci._env_float(env, "ANTHROPIC_RETRY_BACKOFF", 1.0),
+            max_retries=int(env_float(env, "ANTHROPIC_MAX_RETRIES", 4)),
+            backoff=env_float(env, "ANTHROPIC_RETRY_BACKOFF", 1.0),
             page_limit=limit,
         )
         return admin
@@ -116,8 +124,8 @@ class AdminConfig:
 
 
 def hide(text: str, secret: str) -> str:
-    """The secret replaced by ***, wherever it appears (error bodies, URLs, exception texts)."""
-    return text.replace(secret, "***") if len(secret) >= 3 else text
+    """The secret replaced by ***, in every form it can take (error bodies that echo headers, URLs, hex dumps)."""
+    return redact(text, secret_forms(secret))
 
 
 def check_base_url(url: str, key: str = "") -> str:
@@ -702,7 +710,7 @@ class AdminStore:
         _, rows = self.store.query(
             f"SELECT {', '.join(spec.key)} FROM {spec.name} FINAL WHERE has({{days:Array(Date)}}, {spec.day_sql}) "
             f"AND ({nonzero})", {"days": list(days)})
-        return {tuple(ci._utc(value) for value in row) for row in rows}
+        return {tuple(utc(value) for value in row) for row in rows}
 
     def insert(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]], imported_at: dt.datetime) -> None:
         if rows:
@@ -854,7 +862,7 @@ class AdminImporter:
     """Fetches windows of days (no lock held), then writes each window under the store's lock."""
 
     def __init__(self, config: Config, api: AdminApi, *, quiet: bool = False,
-                 now: Callable[[], dt.datetime] = ci._now):
+                 now: Callable[[], dt.datetime] = now):
         self.config = config
         self.api = api
         self.quiet = quiet
@@ -1115,6 +1123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check the stored data for the red flags of broken imports (no API call); exit 1 if any")
     parser.add_argument("--max-daily-cost", type=_money_arg, default=DEFAULT_MAX_DAILY_COST, metavar="USD",
                         help="--validate flags a day billed more than this (default 100: the cents-as-dollars bug)")
+    parser.add_argument("--check", action="store_true",
+                        help="ccusage_importer.py's --check plus the --validate red flags as one line; exit 1 if any "
+                             "check fails")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
                         help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
@@ -1204,34 +1215,41 @@ def run_import(config: Config, admin: AdminConfig, args: argparse.Namespace, tod
     return EXIT_OK
 
 
+def check_admin_data(store: Store) -> CheckResult:
+    """The red flags of --validate on the stored Admin API data, as a line of --check."""
+    flags = validate(AdminStore(store), None, None, DEFAULT_MAX_DAILY_COST)
+    raised = [text for up, text in flags if up]
+    if not raised:
+        return CheckResult("ok", "Admin API data", f"{len(flags)} validations clean: " + "; ".join(
+            text for _, text in flags[:1]))
+    if len(flags) == 1:  # nothing imported yet: a new setup, not a broken one
+        return CheckResult("warn", "Admin API data", raised[0], "run `uv run claude_admin_importer.py` once")
+    return CheckResult("fail", "Admin API data", "; ".join(raised), VALIDATE_FIX)
+
+
+VALIDATE_FIX = "run `uv run claude_admin_importer.py --validate` for details (docs/admin-api.md)"
+ADMIN_DATA_CHECK = StoreCheck("Admin API data", check_admin_data, VALIDATE_FIX)
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ if env is None else env)
-    config: Config | None = None
+    secret_texts = (*secret_forms(env.get("CH_PASSWORD", ""), env.get("CH_USER", "").strip() or "default"),
+                    *secret_forms(env.get("CCUSAGE_HASH_KEY", "")),
+                    *secret_forms(env.get("ANTHROPIC_ADMIN_KEY", "").strip()))
 
-    def redact(text: str) -> str:
-        return hide(config.redact(text) if config else text, env.get("ANTHROPIC_ADMIN_KEY", "").strip())
-
-    try:
+    def body() -> int:
+        if args.check:
+            return run_check(env, args, (ADMIN_DATA_CHECK,))
         config = Config.from_env(env, args)
-        today = ci._now().date()
+        today = now().date()
         check_arguments(args, today)
         if args.validate:
             return run_validation(config, args)
-        admin = AdminConfig.from_env(env)
-        return run_import(config, admin, args, today)
-    except UserError as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted (days written so far are kept; run the same command again to resume)",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:  # a database error in the middle of a run: one line, never a secret
-        if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
-            print(f"error: database: {redact(ci._first_line(str(exc)))}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
+        return run_import(config, AdminConfig.from_env(env), args, today)
+
+    return run_main(body, lambda text: redact(text, secret_texts),
+                    "interrupted (days written so far are kept; run the same command again to resume)")
 
 
 if __name__ == "__main__":

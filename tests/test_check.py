@@ -53,11 +53,12 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     truth = generate(claude, seed=11, days=12, sessions=14)
     env = make_env(claude, "desk")
 
-    code, out = check(env)  # before the first import: the store is new, the schema is not there yet
+    code, out = check(env)  # before the first import: no store, and --check creates none
     assert code == 0, out
-    assert line_of(out, "tables and views") == (
-        f"⚠️ tables and views: none of the {len(SCHEMA)} exist yet (a new database)")
-    assert out.splitlines()[-1] == "12 passed, 1 warning, 0 failed"
+    store = Path(env["CCUSAGE_IMPORT_DB"])
+    assert line_of(out, "store") == f"⚠️ store: no store yet at {store}: the first import creates it"
+    assert out.splitlines()[-1] == "7 passed, 1 warning, 0 failed"
+    assert not store.parent.exists()
 
     assert run_cli(env).returncode == 0
     runs_before = sql(env, "SELECT count() AS n FROM ccusage_import_runs")[0]["n"]
@@ -149,8 +150,8 @@ def test_ccusage_absent_names_the_install_fix(claude, make_env, tmp_path):
     assert lines[runner + 1] == ("   fix: install Node.js (for npx) or Bun, or put ccusage on PATH: "
                                  "`npm install -g ccusage@20.0.24`")
     assert not [label for label in labels(out) if label.startswith("ccusage ")]  # no report run without a runner
-    assert labels(out)[-len(STORE_LABELS):] == STORE_LABELS  # the store is still checked
-    assert lines[-1] == "8 passed, 1 warning, 1 failed"  # the warning: the new store has no schema yet
+    assert labels(out)[-1] == "store"  # the store is still looked at
+    assert lines[-1] == "3 passed, 1 warning, 1 failed"  # the warning: no store yet (nothing imported)
 
 
 FAKE_CCUSAGE = """\
@@ -159,7 +160,7 @@ FAKE_CCUSAGE = """\
 case "$*" in
   *"claude session"*) exec sleep 20 ;;
 esac
-exec "$REAL_CCUSAGE" "$@"
+exec "$(cat "$(dirname "$0")/real")" "$@"
 """
 
 
@@ -169,7 +170,8 @@ def test_a_report_past_its_timeout_fails_with_the_fix(claude, make_env, tmp_path
     fake_bin.mkdir()
     (fake_bin / "ccusage").write_text(FAKE_CCUSAGE)
     (fake_bin / "ccusage").chmod(0o755)
-    env = make_env(claude, REAL_CCUSAGE=str(ccusage_bin_dir / "ccusage"), CCUSAGE_TIMEOUT="1")
+    (fake_bin / "real").write_text(str(ccusage_bin_dir / "ccusage"))
+    env = make_env(claude, CCUSAGE_TIMEOUT="1")
     env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
     code, out = check(env)
     assert code == 1

@@ -304,17 +304,20 @@ def test_ccusage_missing_says_what_to_install(claude, make_env, tmp_path):
 FAKE_CCUSAGE = """\
 #!/bin/sh
 # Test double for failure injection only: a broken `session` report; every other call goes to the real ccusage.
+# It reads its mode from a file beside it: the importer passes ccusage no variable it does not need.
+here=$(dirname "$0")
+env > "$here/environment"
 case "$*" in
   *--version*) echo "ccusage 20.0.24"; exit 0 ;;
   *"claude session"*)
-    case "$MODE" in
+    case "$(cat "$here/mode")" in
       fail) echo "Error: disk on fire" >&2; exit 1 ;;
-      hang) sleep 30 ;;
+      hang) sleep 30 & echo $! > "$here/sleeper"; wait ;;
       garbage) echo "this is not json"; exit 0 ;;
       shape) echo '{"sessions": {"unexpected": true}}'; exit 0 ;;
     esac ;;
 esac
-exec "$REAL_CCUSAGE" "$@"
+exec "$(cat "$here/real")" "$@"
 """
 
 
@@ -335,18 +338,16 @@ def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
     fake_bin.mkdir()
     (fake_bin / "ccusage").write_text(FAKE_CCUSAGE)
     (fake_bin / "ccusage").chmod(0o755)
-    env = make_env(
-        claude,
-        MODE=mode,
-        REAL_CCUSAGE=str(ccusage_bin_dir / "ccusage"),
-        CCUSAGE_TIMEOUT="2",
-        CCUSAGE_RETRIES="1",
-        CCUSAGE_RETRY_BACKOFF="0",
-    )
+    (fake_bin / "mode").write_text(mode)
+    (fake_bin / "real").write_text(str(ccusage_bin_dir / "ccusage"))
+    env = make_env(claude, CCUSAGE_TIMEOUT="2", CCUSAGE_RETRIES="1", CCUSAGE_RETRY_BACKOFF="0")
     env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
     done = run_cli(env)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
+    if mode == "hang":  # the timeout ended the whole process group, not only the script it started
+        sleeper = int((fake_bin / "sleeper").read_text())
+        assert not Path(f"/proc/{sleeper}").exists() or "Z" in Path(f"/proc/{sleeper}/stat").read_text().split()[2]
     assert message in done.stdout and "claude session" in done.stdout and "ccusage 20.0.24" in done.stdout
     assert "Status: partial" in done.stdout
     assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"] == truth.total().total
@@ -354,7 +355,7 @@ def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
     run = sql(env, "SELECT status, error_text FROM ccusage_import_runs")[0]
     assert run["status"] == "partial" and message in run["error_text"]
 
-    env["MODE"] = "ok"
+    (fake_bin / "mode").write_text("ok")
     import_ok(env)  # the failed report left no fingerprint, so this run fetches again and fills the gap
     assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_sessions FINAL")[0]["t"] == truth.total(
         "main"

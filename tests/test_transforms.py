@@ -158,68 +158,51 @@ def test_timestamps_are_utc_whatever_the_offset():
 
 
 def day(date: str, tokens: int, cost: float = 1.0) -> ci.Record:
-    return ci.Record(
-        "ccusage_usage_daily",
-        (dt.date.fromisoformat(date),),
-        {
-            "date": dt.date.fromisoformat(date),
-            "input_tokens": tokens,
-            "output_tokens": 0,
-            "cache_creation_tokens": 0,
-            "cache_read_tokens": 0,
-            "total_tokens": tokens,
-            "total_cost": cost,
-            "models_count": 0,
-            "models_used": [],
-        },
-        "daily",
-        date,
-    )
+    return ci.DAILY.record({
+        "date": dt.date.fromisoformat(date),
+        "input_tokens": tokens,
+        "output_tokens": 0,
+        "cache_creation_tokens": 0,
+        "cache_read_tokens": 0,
+        "total_tokens": tokens,
+        "total_cost": cost,
+        "models_count": 0,
+        "models_used": [],
+    })
 
 
 def test_plan_never_replaces_with_less_and_is_honest():
     stored = {r.key: r for r in (day("2026-01-01", 100), day("2026-01-02", 50), day("2026-01-03", 7))}
     incoming = [day("2026-01-01", 60), day("2026-01-02", 50), day("2026-01-03", 9), day("2026-01-04", 1)]
-    plan = ci.plan_table("ccusage_usage_daily", incoming, stored)
+    plan = ci.plan_table(ci.DAILY, incoming, stored)
     assert (plan.new, plan.changed, plan.unchanged, plan.kept) == (1, 1, 1, 1)
     assert [r.row["total_tokens"] for r in plan.write] == [9, 1]
 
 
 def test_plan_rewrites_equal_tokens_when_content_changed():
     plan = ci.plan_table(
-        "ccusage_usage_daily", [day("2026-01-01", 100, cost=2.0)], {(dt.date(2026, 1, 1),): day("2026-01-01", 100)}
+        ci.DAILY, [day("2026-01-01", 100, cost=2.0)], {(dt.date(2026, 1, 1),): day("2026-01-01", 100)}
     )
     assert plan.changed == 1
 
 
 def block(start_hour: int, tokens: int) -> ci.Record:
     start = dt.datetime(2026, 1, 1, start_hour, tzinfo=dt.UTC)
-    return ci.Record(
-        "ccusage_usage_blocks",
-        (start,),
-        {"start_time": start, "end_time": start + dt.timedelta(hours=5), "total_tokens": tokens},
-        "block",
-        str(start_hour),
-    )
+    return ci.BLOCKS.record({"start_time": start, "end_time": start + dt.timedelta(hours=5), "total_tokens": tokens})
 
 
 def test_plan_keeps_blocks_that_come_back_shifted():
     stored = {b.key: b for b in (block(0, 100), block(6, 50))}
-    plan = ci.plan_table("ccusage_usage_blocks", [block(2, 80), block(11, 10), block(6, 60)], stored)
+    plan = ci.plan_table(ci.BLOCKS, [block(2, 80), block(11, 10), block(6, 60)], stored)
     assert (plan.new, plan.changed, plan.kept) == (1, 1, 1)
 
 
 def test_plan_keeps_a_session_that_absorbed_replayed_history():
     def session(first_hour: int, tokens: int) -> ci.Record:
-        return ci.Record(
-            "ccusage_usage_sessions",
-            ("p", "s"),
-            {"first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC), "total_tokens": tokens},
-            "session",
-            "p/s",
-        )
+        return ci.SESSIONS.record({"project_key": "p", "session_key": "s", "total_tokens": tokens,
+                                   "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC)})
 
-    plan = ci.plan_table("ccusage_usage_sessions", [session(1, 500)], {("p", "s"): session(5, 300)})
+    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], {("p", "s"): session(5, 300)})
     assert plan.kept == 1 and not plan.write
 
 
@@ -265,11 +248,12 @@ def test_redact_hides_the_password_everywhere():
 
 
 def session_row(tokens: int, files: int, first_hour: int = 1) -> ci.Record:
-    return ci.Record("ccusage_usage_sessions", ("p", "s"), {
+    return ci.SESSIONS.record({
+        "project_key": "p", "session_key": "s",
         "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC), "transcript_files": files,
         "input_tokens": tokens, "output_tokens": 0, "cache_creation_tokens": 0, "cache_read_tokens": 0,
         "total_tokens": tokens, "total_cost": tokens / 1000, "models_count": 1, "models_used": ["m"]},
-        "session", "p/s", {"m": {"total_tokens": tokens}})
+        {"m": {"total_tokens": tokens}})
 
 
 @pytest.mark.parametrize(("incoming", "files_now", "outcome"), [
@@ -279,20 +263,20 @@ def session_row(tokens: int, files: int, first_hour: int = 1) -> ci.Record:
 ])
 def test_a_session_shrinks_only_when_none_of_its_files_went(incoming, files_now, outcome):
     stored = {("p", "s"): session_row(500, 1)}
-    plan = ci.plan_table("ccusage_usage_sessions", [incoming], stored, files_now)
+    plan = ci.plan_table(ci.SESSIONS, [incoming], stored, files_now)
     assert (plan.write == [incoming]) == (outcome == "written") and (plan.kept == 1) == (outcome == "kept")
-    fewer_files = ci.plan_table("ccusage_usage_sessions", [session_row(300, 1)], {("p", "s"): session_row(500, 2)})
+    fewer_files = ci.plan_table(ci.SESSIONS, [session_row(300, 1)], {("p", "s"): session_row(500, 2)})
     assert fewer_files.kept == 1 and not fewer_files.write  # a sub-agent file was deleted: history stays
 
 
 def test_a_session_taken_over_whole_gets_a_zero_row_only_if_its_files_are_there():
     stored = {("p", "s"): session_row(500, 2)}
-    plan = ci.plan_table("ccusage_usage_sessions", [], stored, {("p", "s"): 2})
+    plan = ci.plan_table(ci.SESSIONS, [], stored, {("p", "s"): 2})
     assert [r.row["total_tokens"] for r in plan.write] == [0] and plan.write[0].breakdowns == {}
     assert plan.write[0].row["models_used"] == [] and plan.write[0].row["total_cost"] == 0
-    assert not ci.plan_table("ccusage_usage_sessions", [], stored, {("p", "s"): 1}).write  # a file went: keep
-    assert not ci.plan_table("ccusage_usage_sessions", [], stored, {}).write  # all files gone: keep
-    assert not ci.plan_table("ccusage_usage_daily", [], {(dt.date(2026, 1, 1),): day("2026-01-01", 5)}).write
+    assert not ci.plan_table(ci.SESSIONS, [], stored, {("p", "s"): 1}).write  # a file went: keep
+    assert not ci.plan_table(ci.SESSIONS, [], stored, {}).write  # all files gone: keep
+    assert not ci.plan_table(ci.DAILY, [], {(dt.date(2026, 1, 1),): day("2026-01-01", 5)}).write
 
 
 def test_session_of_follows_ccusage_layout():
