@@ -184,7 +184,8 @@ Failures are one line on stderr and a non-zero exit, for example:
 | unknown parameter | `error: query top_days has no parameter 'days'; its parameters: limit:UInt32=10, machine:String=` | 2 |
 | value of the wrong type | `error: --param limit: 'ten' is not a UInt32` | 2 |
 | `--param` without `=` | `error: --param 'days': expected KEY=VALUE` | 2 |
-| `--param` without `--query`, `--query list` with `--param`, `--sql` with `--query` | `error: --param goes with --query NAME`, `error: --query list takes no --param`, `error: give --sql or --query, not both` | 2 |
+| `--param` without `--query`, `--query list` with `--param`, an empty name | `error: --param goes with --query NAME`, `error: --query list takes no --param`, `error: --query: the query name is empty` | 2 |
+| `--query` with `--sql`, `--check` or `--dashboard` | `ccusage_importer.py: error: argument --query: not allowed with argument --sql` (after the usage line) | 2 |
 | the database refuses the query | `error: database: ` and the first line of ClickHouse's message | 1 |
 | `queries.sql` breaks its format | `error: …/queries.sql: line N: …` naming the line and the problem | 1 |
 
