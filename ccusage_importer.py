@@ -131,15 +131,17 @@ def child_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def secret_forms(secret: str, user: str | None = None) -> list[str]:
-    """Every form in which a secret can turn up in text: as it is, URL-encoded, hex, base64 (alone and as the
-    `user:secret` of HTTP Basic authentication); longest first, so a longer form is replaced whole."""
+    """Every form in which a secret can turn up in text: as it is, JSON-escaped, URL-encoded (either case), hex,
+    base64 (alone and as the `user:secret` of HTTP Basic authentication); longest first, so a longer form is
+    replaced whole."""
     if len(secret) < 3:
         return []
-    raw = secret.encode()
-    plain = [raw] + ([f"{user}:{secret}".encode()] if user is not None else [])
-    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), raw.hex(),
-             raw.hex().upper()}
-    for value in plain:
+    raw = secret.encode("utf-8", "surrogateescape")
+    quoted = urllib.parse.quote(secret, safe="")
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quoted,
+             re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), quoted), urllib.parse.quote_plus(secret),
+             raw.hex(), raw.hex().upper()}
+    for value in [raw] + ([f"{user}:{secret}".encode("utf-8", "surrogateescape")] if user is not None else []):
         encoded = base64.b64encode(value).decode()
         forms.update({encoded, encoded.rstrip("="), base64.urlsafe_b64encode(value).decode().rstrip("=")})
     return sorted(forms, key=len, reverse=True)
@@ -1229,8 +1231,13 @@ class Store:
     # -- reading ------------------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows; a SELECT without rows still names its columns (the driver reports none then)."""
         result = self.client.query(sql, parameters=dict(parameters or {}))
-        return list(result.column_names), [tuple(r) for r in result.result_rows]
+        columns = list(result.column_names)
+        if not columns and not result.result_rows and re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
+            described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
+            columns = [row[0] for row in described.result_rows]
+        return columns, [tuple(r) for r in result.result_rows]
 
     def summary(self) -> dict[str, Any]:
         """All-time totals for the report after a run: this machine, all machines, top models."""
