@@ -19,8 +19,9 @@ ccusage), so tests can compare ccusage, or an importer, against numbers from els
 Every ``Usage`` holds what ccusage reports: ``input`` (inputTokens), ``output`` (outputTokens),
 ``cache_creation``, ``cache_read``, ``total`` (totalTokens) and ``reasoning``. What ``reasoning`` means, and
 whether it is inside ``output``, differs per agent: see each generator's docstring. The rules were measured
-against the pinned binary (its source at the time, 20.0.11, counts Codex differently), see
-tests/fixtures/agents/README.md. Only the standard library is used.
+against the pinned binary; ccusage's repository source of the time (20.0.11) counts Codex differently (it
+counts repeated token_count lines and only skips sub-agent replays). tests/fixtures/agents/README.md
+describes the reports. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -327,6 +328,32 @@ def _compact(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+class _Timeline:
+    """The clock of a generated session; it never runs past ``deadline`` (when set)."""
+
+    rng: random.Random
+    now: datetime
+    deadline: datetime | None = None
+
+    def _advance(self, low: float, high: float) -> datetime:
+        self.now = _ms(self.now + timedelta(seconds=self.rng.uniform(low, high)))
+        if self.deadline is not None and self.now > self.deadline:
+            self.now = self.deadline
+        return self.now
+
+    def _pause(self, resumed: bool) -> None:
+        """Think time before a prompt; now and then the user comes back hours later, maybe the next day."""
+        if not resumed:
+            self._advance(2, 20)
+            return
+        self._advance(20, 600)
+        if self.rng.random() < 0.05 and (self.deadline is None or self.now + timedelta(hours=6) < self.deadline):
+            self._advance(3_600, 5 * 3_600)
+
+
+_MARGIN = timedelta(minutes=30)  # no new turn this close to the end: turns take a few minutes
+
+
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Regular files under ``folder`` ending in one of ``suffixes``, in code-point order."""
     if not folder.is_dir():
@@ -344,7 +371,7 @@ _CODEX_REPLAY_GAP = timedelta(milliseconds=1000)
 _CODEX_FALLBACK_MODEL = "gpt-5"
 
 
-class _Rollout:
+class _Rollout(_Timeline):
     """The lines of one Codex rollout file (one thread: a session, a fork or a sub-agent)."""
 
     def __init__(
@@ -390,17 +417,7 @@ class _Rollout:
         self.lines.append((_ms(at or self.now), {"timestamp": None, "type": kind, "payload": payload}))
 
     def _tick(self, low: float, high: float) -> datetime:
-        self.now = _ms(self.now + timedelta(seconds=self.rng.uniform(low, high)))
-        return self.now
-
-    def _pause(self, resumed: bool) -> None:
-        """Think time before a prompt; now and then the user comes back hours later, maybe the next day."""
-        if not resumed:
-            self._tick(2, 20)
-            return
-        self._tick(20, 600)
-        if self.rng.random() < 0.05:
-            self._tick(3_600, 5 * 3_600)
+        return self._advance(low, high)
 
     def replay(self, parent: _Rollout) -> None:
         """Copy the parent's history in one burst at the fork instant, as Codex does for forks and sub-agents."""
@@ -546,7 +563,7 @@ def generate_codex(
     usage, except one whose ``total_token_usage`` equals the previous one in the file, and except, in a fork
     or sub-agent file whose first two such lines are at most 1 s apart, the opening burst of lines each at
     most 1 s after the previous one (the replay; its totals still become the baseline). The event's usage
-    is ``last_token_usage``, else the change of the total. ``input`` = input − cached (inputTokens),
+    is ``last_token_usage``, else the change of the total. ``input`` = input - cached (inputTokens),
     ``cache_read`` = cached, ``cache_creation`` = 0, ``output`` = output_tokens, which includes reasoning;
     ``reasoning`` = reasoning_output_tokens (reasoningOutputTokens, informational, inside ``output``);
     ``total`` = total_tokens = input + output. The model is the last ``turn_context``'s. The session id is
@@ -555,7 +572,7 @@ def generate_codex(
     rng = random.Random(seed)
     end, zone = _end(end), ZoneInfo(tz)
     if events_total is not None:
-        sessions = max(3, round(events_total / (turns_per_session * 3.3)))
+        sessions = max(3, round(events_total / (turns_per_session * 3.9)))
     finished: list[_Rollout] = []
     for index, start in enumerate(_starts(rng, end, days, sessions)):
         parents = [r for r in finished if r.info_events >= 2 and r.lines[-1][0] < start]
@@ -583,13 +600,21 @@ def generate_codex(
 
 
 def _run_turns(
-    rollout: _Rollout, end: datetime, turns: int, *, spawn: Callable[[_Rollout], None] | None, showcase: bool = False
+    rollout: _Rollout,
+    end: datetime,
+    turns: int,
+    *,
+    spawn: Callable[[_Rollout], None] | None,
+    showcase: bool = False,
+    margin: timedelta = _MARGIN,
 ) -> None:
-    """Turns until ``end`` is near; a ``showcase`` thread surely changes model and spawns a sub-agent."""
+    """Turns until ``end - margin``, none past ``end``; a ``showcase`` thread surely changes model and
+    spawns a sub-agent."""
     rng = rollout.rng
+    rollout.deadline = end
     count = max(1, round(turns * rng.uniform(0.5, 1.5)))
     for number in range(max(count, 3) if showcase else count):
-        if rollout.now > end - timedelta(minutes=30):
+        if rollout.now > end - margin:
             break
         model = rollout.model if rollout.model and rng.random() > 0.15 else str(_pick(rng, CODEX_MODELS))
         if showcase and number == 1:
@@ -633,16 +658,20 @@ def append_codex_activity(
     if existing:
         newest = max(existing, key=lambda path: path.stat().st_mtime)
         continued = _resume_rollout(rng, newest, start)
-        _run_turns(continued, stop, turns, spawn=None)
+        _run_turns(continued, stop, turns, spawn=None, margin=_append_margin(minutes))
         if continued.lines:
             _write_lines(newest, continued.rendered(), append=True)
             _set_mtime(newest, continued.lines[-1][0])
     fresh = _Rollout(rng, start + timedelta(seconds=30), cwd=rng.choice(_PROJECT_DIRS))
-    _run_turns(fresh, stop, turns, spawn=None)
+    _run_turns(fresh, stop, turns, spawn=None, margin=_append_margin(minutes))
     path = root / "sessions" / fresh.relative_path(ZoneInfo(tz))
     _write_lines(path, fresh.rendered())
     _set_mtime(path, fresh.lines[-1][0])
     return codex_truth(root)
+
+
+def _append_margin(minutes: int) -> timedelta:
+    return min(_MARGIN, timedelta(minutes=minutes / 3))
 
 
 def _resume_rollout(rng: random.Random, path: Path, start: datetime) -> _Rollout:
@@ -846,7 +875,7 @@ def _dedupe(events: list[Event], key: Callable[[Event], Hashable]) -> list[Event
 # --------------------------------------------------------------------------------------
 
 
-class _GeminiChat:
+class _GeminiChat(_Timeline):
     """One Gemini CLI chat recording: JSONL records as ChatRecordingService appends them, or a legacy JSON."""
 
     def __init__(
@@ -874,8 +903,7 @@ class _GeminiChat:
         self.records.append((self.now, copy.deepcopy(record)))
 
     def _tick(self, low: float, high: float) -> str:
-        self.now = _ms(self.now + timedelta(seconds=self.rng.uniform(low, high)))
-        return _iso(self.now)
+        return _iso(self._advance(low, high))
 
     def _push(self, message: dict) -> None:
         self.messages[message["id"]] = message
@@ -900,11 +928,7 @@ class _GeminiChat:
         history-sync ``$set`` after the turn; None leaves them to chance.
         """
         rng = self.rng
-        self._tick(2, 20)
-        if self.messages:
-            self._tick(20, 600)
-            if rng.random() < 0.05:
-                self._tick(3_600, 5 * 3_600)
+        self._pause(bool(self.messages))
         users = [m["id"] for m in self.messages.values() if m["type"] == "user"]
         # /rewind: the CLI drops the later messages, ccusage still counts them
         if len(users) >= 2 and (rng.random() < 0.1 if rewind is None else rewind):
@@ -1022,7 +1046,7 @@ def generate_gemini(
 
     ccusage 20.0.24 counts (``gemini_truth``): one event per ``type:"gemini"`` record with non-zero
     tokens; in a ``.jsonl`` file a later record with the same id replaces the earlier one; ``$set`` and
-    ``$rewindTo`` records are ignored. ``input`` = input − cached + tool (when total = input + output +
+    ``$rewindTo`` records are ignored. ``input`` = input - cached + tool (when total = input + output +
     thoughts + tool), ``cache_read`` = cached, ``output`` = output, ``reasoning`` = thoughts (outside
     ``output``, only inside ``total``), ``total`` = the recorded total. The session id is the recorded
     ``sessionId``.
@@ -1037,6 +1061,7 @@ def generate_gemini(
 
     def spawn(parent: _GeminiChat) -> None:
         child = _GeminiChat(rng, parent.now, cwd=parent.cwd, legacy=False, parent=parent.session_id)
+        child.deadline = parent.deadline
         for _ in range(rng.randint(1, 2)):
             child.turn("gemini-2.5-flash", rng.randint(1, 3))
         parent.children.append(child)
@@ -1068,12 +1093,15 @@ def _gemini_turns(
     *,
     spawn: Callable[[_GeminiChat], None] | None,
     showcase: bool = False,
+    margin: timedelta = _MARGIN,
 ) -> None:
-    """Turns until ``end`` is near; a ``showcase`` chat surely syncs, rewinds and spawns a sub-agent."""
+    """Turns until ``end - margin``, none past ``end``; a ``showcase`` chat surely syncs, rewinds and
+    spawns a sub-agent."""
     rng = chat.rng
+    chat.deadline = end
     count = max(1, round(turns * rng.uniform(0.5, 1.5)))
     for number in range(max(count, 3) if showcase else count):
-        if chat.now > end - timedelta(minutes=30):
+        if chat.now > end - margin:
             break
         model = chat.model if chat.model and rng.random() > 0.2 else str(_pick(rng, GEMINI_MODELS))
         once = None if chat.children else spawn
@@ -1114,12 +1142,12 @@ def append_gemini_activity(
         chat.model = next((r["model"] for r in reversed(records) if isinstance(r.get("model"), str)), None)
         chat.messages = {r["id"]: r for r in records if isinstance(r.get("id"), str)}
         chat.records = []
-        _gemini_turns(chat, stop, turns, spawn=None)
+        _gemini_turns(chat, stop, turns, spawn=None, margin=_append_margin(minutes))
         if chat.records:
             _write_lines(newest, [json.dumps(record, ensure_ascii=False) for _, record in chat.records], append=True)
             _set_mtime(newest, chat.now)
     fresh = _GeminiChat(rng, start + timedelta(seconds=30), cwd=rng.choice(_PROJECT_DIRS), legacy=False)
-    _gemini_turns(fresh, stop, turns, spawn=None)
+    _gemini_turns(fresh, stop, turns, spawn=None, margin=_append_margin(minutes))
     fresh.write(root)
     return gemini_truth(root)
 
@@ -1307,7 +1335,7 @@ CREATE INDEX `session_parent_idx` ON `session` (`parent_id`);
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
-class _OpenCodeSession:
+class _OpenCodeSession(_Timeline):
     """One OpenCode session: its info, messages (full info incl. id and sessionID) and parts."""
 
     def __init__(self, rng: random.Random, start: datetime, *, cwd: str, parent: _OpenCodeSession | None = None):
@@ -1330,19 +1358,15 @@ class _OpenCodeSession:
         return f"{prefix}_{head:012x}" + "".join(self.rng.choice(_BASE62) for _ in range(14))
 
     def _tick(self, low: float, high: float) -> int:
-        self.now = _ms(self.now + timedelta(seconds=self.rng.uniform(low, high)))
-        return int(self.now.timestamp() * 1000)
+        return int(self._advance(low, high).timestamp() * 1000)
 
     def turn(
         self, provider_model: tuple[str, str], steps: int, *, spawn: Callable | None = None, spawn_chance: float = 0.2
     ) -> None:
         """A user message and ``steps`` assistant messages (one per model call)."""
         rng = self.rng
-        created = self._tick(2, 20)
-        if self.messages:
-            created = self._tick(20, 600)
-            if rng.random() < 0.05:
-                created = self._tick(3_600, 5 * 3_600)
+        self._pause(bool(self.messages))
+        created = int(self.now.timestamp() * 1000)
         provider, model = provider_model
         self.provider_model = provider_model
         user_id = self._id("msg", self.now)
@@ -1475,7 +1499,7 @@ def generate_opencode(
 
     def spawn(parent: _OpenCodeSession) -> None:
         child = _OpenCodeSession(rng, parent.now, cwd=parent.cwd, parent=parent)
-        child.legacy, child.migrated = parent.legacy, parent.migrated
+        child.legacy, child.migrated, child.deadline = parent.legacy, parent.migrated, parent.deadline
         for _ in range(rng.randint(1, 2)):
             child.turn(("anthropic", "claude-haiku-4-5"), rng.randint(1, 3))
         parent.children.append(child)
@@ -1493,12 +1517,20 @@ def generate_opencode(
 
 
 def _opencode_turns(
-    session: _OpenCodeSession, end: datetime, turns: int, *, spawn: Callable | None, showcase: bool = False
+    session: _OpenCodeSession,
+    end: datetime,
+    turns: int,
+    *,
+    spawn: Callable | None,
+    showcase: bool = False,
+    margin: timedelta = _MARGIN,
 ) -> None:
-    """Turns until ``end`` is near; a ``showcase`` session surely starts a sub-session."""
+    """Turns until ``end - margin`` (at least one), none past ``end``; a ``showcase`` session surely
+    starts a sub-session."""
     rng = session.rng
+    session.deadline = end
     for _ in range(max(1, round(turns * rng.uniform(0.5, 1.5)))):
-        if session.now > end - timedelta(minutes=30) and session.messages:
+        if session.now > end - margin and session.messages:
             break
         model = session.provider_model if session.provider_model and rng.random() > 0.15 else _pick(
             rng, OPENCODE_MODELS)
@@ -1602,7 +1634,7 @@ def append_opencode_activity(
         sessions.append(continued)
     sessions.append(_OpenCodeSession(rng, start + timedelta(seconds=30), cwd=rng.choice(_PROJECT_DIRS)))
     for session in sessions:
-        _opencode_turns(session, stop, turns, spawn=None)
+        _opencode_turns(session, stop, turns, spawn=None, margin=_append_margin(minutes))
     _write_opencode(root, sessions)
     return opencode_truth(root)
 
