@@ -627,6 +627,8 @@ def _spawner(end: datetime) -> Callable[[_Rollout], None]:
     """A sub-agent started mid-turn: its own rollout replays the parent's history so far."""
 
     def spawn(parent: _Rollout) -> None:
+        if parent.now > end - _MARGIN:  # no time left for the sub-agent's own turns
+            return
         child = _Rollout(parent.rng, parent.now, cwd=parent.cwd, spawned_by=parent.thread_id)
         child.replay(parent)
         _run_turns(child, end, 2, spawn=None)
@@ -884,12 +886,11 @@ class _GeminiChat(_Timeline):
         self.rng, self.now, self.start, self.cwd, self.legacy, self.parent = rng, start, start, cwd, legacy, parent
         self.session_id = _uuid4(rng)
         self.project_hash = hashlib.sha256(cwd.encode()).hexdigest()
-        self.records: list[tuple[datetime, dict]] = []
+        self.records: list[dict] = []  # the .jsonl lines
         self.messages: dict[str, dict] = {}  # the conversation as the CLI holds it
         self.context = rng.randint(9_000, 16_000)
         self.model: str | None = None
         self.children: list[_GeminiChat] = []
-        self.resumed_from: _GeminiChat | None = None
         metadata = {"sessionId": self.session_id, "projectHash": self.project_hash, "startTime": _iso(start),
                     "lastUpdated": _iso(start)}
         if parent:
@@ -900,7 +901,7 @@ class _GeminiChat(_Timeline):
         self._append(metadata)
 
     def _append(self, record: dict) -> None:
-        self.records.append((self.now, copy.deepcopy(record)))
+        self.records.append(copy.deepcopy(record))
 
     def _tick(self, low: float, high: float) -> str:
         return _iso(self._advance(low, high))
@@ -1015,7 +1016,7 @@ class _GeminiChat(_Timeline):
             record |= {"lastUpdated": _iso(self.now), "messages": list(self.messages.values())}
             path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
         else:
-            _write_lines(path, [json.dumps(record, ensure_ascii=False) for _, record in self.records])
+            _write_lines(path, [json.dumps(record, ensure_ascii=False) for record in self.records])
         _set_mtime(path, self.now)
         return path
 
@@ -1116,14 +1117,13 @@ def _resume_legacy(rng: random.Random, legacy: _GeminiChat, end: datetime, turns
     resumed = _GeminiChat(rng, legacy.now, cwd=legacy.cwd, legacy=False)
     resumed.session_id, resumed.start, resumed.context = legacy.session_id, legacy.start, legacy.context
     resumed.metadata = {k: v for k, v in legacy.metadata.items() if k != "kind"} | {"lastUpdated": _iso(legacy.now)}
-    resumed.records = [(legacy.now, dict(resumed.metadata))]
+    resumed.records = [dict(resumed.metadata)]
     for message in legacy.messages.values():
         resumed._push(copy.deepcopy(message))
     resumed._append({"$set": {"sessionId": legacy.session_id}})
     resumed.model = legacy.model
     resumed.now = max(legacy.now, min(legacy.now + timedelta(hours=rng.uniform(2, 30)), end - timedelta(hours=1)))
     _gemini_turns(resumed, end, max(1, turns // 2), spawn=None)
-    resumed.resumed_from = legacy
     return resumed
 
 
@@ -1144,7 +1144,7 @@ def append_gemini_activity(
         chat.records = []
         _gemini_turns(chat, stop, turns, spawn=None, margin=_append_margin(minutes))
         if chat.records:
-            _write_lines(newest, [json.dumps(record, ensure_ascii=False) for _, record in chat.records], append=True)
+            _write_lines(newest, [json.dumps(record, ensure_ascii=False) for record in chat.records], append=True)
             _set_mtime(newest, chat.now)
     fresh = _GeminiChat(rng, start + timedelta(seconds=30), cwd=rng.choice(_PROJECT_DIRS), legacy=False)
     _gemini_turns(fresh, stop, turns, spawn=None, margin=_append_margin(minutes))
