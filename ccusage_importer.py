@@ -553,7 +553,7 @@ def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
             or value != int(value)):
         raise ShapeError(f"{where}: {name}={value!r} is not a token count")
     if value > UINT64_MAX:
-        raise ShapeError(f"{where}: {name}={value!r} is more tokens than a table can hold (2^64 - 1)")
+        raise ShapeError(f"{where}: {name}={value!r} is more than a table can hold (2^64 - 1 tokens)")
     return int(value)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_the_version_probe_obeys_the_command_timeout(tmp_path, make_env):
     """A `ccusage` on PATH that is not the pinned package is asked its version; hanging there holds the lock."""
     hanging = tmp_path / "bin"
     hanging.mkdir()
-    (hanging / "ccusage").write_text("#!/bin/sh\nsleep 60\n")
+    (hanging / "ccusage").write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 60\n")
     (hanging / "ccusage").chmod(0o755)
     generate(tmp_path / "claude", seed=35, days=1, sessions=1)
     env = make_env(tmp_path / "claude", CCUSAGE_TIMEOUT="1", PATH=str(hanging))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ccusage_importer as ci
 
@@ -283,3 +285,80 @@ def test_session_of_follows_ccusage_layout():
     assert ci.session_of(("p", "s.jsonl")) == ("p", "s")
     assert ci.session_of(("p", "s", "subagents", "agent-1.jsonl")) == ("p", "s")
     assert ci.session_of(("p", "x", "y", "z.jsonl")) == ("p", "y")
+
+
+# -- one spec per table -------------------------------------------------------------------------------------------
+
+
+def test_every_usage_table_spec_matches_the_schema_file():
+    """The specs are the importer's only list of columns: they must be the schema file's, in its order."""
+    schema = ci.expected_schema(ci.SCHEMA_FILE.read_text())
+    for table in ci.USAGE_TABLES:
+        assert schema[table.name].columns == ("machine_name", *table.columns, "ccusage_version", "imported_at")
+        assert set(table.key) <= set(table.columns)
+    assert {t.name for t in ci.USAGE_TABLES} | set(ci.CHILD_TABLES) == {
+        name for name, item in schema.items() if name.startswith("ccusage_usage_") or name in ci.CHILD_TABLES}
+    record_types = schema["ccusage_model_breakdowns"].types["record_type"]
+    assert all(f"'{t.record_type}'" in record_types for t in ci.USAGE_TABLES)
+    assert list(ci.RUN_COLUMNS) == list(schema["ccusage_import_runs"].columns)
+
+
+def test_records_from_every_report_fill_exactly_their_table_columns():
+    parsed = {name: report.parse(load(fixture), HASHER, {}) for name, report, fixture in (
+        ("projects_daily", ci.REPORTS["projects_daily"], "claude_daily_instances.json"),
+        ("sessions", ci.REPORTS["sessions"], "claude_session.json"),
+        ("blocks", ci.REPORTS["blocks"], "claude_blocks.json"))}
+    days = ci.daily_records(parsed["projects_daily"])
+    for records in (*parsed.values(), days, ci.monthly_records(days)):
+        assert records and all(list(r.row) == list(r.table.columns) or set(r.row) == set(r.table.columns)
+                               for r in records)
+
+
+# -- any JSON: rows or the one shape error -------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20)
+KEYS = st.sampled_from(["projects", "daily", "sessions", "blocks", "sessionId", "projectPath", "date", "inputTokens",
+                        "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalCost", "modelsUsed",
+                        "modelBreakdowns", "modelName", "cost", "lastActivity", "firstActivity", "startTime",
+                        "endTime", "tokenCounts", "isGap", "entries", "costUSD", "models", "burnRate", "projection",
+                        "actualEndTime", "usageLimitResetTime", "totalTokens", "remainingMinutes"])
+REPORT_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats()
+    | st.sampled_from(["2026-11-01", "2026-11-01T10:00:00Z", "9999-12-31T23:59:59+14:00", "claude-opus-4-5", ""]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=6),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(JSON, REPORT_LIKE))
+def test_any_json_gives_records_or_the_shape_error(doc):
+    """No exception but ShapeError escapes a report's parser or its size, whatever ccusage prints."""
+    for report in ci.REPORTS.values():
+        assert report.size(doc) >= 0
+        try:
+            records = report.parse(doc, HASHER, {})
+            if report.name == "projects_daily":
+                ci.monthly_records(ci.daily_records(records))
+        except ci.ShapeError as exc:
+            assert str(exc) and "\n" not in str(exc)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), min_size=2, max_size=60), st.randoms())
+def test_months_add_up_the_same_whatever_the_order_of_their_days(costs, random):
+    """A month summed from stored and new days in another order is the same float: `--force` rewrites nothing."""
+    days = [day(f"2026-01-{n % 28 + 1:02d}", 10, cost) for n, cost in enumerate(costs)]
+    shuffled = random.sample(days, len(days))
+    assert [m.row for m in ci.monthly_records(days)] == [m.row for m in ci.monthly_records(shuffled)]
+
+
+def test_token_counts_beyond_uint64_are_refused_by_name():
+    doc = {"projects": {"p": [{"date": "2026-11-20", "inputTokens": 2 * 10**19, "modelsUsed": []}]}}
+    with pytest.raises(ci.ShapeError, match=r"2026-11-20.*more than a table can hold"):
+        ci.project_day_records(doc, PLAIN)
+    halves = {"projects": {p: [{"date": "2026-11-20", "inputTokens": 10**19, "modelsUsed": []}] for p in "ab"}}
+    with pytest.raises(ci.ShapeError, match="day 2026-11-20: input_tokens adds up to"):
+        ci.daily_records(ci.project_day_records(halves, PLAIN))
