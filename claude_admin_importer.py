@@ -212,29 +212,55 @@ def backoff_delay(base: float, attempt: int) -> float:
     return min(base * 2 ** (attempt - 1), MAX_BACKOFF) * (1 - 0.25 * random.random())
 
 
-def error_summary(reply: Reply) -> str:
-    """`HTTP 429 rate_limit_error: message (request req_…)` from an error body, or its first characters."""
-    text = f"HTTP {reply.status}"
+EXCERPT_CHARS = 60  # of an answer that is not what was asked for: enough to recognise a proxy's page, no dump
+
+
+def printable(text: str, limit: int) -> str:
+    """One line of at most `limit` characters: whitespace runs folded, control characters (a hostile answer's
+    terminal escapes or line breaks) shown as ?."""
+    folded = "".join(ch if ch.isprintable() else "?" for ch in re.sub(r"\s+", " ", text).strip())
+    return folded if len(folded) <= limit else folded[:limit - 1].rstrip() + "…"
+
+
+def describe_body(reply: Reply, hide: Callable[[str], str]) -> str:
+    """`text/html, 1234 bytes: "<html>…"`: what came back, for someone to recognise (a proxy's login page, an
+    echo of the request), without printing the body. The secret is removed from the whole body before it is cut,
+    so a cut never leaves part of it."""
+    kind = printable(hide(reply.headers.get("content-type") or "no content type"), EXCERPT_CHARS)
+    if not reply.body:
+        return f"{kind}, empty body"
+    excerpt = printable(hide(reply.body.decode("utf-8", "replace")), EXCERPT_CHARS)
+    return f"{kind}, {len(reply.body)} bytes: \"{excerpt}\""
+
+
+def error_summary(reply: Reply, hide: Callable[[str], str]) -> str:
+    """`HTTP 429 rate_limit_error: message (request req_…)` from a JSON error body, or what the body is."""
+    text = hide(reply.body.decode("utf-8", "replace"))
     try:
-        body = json.loads(reply.body)
+        body = json.loads(text)
         error = body.get("error") or {}
-        text += f" {error.get('type', '')}: {str(error.get('message', ''))[:300]}".rstrip(": ")
+        kind = printable(hide(str(error.get("type", ""))), EXCERPT_CHARS)
+        message = printable(hide(str(error.get("message", ""))), 300)  # hidden again: JSON escapes are decoded now
+        summary = f"HTTP {reply.status} {kind}: {message}".rstrip(": ")
         request_id = body.get("request_id") or reply.headers.get("request-id")
-    except (ValueError, AttributeError):
-        snippet = reply.body[:200].decode("utf-8", "replace").strip()
-        text += f": {snippet}" if snippet else ""
+    except (ValueError, AttributeError, RecursionError):
+        summary = f"HTTP {reply.status} ({describe_body(reply, hide)})"
         request_id = reply.headers.get("request-id")
-    return f"{text} (request {request_id})" if request_id else text
+    if request_id:
+        summary += f" (request {printable(hide(str(request_id)), EXCERPT_CHARS)})"
+    return summary
 
 
-def parse_json(body: bytes, where: str) -> dict[str, Any]:
-    """Numbers with a fraction become Decimal, never float: amounts stay exact."""
+def parse_json(reply: Reply, where: str, hide: Callable[[str], str]) -> dict[str, Any]:
+    """A 200 answer as a JSON object; numbers with a fraction become Decimal, never float: amounts stay exact.
+    Anything else (a proxy's page, an echo of the request) is described, never dumped: it may quote the key."""
     try:
-        doc = json.loads(body, parse_float=Decimal)
-    except ValueError:
-        raise ShapeError(f"{where}: the answer is not JSON: {body[:80]!r}") from None
+        doc = json.loads(reply.body, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        raise ShapeError(f"{where}: HTTP 200 but the answer is not JSON ({describe_body(reply, hide)}); a proxy or "
+                         "another server answering for ANTHROPIC_BASE_URL?") from None
     if not isinstance(doc, dict):
-        raise ShapeError(f"{where}: the answer is not a JSON object")
+        raise ShapeError(f"{where}: the answer is not a JSON object ({describe_body(reply, hide)})")
     return doc
 
 
@@ -275,23 +301,24 @@ class AdminApi:
                 timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
                 problem = (f"no answer within {self.admin.timeout:g} s" if timed_out
                            else f"cannot reach {self.admin.base_url}: {getattr(exc, 'reason', exc)}")
-                if attempt > self.admin.max_retries:
-                    raise ApiError(self.admin.redact(f"{shown}: {problem} (after {attempt} attempts)"),
+                if attempt > self.admin.max_retries:  # one line, even if a server's status line was garbage
+                    raise ApiError(printable(self.admin.redact(f"{shown}: {problem} (after {attempt} attempts)"), 400),
                                    fatal=not timed_out) from None
                 self.sleep(backoff_delay(self.admin.backoff, attempt))
                 continue
             if reply.status == 200:
-                return parse_json(reply.body, shown)
+                return parse_json(reply, shown, self.admin.redact)
             delay = self._retry_delay(shown, reply, attempt)
             self.sleep(delay)
 
     def _retry_delay(self, shown: str, reply: Reply, attempt: int) -> float:
         """How long to wait before the next attempt, or raise ApiError when this reply is final."""
-        summary = self.admin.redact(error_summary(reply))
+        summary = error_summary(reply, self.admin.redact)
         status = reply.status
         if 300 <= status < 400:
-            raise ApiError(f"{shown}: {summary}: a redirect to {reply.headers.get('location', '?')} was refused (the "
-                           "Admin key is only sent to ANTHROPIC_BASE_URL); check ANTHROPIC_BASE_URL", fatal=True)
+            target = printable(self.admin.redact(reply.headers.get("location") or "?"), 200)
+            raise ApiError(f"{shown}: {summary}: a redirect to {target} was refused (the Admin key is only sent to "
+                           "ANTHROPIC_BASE_URL); check ANTHROPIC_BASE_URL", fatal=True)
         if status == 401:
             raise ApiError(f"the Admin API refused ANTHROPIC_ADMIN_KEY ({summary}): it must be an Admin key "
                            "(sk-ant-admin…) of an organisation", fatal=True)
@@ -869,6 +896,11 @@ class AdminImporter:
         self.now = now
         self.progress = Progress(not quiet)
 
+    def reason(self, exc: Exception) -> str:
+        """Why a day or the run failed, as printed and stored in error_text: every error passes here, so an answer
+        that quotes the key in any encoding (an echoing proxy, a transform quoting a value) never leaves."""
+        return self.api.admin.redact(str(exc))
+
     def say(self, text: str) -> None:
         if not self.quiet:
             self.progress.done()
@@ -888,7 +920,7 @@ class AdminImporter:
                     if "claude_code" in jobs[day]:
                         results["claude_code", day] = self._fetch_code(day, done + number, total)
             except ApiError as exc:
-                outcome.stopped = str(exc)
+                outcome.stopped = self.reason(exc)
             complete = [d for d in chunk if all((r, d) in results for r in jobs[d])]
             if results:
                 self._write(chunk, complete, [r for r in results.values() if r.day in complete], outcome)
@@ -912,7 +944,7 @@ class AdminImporter:
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
-            return {(report, d): DayResult(report, d, error=str(exc)) for d in days}
+            return {(report, d): DayResult(report, d, error=self.reason(exc)) for d in days}
         results = {}
         for day in days:
             buckets = by_day.get(day, {})
@@ -927,7 +959,7 @@ class AdminImporter:
                 results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: spec.rows(buckets)},
                                                  len(documents))
             except ShapeError as exc:
-                results[report, day] = DayResult(report, day, pages=len(documents), error=str(exc))
+                results[report, day] = DayResult(report, day, pages=len(documents), error=self.reason(exc))
         return results
 
     def _fetch_code(self, day: dt.date, done: int, total: int) -> DayResult:
@@ -945,7 +977,7 @@ class AdminImporter:
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
-            return DayResult("claude_code", day, error=str(exc))
+            return DayResult("claude_code", day, error=self.reason(exc))
         return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models}, len(documents))
 
     def _write(self, chunk: Sequence[dt.date], days: Sequence[dt.date], results: Sequence[DayResult],

@@ -13,7 +13,9 @@ It follows the documented shapes (shared/reference/anthropic-admin-api.md §8), 
   with and without `is_remote`/`subscription_type`, `date` in both documented formats;
 - pagination: `has_more`/`next_page`; a page token only works with the same parameters as the first page (limit,
   group_by, window), so a client that drops a filter on a later page gets a 400;
-- faults: 429 with or without retry-after, 5xx, hard failures per day, and a hold that keeps a request waiting.
+- faults: 429 with or without retry-after, 5xx, hard failures per day, and a hold that keeps a request waiting;
+  an echo, as a misbehaving proxy sends: the request's x-api-key header back, as it is, base64, URL-encoded and hex,
+  in a page that is not JSON (even with status 200) or in a JSON error's message.
 
 The organisation's data is generated per day from a seed, so the tests can compute exact expected totals.
 """
@@ -208,6 +210,8 @@ class Fault:
     times: int | None = 1
     message: str = "injected failure"
     width: str | None = None
+    echo: str | None = None  # 'text': a text/html page, 'json': a JSON error; both quote the request's key after
+    # `message` (so its length sets where the key lands: the tests put it across a client's cut-off)
 
 
 @dataclass
@@ -247,6 +251,23 @@ class ApiError(Exception):
         self.status, self.kind, self.headers = status, kind, headers or {}
 
 
+class RawAnswer(Exception):
+    """An answer that is not the API's JSON (a proxy's page), sent as it is."""
+
+    def __init__(self, status: int, content_type: str, body: bytes):
+        super().__init__(f"HTTP {status}")
+        self.status, self.content_type, self.body = status, content_type, body
+
+
+def echo_of(headers: dict[str, str]) -> str:
+    """The request's x-api-key in every form a proxy's debug page might show it, then the other headers."""
+    key = headers.get("x-api-key", "")
+    forms = {"x-api-key": key, "x-api-key (base64)": base64.b64encode(key.encode()).decode(),
+             "x-api-key (url-encoded)": urllib.parse.quote(key, safe=""), "x-api-key (hex)": key.encode().hex()}
+    others = {name: value for name, value in headers.items() if name != "x-api-key"}
+    return "".join(f"\n{name}: {value}" for name, value in {**forms, **others}.items())
+
+
 class FakeAdminApi:
     """The server; use as a context manager. `url` is what ANTHROPIC_BASE_URL must be set to."""
 
@@ -255,6 +276,7 @@ class FakeAdminApi:
         self.data = data or OrgData()
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
+        self.echoes: list[str] = []  # every body an echo fault sent
         self.issued_tokens: Counter[str] = Counter()
         self.requested_tokens: Counter[str] = Counter()
         self.hold_day: dt.date | None = None  # claude_code requests for this day wait for `release`
@@ -298,18 +320,21 @@ class FakeAdminApi:
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+                content_type = "application/json"
                 try:
                     status, body, headers = 200, api._answer(url.path, params, dict(self.headers.items())), {}
+                    payload = json.dumps(body, default=str).encode()
                 except ApiError as exc:
                     status, headers = exc.status, exc.headers
-                    body = {"type": "error", "error": {"type": exc.kind, "message": str(exc)},
-                            "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
+                    payload = json.dumps({"type": "error", "error": {"type": exc.kind, "message": str(exc)},
+                                          "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}).encode()
+                except RawAnswer as exc:
+                    status, headers, content_type, payload = exc.status, {}, exc.content_type, exc.body
                 with api._lock:
                     api.seen.append(Seen(url.path, params, status, time.monotonic(),
                                          self.headers.get("user-agent", "")))
-                payload = json.dumps(body, default=str).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type)
                 self.send_header("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy")
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -337,7 +362,7 @@ class FakeAdminApi:
         width = _width(params)
         if path in WIDTHS and width not in WIDTHS[path]:
             raise ApiError(400, "invalid_request_error", f"bucket_width: {width!r} is not supported here")
-        self._inject(path, first, end, width)
+        self._inject(path, first, end, width, lower)
         default, maximum = HOURLY_LIMITS if width == "1h" else LIMITS[path]
         limit = int(params.get("limit", [default])[0])
         if not 1 <= limit <= maximum:
@@ -384,7 +409,7 @@ class FakeAdminApi:
         default_days = 1 if _width(params) == "1h" else 7  # as _buckets: 24 hourly or 7 daily buckets
         return first, end.date() + dt.timedelta(days=1) if end else first + dt.timedelta(days=default_days)
 
-    def _inject(self, path: str, first: dt.date, end: dt.date, width: str) -> None:
+    def _inject(self, path: str, first: dt.date, end: dt.date, width: str, headers: dict[str, str]) -> None:
         """The first matching fault answers; a bucket request matches a fault day anywhere in its window."""
         with self._lock:
             for fault in self.faults:
@@ -394,9 +419,15 @@ class FakeAdminApi:
                     continue
                 if fault.times is not None:
                     fault.times -= 1
+                message = fault.message + (echo_of(headers) if fault.echo else "")
+                if fault.echo:
+                    self.echoes.append(message)
+                if fault.echo == "text":
+                    raise RawAnswer(fault.status, "text/html; charset=utf-8",
+                                    f"<html><body><pre>{message}</pre></body></html>".encode())
                 kind = {429: "rate_limit_error", 401: "authentication_error", 403: "permission_error",
                         400: "invalid_request_error"}.get(fault.status, "api_error")
-                raise ApiError(fault.status, kind, fault.message,
+                raise ApiError(fault.status, kind, message,
                                {"retry-after": fault.retry_after} if fault.retry_after else {})
 
     def _buckets(self, path: str, params: dict[str, list[str]]) -> list[dict[str, Any]]:

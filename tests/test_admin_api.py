@@ -8,12 +8,14 @@ of the amount strings it served), never from the importer.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.parse
 from decimal import Decimal
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def at(n: int, hour: int = 0, minute: int = 0) -> dt.datetime:
 
 def as_served(items: list) -> list:
     """Items as the importer reads them off the wire: JSON, fractions parsed as Decimal."""
-    return cai.parse_json(json.dumps({"data": items}).encode(), "test")["data"]
+    return cai.parse_json(cai.Reply(200, {}, json.dumps({"data": items}).encode()), "test", str)["data"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,7 +158,33 @@ def test_vanished_keys_get_zero_rows():
     assert zero == [{**kept, "description": "b", "amount_cents": Decimal(0), "amount_usd": Decimal(0)}]
 
 
-def test_retry_after_is_read_and_capped():
+
+
+def test_an_answer_that_is_not_json_is_described_not_dumped():
+    def hide(text: str) -> str:
+        return text.replace("s3cret", "***")
+
+    page = cai.Reply(200, {"content-type": "text/html"}, b"<html>\n\x1b[31m  key=s3cret</html>" + b"x" * 500)
+    with pytest.raises(ShapeError) as caught:
+        cai.parse_json(page, "GET /p", hide)
+    assert str(caught.value) == (
+        'GET /p: HTTP 200 but the answer is not JSON (text/html, 531 bytes: "<html> ?[31m key=***</html>'
+        'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…"); a proxy or another server answering for ANTHROPIC_BASE_URL?')
+    for body, described in ((b"", "no content type, empty body"), (b"[" * 100_000, "no content type, 100000 bytes")):
+        with pytest.raises(ShapeError, match=f"not JSON \\({described}"):
+            cai.parse_json(cai.Reply(200, {}, body), "GET /p", hide)
+    with pytest.raises(ShapeError, match='not a JSON object \\(no content type, 2 bytes: "\\[\\]"\\)'):
+        cai.parse_json(cai.Reply(200, {}, b"[]"), "GET /p", hide)
+    # An error body is cut only after the secret is gone from all of it: no part of it is left at the cut.
+    cut = cai.Reply(502, {"request-id": "req_1"}, b"p" * 56 + b"s3cret" + b"p" * 10)
+    assert cai.error_summary(cut, hide) == f'HTTP 502 (no content type, 72 bytes: "{"p" * 56}***…") (request req_1)'
+    message = json.dumps({"error": {"type": "api_error", "message": "m" * 296 + "s3cret"}}).encode()
+    assert cai.error_summary(cai.Reply(500, {}, message), hide) == f"HTTP 500 api_error: {'m' * 296}***"
+    assert cai.error_summary(cai.Reply(500, {}, message.replace(b"s3", b"\\u0073\\u0033")), hide) == (
+        f"HTTP 500 api_error: {'m' * 296}***")
+
+
+def test_retry_after_is_obeyed_only_between_0_and_60_seconds():
     assert cai.retry_after({"retry-after": "1"}) == 1.0
     assert cai.retry_after({"retry-after": "2.5"}) == 2.5
     assert cai.retry_after({"retry-after": "3600"}) == cai.MAX_RETRY_AFTER
@@ -521,6 +549,62 @@ def test_failed_days_are_named_and_retry_failed_reruns_only_them(api, env):
     assert all(n == keys for n, keys, _ in snapshot(env).values())
     assert KEY not in stored_text(env)
     assert "No failed day to retry." in admin(env, "--retry-failed").stdout
+
+
+
+
+ECHO_KEY = "sk-ant-admin01-Echo+Test/Key=7f3c%9e1d~2b4a6c8e0f1a3b5c7d9e"  # URL-encoding changes it: + / = % ~
+
+
+def key_forms(key: str) -> dict[str, str]:
+    return {"literal": key, "base64": base64.b64encode(key.encode()).decode(),
+            "url-encoded": urllib.parse.quote(key, safe=""), "hex": key.encode().hex()}
+
+
+def key_pieces(text: str, key: str = ECHO_KEY) -> list[str]:
+    """Every 10-character piece of the key's secret part, in any of its forms, found in text (the public prefix
+    sk-ant-admin01-, 15 bytes, is 15 literal or URL-encoded, 20 base64 and 30 hex characters: left out)."""
+    prefix_lengths = {"literal": 15, "base64": 20, "url-encoded": 15, "hex": 30}
+    secret_parts = {name: form[prefix_lengths[name]:] for name, form in key_forms(key).items()}
+    return [f"{name}: {part[i:i + 10]}" for name, part in secret_parts.items() for i in range(len(part) - 9)
+            if part[i:i + 10] in text]
+
+
+def test_an_echoed_key_leaves_the_process_in_no_form(env):
+    # Where the key lands: past the 80 bytes the 200 answer was quoted with, across the 200 and 300 characters
+    # an error body or message was cut at (the key's start was shown, the cut rest could not be recognised).
+    page = "<html><body><pre>"
+    faults = [Fault(COST_PATH, 200, echo="text", times=None, message="proxy debug page"),
+              Fault(USAGE_PATH, 502, echo="text", times=None, message="b" * (200 - 35 - len(page) - 12)),
+              Fault(CODE_PATH, 400, echo="json", times=None, message="c" * (300 - 35 - 12))]
+    with FakeAdminApi(ECHO_KEY) as echo:
+        echo.faults = faults
+        run_env = {**env, "ANTHROPIC_ADMIN_KEY": ECHO_KEY, "ANTHROPIC_BASE_URL": echo.url}
+        done = admin(run_env, "--since", "2025-08-01", "--until", "2025-08-01", "--hourly-days", "0")
+        echo.faults = [Fault(CODE_PATH, 401, echo="json", times=None, message="d" * 250)]
+        stopped = admin(run_env, "--since", "2025-08-02", "--until", "2025-08-02", "--hourly-days", "0")
+        echoes = echo.echoes
+    # The server did send every form, in full: the test can fail.
+    assert len(echoes) == 1 + 3 + 1 + 1
+    assert all(form in text for text in echoes for form in key_forms(ECHO_KEY).values())
+    assert done.returncode == stopped.returncode == 1
+    assert [key_pieces(text) for text in (done.stdout, done.stderr, stopped.stdout, stopped.stderr)] == [[]] * 4
+    stored = stored_text(run_env)
+    assert key_pieces(stored) == [] and stored.count("x-api-key: ***") == 2  # the page's excerpt, the JSON message
+
+    line = done.stdout.splitlines()[1].removeprefix("2025-08-01 failed: ❌ ")
+    errors = dict(part.split(": ", 1) for part in line.split("; ❌ "))
+    size = len(f"{page}{echoes[0]}</pre></body></html>".encode())
+    assert errors["cost_report"] == (
+        f'GET /v1/organizations/cost_report: HTTP 200 but the answer is not JSON (text/html; charset=utf-8, {size} '
+        'bytes: "<html><body><pre>proxy debug page x-api-key: *** x-api-key…"); a proxy or another server '
+        "answering for ANTHROPIC_BASE_URL?")
+    assert errors["usage_messages"].startswith(
+        "GET /v1/organizations/usage_report/messages: HTTP 502 (text/html; charset=utf-8, ")
+    assert errors["claude_code"].startswith(
+        f"GET /v1/organizations/usage_report/claude_code: HTTP 400 invalid_request_error: {'c' * 253} x-api-key: ***")
+    assert stopped.stderr.startswith(f"error: the Admin API refused ANTHROPIC_ADMIN_KEY (HTTP 401 "
+                                     f"authentication_error: {'d' * 250} x-api-key: *** x-api-key (base64): ***")
 
 
 def test_interrupted_backfill_resumes_where_it_stopped(api, env):
