@@ -75,7 +75,7 @@ API_VERSION = "2023-06-01"
 USER_AGENT = f"ccusage-import-claude-admin/{__version__} (claude_admin_importer.py; Python urllib)"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
-MAX_RETRY_AFTER = 60.0  # seconds: a longer retry-after is cut to this
+MAX_RETRY_AFTER = 60.0  # seconds: a retry-after of 0, or longer than this, is replaced by the backoff
 MAX_BACKOFF = 60.0
 SPEND_CAP_ATTEMPTS = 3  # a 429 without retry-after (monthly spend cap) does not clear by waiting
 WINDOW_DAYS = 7  # days per cost/usage request: few requests, and a failure touches at most a week
@@ -187,7 +187,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def retry_after(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:
-    """Seconds asked by retry-after-ms / retry-after (seconds or an HTTP date), capped; None when absent."""
+    """Seconds asked by retry-after-ms / retry-after (seconds or an HTTP date), as asked; None when absent or
+    unparsable. Whether to wait that long is usable_wait's decision."""
     raw_ms = (headers.get("retry-after-ms") or "").strip()
     raw = (headers.get("retry-after") or "").strip()
     seconds: float | None = None
@@ -204,7 +205,14 @@ def retry_after(headers: Mapping[str, str], now: dt.datetime | None = None) -> f
             seconds = None
     if seconds is None or seconds != seconds:  # absent, unparsable or NaN
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return seconds
+
+
+def usable_wait(asked: float | None) -> float | None:
+    """A retry-after worth obeying, or None to back off instead: more than 0 (0 or a past date would retry at once,
+    hammering the API) and at most MAX_RETRY_AFTER (a longer wait stalls the run, and a shortened one is no longer
+    what the API asked for)."""
+    return asked if asked is not None and 0 < asked <= MAX_RETRY_AFTER else None
 
 
 def backoff_delay(base: float, attempt: int) -> float:
@@ -325,8 +333,8 @@ class AdminApi:
         if status == 403:
             raise ApiError(f"the Admin API denied access ({summary}): the key lacks permission for {shown} "
                            "(Admin keys only; workspace API keys do not work)", fatal=True)
-        wait = retry_after(reply.headers)
-        if status == 429 and wait is None:
+        asked = retry_after(reply.headers)
+        if status == 429 and asked is None:
             if attempt >= SPEND_CAP_ATTEMPTS:
                 raise ApiError(f"{shown}: {summary} without retry-after, {attempt} attempts: the organisation has "
                                "probably reached its monthly spend cap (it does not clear by waiting); stopped",
@@ -338,6 +346,7 @@ class AdminApi:
         if not retryable or attempt > self.admin.max_retries:
             tries = f" (after {attempt} attempts)" if attempt > 1 else ""
             raise ApiError(f"{shown}: {summary}{tries}")
+        wait = usable_wait(asked)
         return wait if wait is not None else backoff_delay(self.admin.backoff, attempt)
 
     def pages(self, path: str, params: Sequence[tuple[str, str]],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import os
 import socket
 import subprocess
@@ -187,12 +188,15 @@ def test_an_answer_that_is_not_json_is_described_not_dumped():
 def test_retry_after_is_obeyed_only_between_0_and_60_seconds():
     assert cai.retry_after({"retry-after": "1"}) == 1.0
     assert cai.retry_after({"retry-after": "2.5"}) == 2.5
-    assert cai.retry_after({"retry-after": "3600"}) == cai.MAX_RETRY_AFTER
+    assert cai.retry_after({"retry-after": "3600"}) == 3600.0
     assert cai.retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     now = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
     assert cai.retry_after({"retry-after": "Fri, 01 Aug 2025 12:00:30 GMT"}, now) == 30.0
+    assert cai.retry_after({"retry-after": "Fri, 01 Aug 2025 11:59:00 GMT"}, now) == -60.0
     assert cai.retry_after({}) is None
     assert cai.retry_after({"retry-after": "soon"}) is None
+    asked = [None, -60.0, 0.0, 0.001, 30.0, 60.0, 60.001, 3600.0, math.inf]
+    assert [cai.usable_wait(seconds) for seconds in asked] == [None, None, None, 0.001, 30.0, 60.0, None, None, None]
 
 
 def test_plan_resumes_retries_and_chunks_by_week():
@@ -253,14 +257,16 @@ def client(api: FakeAdminApi, delays: list[float]) -> cai.AdminApi:
     return cai.AdminApi(admin, sleep=delays.append)
 
 
-def test_client_waits_as_told_and_pages_to_the_end(api):
-    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(COST_PATH, 429, retry_after="600"),
-                  Fault(COST_PATH, 500)]
+def test_client_waits_as_told_within_a_minute_and_pages_to_the_end(api):
+    api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(COST_PATH, 429, retry_after="0"),
+                  Fault(COST_PATH, 503, retry_after="600")]
     delays: list[float] = []
     documents = client(api, delays).pages(COST_PATH, cai.bucket_params(COST_PATH, day(1), day(14), ["description"], 4))
     assert [len(d["data"]) for d in documents] == [4, 4, 4, 2]
-    assert delays[:2] == [1.0, 60.0] and 1.5 <= delays[2] <= 2.0  # retry-after, capped; then 4 × 0.5 s less jitter
-    assert [s.status for s in api.seen] == [429, 429, 500, 200, 200, 200, 200]
+    # retry-after 1 s is obeyed; 0 s (a retry at once) and 600 s (beyond the minute) give the backoff instead:
+    # 2 × 0.5 s and 4 × 0.5 s, less up to 25 % jitter.
+    assert delays[0] == 1.0 and 0.75 <= delays[1] <= 1.0 and 1.5 <= delays[2] <= 2.0
+    assert [s.status for s in api.seen] == [429, 429, 503, 200, 200, 200, 200]
     assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
 
 
