@@ -452,6 +452,9 @@ REPORT_TABLES: dict[str, tuple[TableSpec, ...]] = {
     "claude_code": (PRODUCTIVITY, CODE_MODELS)}
 ALL_SPECS = (COSTS, USAGE, USAGE_HOURLY, PRODUCTIVITY, CODE_MODELS)
 STATUS_TABLE = "claude_api_import_days"
+FAILED = "failed"  # the latest import failed and nothing of the (report, day) is stored
+FAILED_KEPT = "failed_kept"  # the latest import failed; the rows of an earlier ok/partial import are still stored
+IMPORTED = ("ok", "partial", FAILED_KEPT)  # statuses whose rows are in the store: --validate counts them as there
 
 
 def exact_decimal(value: Any, where: str, scale: int = CENTS_SCALE) -> Decimal:
@@ -677,7 +680,7 @@ def plan_jobs(days: Iterable[dt.date], statuses: Mapping[tuple[str, dt.date], st
         status = statuses.get((report, day))
         if mode != "failed" and report == HOURLY and (hourly_from is None or day < hourly_from):
             return False
-        return {"all": True, "resume": status != "ok", "failed": status == "failed"}[mode]
+        return {"all": True, "resume": status != "ok", "failed": status in (FAILED, FAILED_KEPT)}[mode]
 
     jobs = {}
     for day in sorted(set(days)):
@@ -756,8 +759,8 @@ class AdminStore:
     def record_days(self, results: Sequence[DayResult], imported_at: dt.datetime) -> None:
         """Written after the rows: a run cut short leaves the day un-done, and the next run redoes it."""
         self.client.insert(STATUS_TABLE, [
-            [r.report, r.day, "failed" if r.error else day_status(r.day, imported_at), r.row_count, r.pages,
-             r.error or "", imported_at] for r in results],
+            [r.report, r.day, r.status(imported_at), r.row_count, r.pages, r.error or "", imported_at]
+            for r in results],
             column_names=["report", "date", "status", "row_count", "pages", "error_text", "imported_at"])
 
     # -- validation -----------------------------------------------------------------------------------------
@@ -842,10 +845,17 @@ class DayResult:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pages: int = 0
     error: str | None = None
+    kept: bool = False  # failed, but the rows of an earlier import of the day are still stored
 
     @property
     def row_count(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
+
+    def status(self, imported_at: dt.datetime) -> str:
+        """What claude_api_import_days records: a failure says whether the store still holds an earlier import."""
+        if self.error:
+            return FAILED_KEPT if self.kept else FAILED
+        return day_status(self.day, imported_at)
 
 
 def money(value: Decimal) -> str:
@@ -869,9 +879,10 @@ def day_line(day: dt.date, results: Sequence[DayResult], imported_at: dt.datetim
         extra = f" ({money(_sum(result.rows[COSTS.name], 'amount_usd'))} billed)" if result.report == "cost_report" \
             else ""
         parts.append(f"{result.report} {sizes} rows{extra}")
-    status = "failed" if failed else day_status(day, imported_at)
-    text = f"{day} {status}: " + ", ".join(parts)
-    return text + "".join(f"; ❌ {r.report}: {r.error}" for r in failed)
+    pieces = [", ".join(parts)] if parts else []
+    pieces += [f"❌ {r.report}{' (last re-import failed, earlier data kept)' if r.kept else ''}: {r.error}"
+               for r in failed]
+    return f"{day} {'failed' if failed else day_status(day, imported_at)}: " + "; ".join(pieces)
 
 
 def render_validation(flags: Sequence[tuple[bool, str]]) -> str:
@@ -995,6 +1006,11 @@ class AdminImporter:
         imported_at = self.now()
         self.progress.update(f"writing {chunk[0]}…{chunk[-1]}")
         with admin_store(self.config, "Admin API import") as store:
+            failed = [r for r in results if r.error]
+            if failed:  # read under the lock that guards the write: what is stored now, not at plan time
+                earlier = store.statuses(chunk[0], chunk[-1])
+                for result in failed:
+                    result.kept = earlier.get((result.report, result.day), ("",))[0] in IMPORTED
             for spec in ALL_SPECS:
                 written = [r for r in results if not r.error and spec.name in r.rows]
                 if not written:
@@ -1073,17 +1089,21 @@ def validate(store: AdminStore, first: dt.date | None, last: dt.date | None,
     statuses = store.statuses(first, last)
     days = days_between(first, last)
     hourly = [d for d in days if (HOURLY, d) in statuses]  # asked for only on recent days: expected where asked
-    missing = []
+    missing, kept = [], []
     for report in REPORTS:
-        lost = [d for d in (hourly if report == HOURLY else days)
-                if statuses.get((report, d), ("",))[0] not in ("ok", "partial")]
+        expected = [(d, statuses.get((report, d), ("",))[0]) for d in (hourly if report == HOURLY else days)]
+        lost = [d for d, status in expected if status not in IMPORTED]
         if lost:
             failed = [d for d in lost if (report, d) in statuses]
             missing.append(f"{report}: {len(lost)} day(s) {day_ranges(lost)}"
                            + (f" ({len(failed)} failed)" if failed else ""))
-    flags.append((True, "days missing in " + f"{first}…{last}: " + "; ".join(missing)) if missing else
+        stale = [d for d, status in expected if status == FAILED_KEPT]
+        if stale:
+            kept.append(f"{report} {len(stale)} day(s) {day_ranges(stale)}")
+    note = f"; last re-import failed, earlier data kept: {', '.join(kept)} (--retry-failed)" if kept else ""
+    flags.append((True, "days missing in " + f"{first}…{last}: " + "; ".join(missing) + note) if missing else
                  (False, f"no day missing in {first}…{last} ({len(days)} days, 3 daily reports; hourly usage on "
-                         f"{len(hourly)} of them)"))
+                         f"{len(hourly)} of them){note}"))
 
     problems = []
     for table, (engine, rows, keys) in sorted(store.duplicate_keys().items()):
@@ -1241,8 +1261,9 @@ def run_import(config: Config, admin: AdminConfig, args: argparse.Namespace, tod
     outcome = AdminImporter(config, AdminApi(admin), quiet=args.quiet).run(jobs)
     if not args.quiet and jobs:
         print(summarize(outcome))
-    failures = [f"{d} ({', '.join(r.report for r in outcome.results if r.day == d and r.error)})"
-                for d in outcome.failed_days]
+    failed_reports = {d: [r.report + (": earlier data kept" if r.kept else "") for r in outcome.results
+                          if r.day == d and r.error] for d in outcome.failed_days}
+    failures = [f"{d} ({', '.join(reports)})" for d, reports in failed_reports.items()]
     if outcome.stopped:
         rest = f"; {len(outcome.not_attempted)} day(s) not imported: {day_ranges(outcome.not_attempted)}" \
             if outcome.not_attempted else ""

@@ -159,6 +159,15 @@ def test_vanished_keys_get_zero_rows():
     assert zero == [{**kept, "description": "b", "amount_cents": Decimal(0), "amount_usd": Decimal(0)}]
 
 
+def test_a_day_line_lists_what_was_imported_then_what_failed():
+    failed = cai.DayResult("claude_code", day(1), error="GET x: HTTP 400")
+    assert cai.day_line(day(1), [failed], at(3)) == "2025-08-01 failed: ❌ claude_code: GET x: HTTP 400"
+    usage = cai.DayResult("usage_messages", day(1), {cai.USAGE.name: [{}, {}]}, pages=1)
+    kept = cai.DayResult("cost_report", day(1), error="GET y: HTTP 500", kept=True)
+    assert cai.day_line(day(1), [usage, kept, failed], at(3)) == (
+        "2025-08-01 failed: usage_messages 2 rows; ❌ cost_report (last re-import failed, earlier data kept): "
+        "GET y: HTTP 500; ❌ claude_code: GET x: HTTP 400")
+    assert cai.day_line(day(1), [usage], at(1, 12)) == "2025-08-01 partial: usage_messages 2 rows"
 
 
 def test_an_answer_that_is_not_json_is_described_not_dumped():
@@ -557,6 +566,51 @@ def test_failed_days_are_named_and_retry_failed_reruns_only_them(api, env):
     assert "No failed day to retry." in admin(env, "--retry-failed").stdout
 
 
+def test_a_failed_reimport_keeps_its_earlier_data_counted_and_says_so(api, env):
+    days = [day(1), day(2), day(3)]
+    assert backfill(env, days[0], days[-1]).returncode == 0
+    before = snapshot(env)
+    api.faults = [Fault(CODE_PATH, 500, day=day(3), times=None)]
+    done = backfill(env, days[0], days[-1], "--force")
+    assert done.returncode == 1
+    failure = ("GET /v1/organizations/usage_report/claude_code: HTTP 500 api_error: injected failure (request "
+               "req_011CSHoEeqs5C35K2UUqR7Fy) (after 3 attempts)")
+    line = next(text for text in done.stdout.splitlines() if text.startswith("2025-08-03"))
+    assert line.startswith("2025-08-03 failed: cost_report 13 rows (")
+    assert line.endswith(f" rows; ❌ claude_code (last re-import failed, earlier data kept): {failure}")
+    assert done.stderr == (f"error: 1 day(s) failed: 2025-08-03 (claude_code: earlier data kept) (first: {failure}); "
+                           "run again with --retry-failed\n")
+    assert snapshot(env) == before  # the re-imported reports are unchanged, the failed one is left as it was
+    assert statuses(env) == ok_everywhere(days, hourly=days) | {("claude_code", "2025-08-03"): "failed_kept"}
+    code, lines = validation(env)
+    assert code == 0 and lines[1] == (
+        "✓ no day missing in 2025-08-01…2025-08-03 (3 days, 3 daily reports; hourly usage on 3 of them); last "
+        "re-import failed, earlier data kept: claude_code 1 day(s) 2025-08-03 (--retry-failed)")
+
+    # Failing again keeps the earlier data counted; the day's only report prints a line without an empty part.
+    again = admin(env, "--retry-failed")
+    assert again.returncode == 1 and again.stdout.splitlines()[1:] == [
+        f"2025-08-03 failed: ❌ claude_code (last re-import failed, earlier data kept): {failure}",
+        "1 day(s) 2025-08-03…2025-08-03, 1 failed. Billed (cost_report): $0.00. Claude Code's own estimate: $0.00 "
+        "(part of the billed cost when Claude Code uses API keys: never add the two)."]
+    assert statuses(env)[("claude_code", "2025-08-03")] == "failed_kept"
+
+    # A day that was never imported is missing when it fails, as before.
+    api.faults = [Fault(CODE_PATH, 500, day=day(4), times=None)]
+    done = backfill(env, day(4), day(4))
+    assert done.returncode == 1 and "earlier data kept" not in done.stdout + done.stderr
+    code, lines = validation(env)
+    assert code == 1 and lines[1] == (
+        "✗ days missing in 2025-08-01…2025-08-04: claude_code: 1 day(s) 2025-08-04 (1 failed); last re-import "
+        "failed, earlier data kept: claude_code 1 day(s) 2025-08-03 (--retry-failed)")
+
+    api.faults.clear()
+    assert admin(env, "--retry-failed").returncode == 0
+    assert statuses(env) == ok_everywhere([*days, day(4)], hourly=[*days, day(4)])
+    assert snapshot(env)["claude_code_productivity"][:2] == (before["claude_code_productivity"][0] + 5,) * 2
+    code, lines = validation(env)
+    assert code == 0 and lines[1] == ("✓ no day missing in 2025-08-01…2025-08-04 (4 days, 3 daily reports; hourly "
+                                      "usage on 4 of them)")
 
 
 ECHO_KEY = "sk-ant-admin01-Echo+Test/Key=7f3c%9e1d~2b4a6c8e0f1a3b5c7d9e"  # URL-encoding changes it: + / = % ~
