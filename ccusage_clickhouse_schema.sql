@@ -1,8 +1,14 @@
--- ccusage-import schema, version 1.
+-- ccusage-import schema: the current version of every table and view.
 --
 -- Applied by ccusage_importer.py at every start: every statement is idempotent and names no database, so it
--- lands in the configured one (CH_DATABASE, default `default`). Later changes go into migrations/NNN_name.sql
--- and are applied once, in order, above the version recorded in ccusage_schema_migrations.
+-- lands in the configured one (CH_DATABASE, default `default`). A new database gets this file and is recorded
+-- at the newest migration. A database written by an older release first gets the numbered migrations above its
+-- recorded version (migrations/NNN_name.sql, in order, once each), then this file (which replaces the views).
+-- A migration line `-- rebuild: TABLE` rebuilds TABLE to its definition here, copying every stored row (columns
+-- it did not have take their DEFAULT): the way to change a sorting key without losing a row.
+--
+-- Every usage row names its coding agent (`agent`: ccusage's name for it, `claude`, `codex`, `gemini`,
+-- `opencode`, ...), part of every key. Rows from before agents were imported are Claude Code's.
 --
 -- History-safe writes: the usage tables of periods (days, months, project-days, blocks) are ReplacingMergeTrees
 -- whose version column is the row's total token count. ccusage only sees the last ~30 days of transcripts, so a
@@ -33,6 +39,7 @@ ORDER BY (name, created_at);
 CREATE TABLE IF NOT EXISTS ccusage_usage_daily
 (
     machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
     date                  Date,
     input_tokens          UInt64,
     output_tokens         UInt64,
@@ -46,13 +53,14 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_daily
     imported_at           DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(total_tokens)
-ORDER BY (machine_name, date);
+ORDER BY (machine_name, agent, date);
 
 -- Derived exactly from ccusage_usage_daily (the same time zone buckets both), so it keeps whole months even
 -- after the oldest days' transcripts are gone.
 CREATE TABLE IF NOT EXISTS ccusage_usage_monthly
 (
     machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
     month                 Date,
     input_tokens          UInt64,
     output_tokens         UInt64,
@@ -66,7 +74,7 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_monthly
     imported_at           DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(total_tokens)
-ORDER BY (machine_name, month);
+ORDER BY (machine_name, agent, month);
 
 -- session_key / project_key: keyed hashes, the stable identity (same whether names are hashed or not).
 -- session_id / project_name: what is displayed: the hash, or the real name with --no-hash-projects.
@@ -78,12 +86,13 @@ ORDER BY (machine_name, month);
 CREATE TABLE IF NOT EXISTS ccusage_usage_sessions
 (
     machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
     project_key           String,
     session_key           String,
     project_name          String,
     session_id            String,
     first_activity        Nullable(DateTime64(3, 'UTC')),
-    last_activity         DateTime64(3, 'UTC'),
+    last_activity         Nullable(DateTime64(3, 'UTC')),
     transcript_files      UInt32,
     input_tokens          UInt64,
     output_tokens         UInt64,
@@ -93,17 +102,19 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_sessions
     total_cost            Float64,
     models_count          UInt16,
     models_used           Array(String),
+    reasoning_tokens      Nullable(UInt64),
     ccusage_version       LowCardinality(String),
     imported_at           DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(imported_at)
-ORDER BY (machine_name, project_key, session_key);
+ORDER BY (machine_name, agent, project_key, session_key);
 
 -- 5-hour billing blocks (gap blocks are not stored). is_active, burn rate and projection describe the block as
 -- of its last import; ccusage_v_active_blocks also checks end_time against the clock.
 CREATE TABLE IF NOT EXISTS ccusage_usage_blocks
 (
     machine_name                LowCardinality(String),
+    agent                       LowCardinality(String) DEFAULT 'claude',
     block_id                    String,
     start_time                  DateTime64(3, 'UTC'),
     end_time                    DateTime64(3, 'UTC'),
@@ -127,11 +138,12 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_blocks
     imported_at                 DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(total_tokens)
-ORDER BY (machine_name, start_time);
+ORDER BY (machine_name, agent, start_time);
 
 CREATE TABLE IF NOT EXISTS ccusage_usage_projects_daily
 (
     machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
     date                  Date,
     project_key           String,
     project_name          String,
@@ -147,7 +159,7 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_projects_daily
     imported_at           DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(total_tokens)
-ORDER BY (machine_name, date, project_key);
+ORDER BY (machine_name, agent, date, project_key);
 
 -- Per-model rows of a daily, monthly, session or project-day row, written together with their parent (so the
 -- latest write is right: ReplacingMergeTree(imported_at)). When a parent is rewritten, a model that left it gets a
@@ -155,6 +167,7 @@ ORDER BY (machine_name, date, project_key);
 CREATE TABLE IF NOT EXISTS ccusage_model_breakdowns
 (
     machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
     record_type           Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5),
     record_key            String,
     model_name            LowCardinality(String),
@@ -167,12 +180,13 @@ CREATE TABLE IF NOT EXISTS ccusage_model_breakdowns
     imported_at           DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(imported_at)
-ORDER BY (machine_name, record_type, record_key, model_name);
+ORDER BY (machine_name, agent, record_type, record_key, model_name);
 
 -- Which models a row used (blocks only have this, not per-model tokens). is_used = 0 marks a model that left.
 CREATE TABLE IF NOT EXISTS ccusage_models_used
 (
     machine_name   LowCardinality(String),
+    agent          LowCardinality(String) DEFAULT 'claude',
     record_type    Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5),
     record_key     String,
     model_name     LowCardinality(String),
@@ -180,7 +194,7 @@ CREATE TABLE IF NOT EXISTS ccusage_models_used
     imported_at    DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(imported_at)
-ORDER BY (machine_name, record_type, record_key, model_name);
+ORDER BY (machine_name, agent, record_type, record_key, model_name);
 
 -- One row per run: what was fetched, what was written, and how it ended. No configuration values are stored.
 CREATE TABLE IF NOT EXISTS ccusage_import_runs
@@ -206,6 +220,7 @@ ORDER BY (machine_name, started_at);
 CREATE OR REPLACE VIEW ccusage_v_daily_summary AS
 SELECT
     machine_name,
+    agent,
     date,
     input_tokens,
     output_tokens,
@@ -223,6 +238,7 @@ FROM ccusage_usage_daily FINAL;
 CREATE OR REPLACE VIEW ccusage_v_session_summary AS
 SELECT
     machine_name,
+    agent,
     project_key,
     session_key,
     project_name,
@@ -238,6 +254,7 @@ SELECT
     total_cost,
     models_count,
     models_used,
+    reasoning_tokens,
     round(total_cost / nullIf(total_tokens, 0) * 1000000, 4) AS cost_per_million_tokens,
     round(cache_read_tokens / nullIf(input_tokens + cache_creation_tokens + cache_read_tokens, 0), 4) AS cache_hit_share
 FROM ccusage_usage_sessions FINAL
@@ -246,6 +263,7 @@ WHERE total_tokens > 0;
 CREATE OR REPLACE VIEW ccusage_v_model_performance AS
 SELECT
     machine_name,
+    agent,
     model_name,
     count() AS days_used,
     min(toDate(record_key)) AS first_day,
@@ -263,11 +281,12 @@ FROM
     SELECT * FROM ccusage_model_breakdowns FINAL
     WHERE record_type = 'daily' AND total_tokens > 0
 )
-GROUP BY machine_name, model_name;
+GROUP BY machine_name, agent, model_name;
 
 CREATE OR REPLACE VIEW ccusage_v_monthly_trends AS
 SELECT
     machine_name,
+    agent,
     month,
     total_tokens,
     total_cost,
@@ -279,11 +298,12 @@ SELECT
     round(total_cost / nullIf(total_tokens, 0) * 1000000, 4) AS cost_per_million_tokens,
     round(cache_read_tokens / nullIf(input_tokens + cache_creation_tokens + cache_read_tokens, 0), 4) AS cache_hit_share
 FROM ccusage_usage_monthly FINAL
-WINDOW w AS (PARTITION BY machine_name ORDER BY month ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+WINDOW w AS (PARTITION BY machine_name, agent ORDER BY month ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
 
 CREATE OR REPLACE VIEW ccusage_v_active_blocks AS
 SELECT
     machine_name,
+    agent,
     block_id,
     start_time,
     end_time,

@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -54,6 +55,7 @@ MIGRATIONS_DIR = HERE / "migrations"
 QUERIES_FILE = HERE / "queries.sql"
 
 DEFAULT_CCUSAGE_VERSION = "20.0.24"
+CLAUDE = "claude"  # ccusage's name for Claude Code: the agent with projects, transcripts and 5-hour blocks
 NATIVE_PORTS = {9000: "9000 (native)", 9440: "9440 (native over TLS)"}
 HTTPS_PORTS = {443, 8443}
 
@@ -108,13 +110,74 @@ def claude_projects_dirs(env: Mapping[str, str]) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class AgentSource:
+    """Where ccusage 20.0.24 reads one coding agent's logs: `variable` overrides the default folders (several,
+    comma-separated); `patterns` are the files below a folder that hold usage (the "nothing changed" check looks at
+    those only, so an agent's own busy log files do not trigger an import)."""
+
+    variable: str
+    defaults: tuple[str, ...]
+    patterns: tuple[str, ...] = ("**/*",)
+
+
+# Every agent ccusage 20.0.24 reads besides Claude Code (whose folders are CLAUDE_CONFIG_DIR's, see
+# claude_projects_dirs). Codex, Gemini CLI and OpenCode are tested against generated logs; the others' folders are
+# taken from ccusage's own help and binary. `~` is HOME; `$XDG_DATA_HOME` defaults to ~/.local/share.
+AGENT_SOURCES: dict[str, AgentSource] = {
+    "codex": AgentSource("CODEX_HOME", ("~/.codex",), ("sessions/**/*.jsonl", "archived_sessions/*.jsonl")),
+    "gemini": AgentSource("GEMINI_DATA_DIR", ("~/.gemini/tmp",), ("*/chats/*.json", "*/chats/*.jsonl")),
+    "opencode": AgentSource("OPENCODE_DATA_DIR", ("$XDG_DATA_HOME/opencode",),
+                            ("opencode.db*", "storage/message/**/*.json")),
+    "amp": AgentSource("AMP_DATA_DIR", ("$XDG_DATA_HOME/amp",)),
+    "antigravity": AgentSource("ANTIGRAVITY_DATA_DIR", ("~/.gemini/antigravity", "~/.config/antigravity")),
+    "codebuff": AgentSource("CODEBUFF_DATA_DIR", ("~/.config/manicode",)),
+    "copilot": AgentSource("COPILOT_HOME", ("~/.copilot",), ("session-state/**/*.jsonl",)),
+    "droid": AgentSource("DROID_SESSIONS_DIR", ("~/.factory/sessions",)),
+    "goose": AgentSource("GOOSE_PATH_ROOT", ("$XDG_DATA_HOME/goose/sessions",)),
+    "grok": AgentSource("GROK_HOME", ("~/.grok",)),
+    "hermes": AgentSource("HERMES_HOME", ("~/.hermes",)),
+    "kilo": AgentSource("KILO_DATA_DIR", ("$XDG_DATA_HOME/kilo",)),
+    "kimi": AgentSource("KIMI_DATA_DIR", ("~/.kimi",)),
+    "openclaw": AgentSource("OPENCLAW_DIR", ("~/.openclaw", "~/.clawdbot")),
+    "pi": AgentSource("PI_AGENT_DIR", ("~/.pi/agent/sessions",)),
+    "qwen": AgentSource("QWEN_DATA_DIR", ("~/.qwen",)),
+    "zcode": AgentSource("ZCODE_HOME", ("~/.zcode",)),
+}
+
+
+def agent_dirs(env: Mapping[str, str], wanted: Callable[[str], bool]) -> dict[str, tuple[Path, ...]]:
+    """The existing log folders of every wanted agent but Claude Code, as ccusage would find them."""
+    home = Path(env.get("HOME", str(Path.home())))
+    data_home = env.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+    found = {}
+    for agent, source in AGENT_SOURCES.items():
+        setting = env.get(source.variable, "").strip()
+        candidates = setting.split(",") if setting else [
+            d.replace("$XDG_DATA_HOME", data_home).replace("~", str(home), 1) for d in source.defaults]
+        folders = tuple(dict.fromkeys(Path(c.strip()).expanduser() for c in candidates if c.strip()))
+        if wanted(agent) and (existing := tuple(f for f in folders if f.is_dir())):
+            found[agent] = existing
+    return found
+
+
+def wanted_agents(env: Mapping[str, str]) -> frozenset[str] | None:
+    """CCUSAGE_AGENTS (comma-separated ccusage agent names) or None for every agent."""
+    names = [n.strip().lower() for n in env.get("CCUSAGE_AGENTS", "").split(",") if n.strip()]
+    if not names or names == ["all"]:
+        return None
+    if bad := [n for n in names if not re.fullmatch(r"[a-z0-9_-]{1,40}", n)]:
+        raise UserError(f"CCUSAGE_AGENTS: {bad[0]!r} is not an agent name (e.g. claude,codex,gemini,opencode)")
+    return frozenset(names)
+
+
 # What ccusage (and npx or bunx, which start it) may see of our environment: where the logs are, where packages
 # and caches are, how to reach the registry, locale and zone. Never CH_PASSWORD, ANTHROPIC_ADMIN_KEY or
 # CCUSAGE_HASH_KEY: a third-party process's environment is readable in /proc/<pid>/environ.
 CHILD_ENV_NAMES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TEMP", "TMP", "LANG", "LANGUAGE", "TZ", "TERM",
     "NO_COLOR", "FORCE_COLOR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
-    "CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_DATA_DIR", "OPENCODE_DATA_DIR", "AMP_DATA_DIR",
+    "CLAUDE_CONFIG_DIR", *(source.variable for source in AGENT_SOURCES.values()), "COPILOT_OTEL_FILE_EXPORTER_PATH",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
     "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "NVM_DIR", "NODE_PATH", "VOLTA_HOME", "BUN_INSTALL",
 })
@@ -144,6 +207,10 @@ def secret_forms(secret: str, user: str | None = None) -> list[str]:
     for value in [raw] + ([f"{user}:{secret}".encode("utf-8", "surrogateescape")] if user is not None else []):
         encoded = base64.b64encode(value).decode()
         forms.update({encoded, encoded.rstrip("="), base64.urlsafe_b64encode(value).decode().rstrip("=")})
+    for shift, skip in ((1, 2), (2, 3)):  # inside a longer base64 text (a whole header block) at another offset
+        inner = base64.b64encode(b"\0" * shift + raw).decode().rstrip("=")[skip:-1]
+        if len(inner) >= 8:
+            forms.add(inner)
     return sorted(forms, key=len, reverse=True)
 
 
@@ -171,6 +238,8 @@ class Config:
     ccusage_version: str = DEFAULT_CCUSAGE_VERSION
     timezone: str = "UTC"
     claude_dirs: tuple[Path, ...] = ()
+    agent_dirs: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    agents: frozenset[str] | None = None  # CCUSAGE_AGENTS; None: every agent
     command_timeout: float = 300.0
     command_retries: int = 2
     retry_backoff: float = 2.0
@@ -185,6 +254,9 @@ class Config:
     @property
     def embedded(self) -> bool:
         return not self.ch_host
+
+    def wants(self, agent: str) -> bool:
+        return self.agents is None or agent in self.agents
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], args: argparse.Namespace | None = None) -> Config:
@@ -229,6 +301,7 @@ class Config:
         hash_key = env.get("CCUSAGE_HASH_KEY") or None
         claude_setting = env.get("CLAUDE_CONFIG_DIR", "").strip()
         lock_timeout = arg("lock_timeout")
+        agents = wanted_agents(env)
         return cls(
             machine_name=machine,
             ch_host=host,
@@ -243,7 +316,9 @@ class Config:
             data_dir=embedded_path.parent if env.get("CCUSAGE_IMPORT_DB", "").strip() else data_dir,
             ccusage_version=version,
             timezone=timezone,
-            claude_dirs=tuple(claude_projects_dirs(env)),
+            claude_dirs=tuple(claude_projects_dirs(env)) if agents is None or CLAUDE in agents else (),
+            agent_dirs=agent_dirs(env, lambda agent: agents is None or agent in agents),
+            agents=agents,
             command_timeout=env_float(env, "CCUSAGE_TIMEOUT", 300.0),
             command_retries=int(env_float(env, "CCUSAGE_RETRIES", 2)),
             retry_backoff=env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
@@ -382,16 +457,30 @@ def cli_version(argv: Sequence[str], config: Config) -> str | None:
 
 def ccusage_command(runner: Runner, report: Report, config: Config) -> list[str]:
     """argv for one report; ccusage 19+ keeps Claude Code reports under `claude`, older ones at the top."""
-    prefix = ["claude"] if int(config.ccusage_version.split(".")[0]) >= 19 else []
+    prefix = ["claude"] if int(config.ccusage_version.split(".")[0]) >= 19 and not report.for_agents else []
     return [*runner.argv, *prefix, *report.args, "--json", "--offline", "--timezone", config.timezone]
+
+
+def reports_to_fetch(config: Config, scan: TranscriptScan) -> list[Report]:
+    """Claude Code's reports where it has a data folder; the agents' report where another agent has log files
+    (ccusage 20 and later): an agent without data costs nothing."""
+    claude = [r for r in REPORTS.values() if not r.for_agents] if config.claude_dirs else []
+    agents = [REPORTS["agents"]] if scan.agent_files and int(config.ccusage_version.split(".")[0]) >= 20 else []
+    return claude + agents
 
 
 def fetch_report(runner: Runner, report: Report, config: Config) -> Any:
     """Run one ccusage report with a timeout and retries; return its parsed JSON or raise ReportError."""
+    with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:
+        claude_dirs = [str(p) for p in config.claude_dirs] if not report.for_agents else [empty]
+        (Path(empty) / "projects").mkdir()
+        return _fetch(runner, report, config, {**config.child_env, "CLAUDE_CONFIG_DIR": ",".join(claude_dirs),
+                                               "NO_COLOR": config.child_env.get("NO_COLOR", "1")})
+
+
+def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[str, str]) -> Any:
     argv = ccusage_command(runner, report, config)
     shown = f"`ccusage {' '.join(argv[len(runner.argv):])}` (ccusage {config.ccusage_version} via {runner.name})"
-    child_env = {**config.child_env, "CLAUDE_CONFIG_DIR": ",".join(str(p) for p in config.claude_dirs)}
-    child_env.setdefault("NO_COLOR", "1")
     problem = ""
     for attempt in range(config.command_retries + 1):
         if attempt:
@@ -420,11 +509,13 @@ def fetch_report(runner: Runner, report: Report, config: Config) -> Any:
 
 @dataclass(frozen=True)
 class TranscriptScan:
-    """What is on disk now: whether anything changed since the last import, and each session's file count."""
+    """What is on disk now: whether anything changed since the last import, each Claude Code session's file count,
+    and how many log files each other agent has."""
 
     files: int
     fingerprint: str
     session_files: dict[tuple[str, str], int] = field(default_factory=dict)
+    agent_files: dict[str, int] = field(default_factory=dict)
 
 
 def session_of(parts: Sequence[str]) -> tuple[str, str]:
@@ -436,7 +527,8 @@ def session_of(parts: Sequence[str]) -> tuple[str, str]:
     return parts[0], parts[-2]
 
 
-def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
+def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] | None = None) -> TranscriptScan:
+    """Path, size and modification time of every Claude Code transcript and every other agent's log file."""
     digest = hashlib.sha256()
     files = 0
     session_files: dict[tuple[str, str], int] = defaultdict(int)
@@ -455,7 +547,24 @@ def scan_transcripts(dirs: Iterable[Path]) -> TranscriptScan:
         for path, size, mtime in sorted(entries):
             digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         files += len(entries)
-    return TranscriptScan(files, digest.hexdigest(), dict(session_files))
+    agent_files = {}
+    for agent, folders in sorted((agents or {}).items()):
+        entries = sorted({(str(path), stat.st_size, stat.st_mtime_ns) for folder in folders
+                          for pattern in AGENT_SOURCES[agent].patterns for path in folder.glob(pattern)
+                          if (stat := _file_stat(path))})
+        for path, size, mtime in entries:
+            digest.update(f"{agent}\0{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+        if entries:
+            agent_files[agent] = len(entries)
+    return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files)
+
+
+def _file_stat(path: Path) -> os.stat_result | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat if path.is_file() else None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -526,23 +635,23 @@ def _block_start_key(row: Mapping[str, Any]) -> str:
     return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-DAILY = UsageTable("ccusage_usage_daily", "daily", ("date",), ("date", *USAGE_COLUMNS),
+DAILY = UsageTable("ccusage_usage_daily", "daily", ("agent", "date"), ("agent", "date", *USAGE_COLUMNS),
                    lambda row: row["date"].isoformat())
-MONTHLY = UsageTable("ccusage_usage_monthly", "monthly", ("month",), ("month", *USAGE_COLUMNS),
+MONTHLY = UsageTable("ccusage_usage_monthly", "monthly", ("agent", "month"), ("agent", "month", *USAGE_COLUMNS),
                      lambda row: row["month"].strftime("%Y-%m"))
 SESSIONS = UsageTable(
-    "ccusage_usage_sessions", "session", ("project_key", "session_key"),
-    ("project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
-     "transcript_files", *USAGE_COLUMNS),
+    "ccusage_usage_sessions", "session", ("agent", "project_key", "session_key"),
+    ("agent", "project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
+     "transcript_files", *USAGE_COLUMNS, "reasoning_tokens"),
     lambda row: f"{row['project_key']}/{row['session_key']}")
 BLOCKS = UsageTable(
-    "ccusage_usage_blocks", "block", ("start_time",),
-    ("block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries", *TOKEN_COLUMNS, "total_tokens",
-     "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour", "projected_total_tokens",
-     "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
+    "ccusage_usage_blocks", "block", ("agent", "start_time"),
+    ("agent", "block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries", *TOKEN_COLUMNS,
+     "total_tokens", "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour",
+     "projected_total_tokens", "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
     _block_start_key, per_model=False)
-PROJECT_DAYS = UsageTable("ccusage_usage_projects_daily", "project_daily", ("date", "project_key"),
-                          ("date", "project_key", "project_name", *USAGE_COLUMNS),
+PROJECT_DAYS = UsageTable("ccusage_usage_projects_daily", "project_daily", ("agent", "date", "project_key"),
+                          ("agent", "date", "project_key", "project_name", *USAGE_COLUMNS),
                           lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
 USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, PROJECT_DAYS)
 
@@ -580,7 +689,7 @@ def _tokens(obj: Mapping[str, Any], where: str) -> dict[str, int]:
         "cache_creation_tokens": _int(obj, "cacheCreationTokens", where),
         "cache_read_tokens": _int(obj, "cacheReadTokens", where),
     }
-    counts["total_tokens"] = sum(counts.values())
+    counts["total_tokens"] = max(sum(counts.values()), _int(obj, "totalTokens", where))
     return _fits(counts, where)
 
 
@@ -618,7 +727,7 @@ def _breakdowns(items: Any, where: str) -> dict[str, dict[str, Any]]:
 def _usage_row(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Token counts, cost and models of a daily/project/session item, shared by those reports."""
     models = _models(item.get("modelsUsed", []), where)
-    row = {**_tokens(item, where), "total_cost": _cost(item.get("totalCost"), where),
+    row = {**_tokens(item, where), "total_cost": _cost(item.get("totalCost", item.get("costUSD")), where),
            "models_count": len(models), "models_used": models}
     return row, _breakdowns(item.get("modelBreakdowns"), where)
 
@@ -663,7 +772,8 @@ def project_day_records(doc: Any, hasher: NameHasher) -> list[Record]:
             row, breakdowns = _usage_row(item, f"day {day}")
             project_key = hasher.key_of(project)
             records.append(PROJECT_DAYS.record(
-                {"date": day, "project_key": project_key, "project_name": hasher.display(project), **row},
+                {"agent": CLAUDE, "date": day, "project_key": project_key, "project_name": hasher.display(project),
+                 **row},
                 breakdowns))
     return records
 
@@ -682,19 +792,20 @@ def _sum_records(table: UsageTable, base: dict[str, Any], parts: Sequence[Record
 
 def daily_records(project_days: Sequence[Record]) -> list[Record]:
     """Per-day totals over all projects: exactly `claude daily`, which buckets the same lines the same way."""
-    by_day: dict[dt.date, list[Record]] = defaultdict(list)
+    by_day: dict[tuple[str, dt.date], list[Record]] = defaultdict(list)
     for record in project_days:
-        by_day[record.row["date"]].append(record)
-    return [_sum_records(DAILY, {"date": day}, by_day[day], f"day {day}") for day in sorted(by_day)]
+        by_day[record.row["agent"], record.row["date"]].append(record)
+    return [_sum_records(DAILY, {"agent": agent, "date": day}, by_day[agent, day], f"day {day}")
+            for agent, day in sorted(by_day)]
 
 
 def monthly_records(days: Sequence[Record]) -> list[Record]:
     """Per-month totals from the stored-and-new daily rows, so months stay whole after old transcripts are gone."""
-    by_month: dict[dt.date, list[Record]] = defaultdict(list)
+    by_month: dict[tuple[str, dt.date], list[Record]] = defaultdict(list)
     for record in days:
-        by_month[record.row["date"].replace(day=1)].append(record)
-    return [_sum_records(MONTHLY, {"month": month}, by_month[month], f"month {month:%Y-%m}")
-            for month in sorted(by_month)]
+        by_month[record.row["agent"], record.row["date"].replace(day=1)].append(record)
+    return [_sum_records(MONTHLY, {"agent": agent, "month": month}, by_month[agent, month],
+                         f"{agent} month {month:%Y-%m}") for agent, month in sorted(by_month)]
 
 
 def session_records(doc: Any, hasher: NameHasher,
@@ -719,6 +830,7 @@ def session_records(doc: Any, hasher: NameHasher,
         first = item.get("firstActivity")
         project_key, session_key = hasher.key_of(project), hasher.key_of(session)
         records.append(SESSIONS.record({
+            "agent": CLAUDE,
             "project_key": project_key,
             "session_key": session_key,
             "project_name": hasher.display(project),
@@ -727,6 +839,7 @@ def session_records(doc: Any, hasher: NameHasher,
             "last_activity": parse_timestamp(item.get("lastActivity"), where),
             "transcript_files": (session_files or {}).get((project, session), 0),
             **row,
+            "reasoning_tokens": None,
         }, breakdowns))
     return records
 
@@ -764,6 +877,7 @@ def block_records(doc: Any) -> list[Record]:
         burn, projection = item.get("burnRate"), item.get("projection")
         reset = item.get("usageLimitResetTime")
         records.append(BLOCKS.record({
+            "agent": CLAUDE,
             "block_id": str(item.get("id") or item["startTime"]),
             "start_time": start,
             "end_time": parse_timestamp(item.get("endTime"), where),
@@ -783,6 +897,62 @@ def block_records(doc: Any) -> list[Record]:
     return records
 
 
+def agent_records(doc: Any, hasher: NameHasher, wanted: Callable[[str], bool]) -> tuple[list[Record], list[str]]:
+    """`ccusage session --sections daily,session --by-agent`: every other agent's days and sessions (Claude Code's
+    come from its own, richer reports). Each agent is read on its own: one whose rows do not fit is named and
+    skipped, and the others are still imported. Agents have no projects (project_key '') and no 5-hour blocks."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("daily"), list) or not isinstance(doc.get("session"), list):
+        raise ShapeError("expected an object with `daily` and `session` lists")
+    items: dict[str, list[tuple[bool, Any]]] = defaultdict(list)  # agent -> (is a day, item)
+    for day in doc["daily"]:
+        if not isinstance(day, dict) or not isinstance(day.get("agents"), list):
+            raise ShapeError("a day has no `agents` list")
+        for item in day["agents"]:
+            items[_agent_name(item)].append((True, {**item, "date": day.get("period")}))
+    for item in doc["session"]:
+        items[_agent_name(item)].append((False, item))
+    records, errors = [], []
+    for agent in sorted(items):
+        if agent == CLAUDE or not wanted(agent):
+            continue
+        try:
+            records += [_agent_day(agent, item) if is_day else _agent_session(agent, item, hasher)
+                        for is_day, item in items[agent]]
+        except ShapeError as exc:
+            errors.append(f"agent {agent!r}: {exc}; its rows were skipped, the other agents' imported")
+    return records, errors
+
+
+def _agent_name(item: Any) -> str:
+    agent = item.get("agent") if isinstance(item, dict) else None
+    if not isinstance(agent, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", agent):
+        raise ShapeError(f"a row has no agent name: {str(agent)[:40]!r}")
+    return agent
+
+
+def _agent_day(agent: str, item: Mapping[str, Any]) -> Record:
+    day = _date(item.get("date"), f"{agent}: a day")
+    row, breakdowns = _usage_row(item, f"{agent} day {day}")
+    return DAILY.record({"agent": agent, "date": day, **row}, breakdowns)
+
+
+def _agent_session(agent: str, item: Mapping[str, Any], hasher: NameHasher) -> Record:
+    session = item.get("period")
+    if not isinstance(session, str) or not session:
+        raise ShapeError("a session has no id (`period`)")
+    where = f"{agent} session {session}"
+    row, breakdowns = _usage_row(item, where)
+    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    last = metadata.get("lastActivity")
+    return SESSIONS.record({
+        "agent": agent, "project_key": "", "session_key": hasher.key_of(session), "project_name": "",
+        "session_id": hasher.display(session), "first_activity": None,
+        "last_activity": parse_timestamp(last, where) if last else None, "transcript_files": 0, **row,
+        "reasoning_tokens": _int(metadata, "reasoningOutputTokens", where)
+        if "reasoningOutputTokens" in metadata else None,
+    }, breakdowns)
+
+
 def _project_day_count(doc: Any) -> int:
     projects = doc.get("projects") if isinstance(doc, dict) else None
     return sum(len(days) for days in projects.values() if isinstance(days, list)) if isinstance(projects, dict) else 0
@@ -793,29 +963,61 @@ def _list_length(name: str) -> Callable[[Any], int]:
 
 
 @dataclass(frozen=True)
+class ParseContext:
+    """What turning a report into records needs besides its JSON."""
+
+    hasher: NameHasher
+    session_files: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    wants: Callable[[str], bool] = lambda agent: True
+
+
+@dataclass(frozen=True)
 class Report:
     """One ccusage report a run fetches: its arguments, how its JSON becomes records, and how big it is.
 
-    Daily and monthly tables are derived exactly from `daily --instances` (per project and day, in the same time
-    zone), so two of the seed's five commands are not needed.
+    Claude Code's days and months are derived exactly from `claude daily --instances` (per project and day, in the
+    same time zone). Every other agent comes from one unified report that loads them all at once (`for_agents`):
+    it runs with an empty Claude Code folder, so Claude Code's logs are read once, by its own reports.
     """
 
     name: str
     args: tuple[str, ...]
     unit: str
-    parse: Callable[[Any, NameHasher, Mapping[tuple[str, str], int]], list[Record]]
+    parse: Callable[[Any, ParseContext], tuple[list[Record], list[str]]]  # records, and agents skipped (why)
     size: Callable[[Any], int]  # what ccusage reported, counted without trusting the shape
+    tables: tuple[UsageTable, ...]  # what it fills (months are summed from the stored days)
+    for_agents: bool = False  # the unified report of every agent but Claude Code
 
     @property
     def command(self) -> str:
-        return " ".join(self.args)
+        return ("" if self.for_agents else "claude ") + " ".join(self.args)
+
+    def covers(self, table: UsageTable, agent: str) -> bool:
+        """Whether this report's rows are everything of `agent` in `table` that ccusage sees now."""
+        return table in self.tables and (agent != CLAUDE if self.for_agents else agent == CLAUDE)
+
+
+def _agent_rows(doc: Any) -> int:
+    if not isinstance(doc, dict):
+        return 0
+    days = doc.get("daily") if isinstance(doc.get("daily"), list) else []
+    sessions = doc.get("session") if isinstance(doc.get("session"), list) else []
+    return len(sessions) + sum(len(d["agents"]) for d in days if isinstance(d, dict) and isinstance(d.get("agents"),
+                                                                                                      list))
 
 
 REPORTS = {report.name: report for report in (
     Report("projects_daily", ("daily", "--instances"), "project-days",
-           lambda doc, hasher, _files: project_day_records(doc, hasher), _project_day_count),
-    Report("sessions", ("session",), "sessions", session_records, _list_length("sessions")),
-    Report("blocks", ("blocks",), "blocks", lambda doc, _hasher, _files: block_records(doc), _list_length("blocks")),
+           lambda doc, context: (project_day_records(doc, context.hasher), []), _project_day_count,
+           (PROJECT_DAYS, DAILY)),
+    Report("sessions", ("session",), "sessions",
+           lambda doc, context: (session_records(doc, context.hasher, context.session_files), []),
+           _list_length("sessions"), (SESSIONS,)),
+    Report("blocks", ("blocks",), "blocks", lambda doc, _context: (block_records(doc), []), _list_length("blocks"),
+           (BLOCKS,)),
+    Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
+           lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
+           for_agents=True),
 )}
 
 
@@ -1081,21 +1283,51 @@ class Store:
     # -- schema -------------------------------------------------------------------------------------------------
 
     def apply_schema(self) -> int:
-        """Create what is missing (idempotent), then apply numbered migrations above the recorded version."""
-        for statement in split_sql(SCHEMA_FILE.read_text()):
+        """Bring the database to the schema file's version: a new one gets the file and is recorded at the newest
+        migration; an older one gets the numbered migrations above its version first. Idempotent."""
+        schema_text = SCHEMA_FILE.read_text()
+        migrations = {int(path.name[:3]): path for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))}
+        fresh = not self._exists("ccusage_schema_migrations")
+        applied = 0 if fresh else self.schema_version()
+        if not fresh:
+            for number, path in migrations.items():
+                if number > applied:
+                    self._migrate(path.read_text(), schema_text)
+                    self._record_migration(number, path.name)
+        for statement in split_sql(schema_text):
             self.client.command(statement)
-        applied = self.schema_version()
-        if applied == 0:
-            self._record_migration(1, SCHEMA_FILE.name)
-            applied = 1
-        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-            number = int(path.name[:3])
-            if number > applied:
-                for statement in split_sql(path.read_text()):
-                    self.client.command(statement)
-                self._record_migration(number, path.name)
-                applied = number
-        return applied
+        if fresh:
+            for number, name in {1: SCHEMA_FILE.name, **{n: p.name for n, p in migrations.items()}}.items():
+                self._record_migration(number, name)
+        return self.schema_version()
+
+    def _exists(self, table: str) -> bool:
+        _, [(count,)] = self.query("SELECT count() FROM system.tables WHERE database = currentDatabase() "
+                                   "AND name = {table:String}", {"table": table})
+        return bool(count)
+
+    def _migrate(self, migration: str, schema_text: str) -> None:
+        """One migration: its `-- rebuild: TABLE` lines, then its statements."""
+        for table in re.findall(r"^--\s*rebuild:\s*(\w+)\s*$", migration, re.M):
+            self._rebuild(table, schema_text)
+        for statement in split_sql(migration):
+            self.client.command(statement)
+
+    def _rebuild(self, table: str, schema_text: str) -> None:
+        """Recreate `table` as the schema file declares it, copy every row into it, swap the two, drop the old one.
+        A run cut short anywhere leaves the table whole, and running it again gives the same table."""
+        create = next((s for s in split_sql(schema_text) if s.startswith(f"CREATE TABLE IF NOT EXISTS {table}\n")),
+                      None)
+        if create is None:
+            raise UserError(f"migration rebuilds {table}, which {SCHEMA_FILE.name} does not declare")
+        staging = f"{table}_rebuild"
+        self.client.command(f"DROP TABLE IF EXISTS {staging}")
+        self.client.command(create.replace(f"CREATE TABLE IF NOT EXISTS {table}", f"CREATE TABLE {staging}", 1))
+        columns = self.columns_of([table, staging])
+        common = ", ".join(c for c in columns[table] if c in columns[staging])
+        self.client.command(f"INSERT INTO {staging} ({common}) SELECT {common} FROM {table}")
+        self.client.command(f"EXCHANGE TABLES {table} AND {staging}")
+        self.client.command(f"DROP TABLE {staging}")
 
     def schema_version(self) -> int:
         return int(self.client.command("SELECT max(version) FROM ccusage_schema_migrations") or 0)
@@ -1161,31 +1393,32 @@ class Store:
         for values in result.named_results():
             row = {column: _as_written(value) for column, value in values.items()}
             record = table.record(row)
-            record.breakdowns = children.get(record.record_key, {})
+            record.breakdowns = children.get((row["agent"], record.record_key), {})
             records[record.key] = record
         return records
 
-    def _stored_children(self, table: UsageTable) -> dict[str, dict[str, dict[str, Any]]]:
+    def _stored_children(self, table: UsageTable) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """(agent, record key) -> model -> its token counts and cost (blocks: only which models)."""
         parameters = {"machine": self.config.machine_name, "record_type": table.record_type}
-        children: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        children: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
         if not table.per_model:
             rows = self.client.query(
-                "SELECT record_key, model_name FROM ccusage_models_used FINAL "
+                "SELECT agent, record_key, model_name FROM ccusage_models_used FINAL "
                 "WHERE machine_name = {machine:String} AND record_type = {record_type:String} AND is_used = 1",
                 parameters=parameters,
             ).result_rows
-            for record_key, model in rows:
-                children[record_key][model] = {}
+            for agent, record_key, model in rows:
+                children[agent, record_key][model] = {}
             return children
         result = self.client.query(
-            f"SELECT record_key, model_name, {', '.join(BREAKDOWN_COLUMNS)} FROM ccusage_model_breakdowns FINAL "
+            f"SELECT agent, record_key, model_name, {', '.join(BREAKDOWN_COLUMNS)} FROM ccusage_model_breakdowns FINAL "
             "WHERE machine_name = {machine:String} AND record_type = {record_type:String}",
             parameters=parameters,
         )
         for values in result.named_results():
-            record_key, model = values.pop("record_key"), values.pop("model_name")
+            owner, model = (values.pop("agent"), values.pop("record_key")), values.pop("model_name")
             if any(values.values()):  # all zero: a model that left its row
-                children[record_key][model] = values
+                children[owner][model] = values
         return children
 
     def write_records(self, plan: TablePlan, ccusage_version: str, imported_at: dt.datetime) -> int:
@@ -1197,19 +1430,17 @@ class Store:
         for record in plan.write:
             old = plan.stored.get(record.key)
             gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
+            owner = [machine, record.row["agent"], table.record_type, record.record_key]
             for model in sorted(record.breakdowns) + sorted(gone):
-                used_rows.append([machine, table.record_type, record.record_key, model, int(model not in gone),
-                                  imported_at])
+                used_rows.append([*owner, model, int(model not in gone), imported_at])
                 if table.per_model:
                     values = record.breakdowns.get(model) or {}
-                    breakdown_rows.append([machine, table.record_type, record.record_key, model,
-                                           *(values.get(c, 0) for c in BREAKDOWN_COLUMNS), imported_at])
+                    breakdown_rows.append([*owner, model, *(values.get(c, 0) for c in BREAKDOWN_COLUMNS), imported_at])
+        child = ["machine_name", "agent", "record_type", "record_key", "model_name"]
         if breakdown_rows:
-            self.insert("ccusage_model_breakdowns", breakdown_rows,
-                        ["machine_name", "record_type", "record_key", "model_name", *BREAKDOWN_COLUMNS, "imported_at"])
+            self.insert("ccusage_model_breakdowns", breakdown_rows, [*child, *BREAKDOWN_COLUMNS, "imported_at"])
         if used_rows:
-            self.insert("ccusage_models_used", used_rows,
-                        ["machine_name", "record_type", "record_key", "model_name", "is_used", "imported_at"])
+            self.insert("ccusage_models_used", used_rows, [*child, "is_used", "imported_at"])
         rows = [[machine, *(r.row[c] for c in table.columns), ccusage_version, imported_at] for r in plan.write]
         self.insert(table.name, rows, ["machine_name", *table.columns, "ccusage_version", "imported_at"])
         return len(plan.write)
@@ -1248,10 +1479,13 @@ class Store:
         _, models = self.query(
             "SELECT model_name, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_v_model_performance "
             "WHERE machine_name = {machine:String} GROUP BY model_name ORDER BY cost DESC LIMIT 5", machine)
+        _, agents = self.query(
+            "SELECT agent, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_usage_daily FINAL "
+            "WHERE machine_name = {machine:String} GROUP BY agent ORDER BY cost DESC, agent", machine)
         _, last_runs = self.query(
             "SELECT machine_name, max(finished_at) FROM ccusage_import_runs "
             "WHERE status IN ('ok', 'unchanged', 'partial') GROUP BY machine_name")
-        return {"machines": totals, "models": models, "last_runs": dict(last_runs)}
+        return {"machines": totals, "agents": agents, "models": models, "last_runs": dict(last_runs)}
 
     def today(self) -> dt.date:
         _, [(today,)] = self.query("SELECT today()")
@@ -1555,6 +1789,9 @@ def summary_lines(summary: Mapping[str, Any], machine_name: str) -> list[str]:
         marker = "*" if machine == machine_name else " "
         lines.append(f"{marker} {machine}: ${cost:,.2f}, {human(tokens)} tokens, {first} … {last}, "
                      f"last import {_short_time(summary.get('last_runs', {}).get(machine))}")
+    if len(summary.get("agents", [])) > 1:
+        lines.append("Agents on this machine: " + ", ".join(
+            f"{agent} ${cost:,.2f} ({human(tokens)} tokens)" for agent, cost, tokens in summary["agents"]))
     if summary.get("models"):
         lines.append("Top models on this machine: " + ", ".join(
             f"{model} ${cost:,.2f}" for model, cost, _ in summary["models"]))
@@ -1795,7 +2032,7 @@ class ClickHouseImporter:
         config = self.config
         started, phases = now(), Phases()
         with phases.timed("scan"):
-            scan = scan_transcripts(config.claude_dirs)
+            scan = scan_transcripts(config.claude_dirs, config.agent_dirs)
             fingerprint = self._fingerprint(scan)
 
         def result(outcome: ImportOutcome, summary: Sequence[str] = ()) -> RunResult:
@@ -1805,7 +2042,7 @@ class ClickHouseImporter:
 
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
             state = EmbeddedState(config.embedded_path) if config.embedded else None
-            unchanged = not self.force and scan.files > 0
+            unchanged = not self.force and (scan.files > 0 or bool(scan.agent_files))
             if state and unchanged and state.last_import(config.machine_name).get("fingerprint") == fingerprint:
                 done = result(ImportOutcome("unchanged"), state.last_import(config.machine_name).get("summary", []))
                 state.add_pending_run(done.run_row())
@@ -1832,36 +2069,40 @@ class ClickHouseImporter:
     def _fingerprint(self, scan: TranscriptScan) -> str:
         """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
         config = self.config
-        settings = f"{scan.fingerprint}/{config.ccusage_version}/{config.timezone}/{config.hash_projects}"
+        agents = ",".join(sorted(config.agents)) if config.agents is not None else "all"
+        settings = f"{scan.fingerprint}/{config.ccusage_version}/{config.timezone}/{config.hash_projects}/{agents}"
         return hashlib.sha256(settings.encode()).hexdigest()
 
     def _import(self, store: Store, hasher: NameHasher, scan: TranscriptScan, phases: Phases) -> ImportOutcome:
-        if not self.config.claude_dirs:
+        reports = reports_to_fetch(self.config, scan)
+        if not reports:
             return ImportOutcome("empty", errors=(
-                "no Claude Code data directory found (~/.claude/projects, ~/.config/claude/projects or "
-                "CLAUDE_CONFIG_DIR): nothing to import",))
+                "no coding agent data found (Claude Code: ~/.claude/projects, ~/.config/claude/projects or "
+                "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         with phases.timed("fetch"):
             runner = resolve_runner(self.config)
-            documents, fetch_errors = self._fetch_all(runner)
+            documents, fetch_errors = self._fetch_all(runner, reports)
         with phases.timed("write"):
-            incoming, shape_errors = self._parse(documents, hasher, scan.session_files)
-            files_by_key = {(hasher.key_of(project), hasher.key_of(session)): count
+            context = ParseContext(hasher, scan.session_files, self.config.wants)
+            parsed, failed_reports, agent_errors = self._parse(documents, context)
+            files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                             for (project, session), count in scan.session_files.items()}
-            plans, plan_errors = self._plan(store, incoming, files_by_key)
+            plans, plan_errors = self._plan(store, parsed, files_by_key)
             written = now()
             for plan in plans:
                 store.write_records(plan, self.config.ccusage_version, written)
-        errors = (*fetch_errors, *shape_errors, *plan_errors)
-        status = "failed" if not documents or len(shape_errors) == len(documents) else "partial" if errors else "ok"
+        errors = (*fetch_errors, *failed_reports, *agent_errors, *plan_errors)
+        status = ("failed" if not documents or len(failed_reports) == len(documents) else
+                  "partial" if errors else "ok")
         return ImportOutcome(status, runner.name, tuple(plans), errors,
                              {name: REPORTS[name].size(doc) for name, doc in documents.items()})
 
-    def _fetch_all(self, runner: Runner) -> tuple[dict[str, Any], list[str]]:
+    def _fetch_all(self, runner: Runner, reports: Sequence[Report]) -> tuple[dict[str, Any], list[str]]:
         """Fetch every report at once (ThreadPoolExecutor); a failed report is named, the others go on."""
         documents: dict[str, Any] = {}
         errors = []
-        with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
-            futures = {name: pool.submit(fetch_report, runner, report, self.config) for name, report in REPORTS.items()}
+        with ThreadPoolExecutor(max_workers=len(reports)) as pool:
+            futures = {report.name: pool.submit(fetch_report, runner, report, self.config) for report in reports}
             for count, (name, future) in enumerate(futures.items(), 1):
                 self.progress.update(f"fetching ccusage reports {count}/{len(futures)}: {name}")
                 try:
@@ -1871,41 +2112,57 @@ class ClickHouseImporter:
         self.progress.done()
         return documents, errors
 
-    def _parse(self, documents: Mapping[str, Any], hasher: NameHasher,
-               session_files: Mapping[tuple[str, str], int]) -> tuple[dict[str, list[Record]], list[str]]:
-        """Each fetched report's records; a report of an unknown shape is named and skipped whole."""
-        incoming, errors = {}, []
-        for report in REPORTS.values():
-            if report.name in documents:
-                try:
-                    incoming[report.name] = report.parse(documents[report.name], hasher, session_files)
-                except ShapeError as exc:
-                    errors.append(self._shape_error(report, exc))
-        return incoming, errors
-
-    def _shape_error(self, report: Report, exc: ShapeError) -> str:
-        return (f"`ccusage claude {report.command} --json` (ccusage {self.config.ccusage_version}) printed JSON of "
-                f"an unknown shape, report skipped: {exc}")
-
-    def _plan(self, store: Store, incoming: Mapping[str, list[Record]],
-              files_by_key: Mapping[tuple[str, str], int]) -> tuple[list[TablePlan], list[str]]:
-        """Every table's plan before anything is written: days and months are derived from project-days (months
-        from the stored days too), so a value no table can hold stops the whole chain, never half of it."""
-        plans: list[TablePlan] = []
-        if "projects_daily" in incoming:
+    def _parse(self, documents: Mapping[str, Any], context: ParseContext
+               ) -> tuple[dict[str, list[Record]], list[str], list[str]]:
+        """Each fetched report's records; a report of an unknown shape is named and skipped whole, an agent whose
+        rows do not fit is named and skipped alone."""
+        parsed, failed, skipped = {}, [], []
+        for name, doc in documents.items():
             try:
-                project_days = plan_table(PROJECT_DAYS, incoming["projects_daily"], store.stored_records(PROJECT_DAYS))
-                days = plan_table(DAILY, daily_records(incoming["projects_daily"]), store.stored_records(DAILY))
-                months = plan_table(MONTHLY, monthly_records(list(days.current().values())),
-                                    store.stored_records(MONTHLY))
-                plans += [project_days, days, months]
+                parsed[name], agent_errors = REPORTS[name].parse(doc, context)
+                skipped += [self._shape_error(REPORTS[name], error, "rows skipped") for error in agent_errors]
             except ShapeError as exc:
-                return plans, [self._shape_error(REPORTS["projects_daily"], exc)]
-        if "sessions" in incoming:
-            plans.append(plan_table(SESSIONS, incoming["sessions"], store.stored_records(SESSIONS), files_by_key))
-        if "blocks" in incoming:
-            plans.append(plan_table(BLOCKS, incoming["blocks"], store.stored_records(BLOCKS)))
-        return plans, []
+                failed.append(self._shape_error(REPORTS[name], str(exc), "report skipped"))
+        return parsed, failed, skipped
+
+    def _shape_error(self, report: Report, problem: str, outcome: str) -> str:
+        return (f"`ccusage {report.command} --json` (ccusage {self.config.ccusage_version}) printed JSON of an "
+                f"unknown shape, {outcome}: {problem}")
+
+    def _plan(self, store: Store, parsed: Mapping[str, list[Record]],
+              files_by_key: Mapping[tuple[str, str, str], int]) -> tuple[list[TablePlan], list[str]]:
+        """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
+        its fetched reports cover, so an agent whose report failed keeps every row (no session of it is ever
+        zeroed). Claude Code's days are summed from its project-days and every agent's months from the stored and
+        new days, so a value no table can hold stops that whole chain, never half of it."""
+        fetched = [REPORTS[name] for name in parsed]
+        incoming: dict[UsageTable, list[Record]] = defaultdict(list)
+        for records in parsed.values():
+            for record in records:
+                incoming[record.table].append(record)
+
+        def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
+            covered = {key: r for key, r in stored[table].items() if any(f.covers(table, r.row["agent"])
+                                                                            for f in fetched)}
+            return plan_table(table, records, covered, files)
+
+        stored = {table: store.stored_records(table) for table in (PROJECT_DAYS, DAILY, SESSIONS, BLOCKS)
+                  if any(table in report.tables for report in fetched)}
+        plans, errors = [], []
+        if DAILY in stored:
+            try:
+                days = plan(DAILY, [*daily_records(incoming[PROJECT_DAYS]), *incoming[DAILY]])
+                all_days = {**stored[DAILY], **{r.key: r for r in days.write}}
+                months = plan_table(MONTHLY, monthly_records(list(all_days.values())), store.stored_records(MONTHLY))
+                plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
+                plans += [days, months]
+            except ShapeError as exc:
+                errors.append(f"days and months not imported: {exc}")
+        if SESSIONS in stored:
+            plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
+        if BLOCKS in stored:
+            plans.append(plan(BLOCKS, incoming[BLOCKS]))
+        return plans, errors
 
 
 @dataclass(frozen=True)
@@ -1973,11 +2230,13 @@ def preflight(config: Config, extra_store_checks: Sequence[StoreCheck] = ()) -> 
     claude_admin_importer.py's --check adds its own store checks."""
     yield check_configuration(config)
     yield CheckResult("ok", "machine name", f"{config.machine_name} (from {config.machine_name_source})")
-    yield check_claude_data(config)
+    scan = scan_transcripts(config.claude_dirs, config.agent_dirs)
+    yield check_claude_data(config, scan)
+    yield check_agent_data(config, scan)
     runner_result, runner = check_runner(config)
     yield runner_result
-    if runner and config.claude_dirs:
-        yield from check_reports(runner, config)
+    if runner and (reports := reports_to_fetch(config, scan)):
+        yield from check_reports(runner, config, reports)
     yield from check_store(config, (*STORE_CHECKS, *extra_store_checks))
 
 
@@ -1990,15 +2249,18 @@ def check_configuration(config: Config) -> CheckResult:
         f"project names {hashing}"))
 
 
-def check_claude_data(config: Config) -> CheckResult:
+def check_claude_data(config: Config, scan: TranscriptScan) -> CheckResult:
     label = "Claude Code data"
+    if not config.wants(CLAUDE):
+        return CheckResult("ok", label, f"not imported (CCUSAGE_AGENTS={','.join(sorted(config.agents or ()))})")
     if not config.claude_dirs:
-        return CheckResult("fail", label, f"no projects/ folder in {config.claude_dirs_setting}",
-                           "use Claude Code on this machine once, or set CLAUDE_CONFIG_DIR to the folder that holds "
-                           "projects/ (several: comma-separated)")
-    files = scan_transcripts(config.claude_dirs).files
-    detail = f"{files} transcript file{'s' * (files != 1)} in {', '.join(str(d) for d in config.claude_dirs)}"
-    if not files:
+        detail = f"no projects/ folder in {config.claude_dirs_setting}"
+        fix = ("use Claude Code on this machine once, or set CLAUDE_CONFIG_DIR to the folder that holds projects/ "
+               "(several: comma-separated)")
+        return CheckResult("warn", label, f"{detail}: only the other agents are imported", fix) if scan.agent_files \
+            else CheckResult("fail", label, detail, fix)
+    detail = f"{scan.files} transcript file{'s' * (scan.files != 1)} in {', '.join(str(d) for d in config.claude_dirs)}"
+    if not scan.files:
         return CheckResult("warn", label, detail, "nothing to import yet: use Claude Code, then import")
     return CheckResult("ok", label, detail)
 
@@ -2019,11 +2281,22 @@ def check_runner(config: Config) -> tuple[CheckResult, Runner | None]:
     return CheckResult("ok", "ccusage", f"ccusage {version} runs via {shown}"), runner
 
 
-def check_reports(runner: Runner, config: Config) -> list[CheckResult]:
+def check_agent_data(config: Config, scan: TranscriptScan) -> CheckResult:
+    """The other coding agents whose logs an import would read, and where (CCUSAGE_AGENTS limits them)."""
+    limit = f" (CCUSAGE_AGENTS={','.join(sorted(config.agents))})" if config.agents is not None else ""
+    found = [f"{agent} ({scan.agent_files[agent]} file{'s' * (scan.agent_files[agent] != 1)} in "
+             f"{', '.join(str(folder) for folder in config.agent_dirs[agent])})"
+             for agent in sorted(scan.agent_files)]
+    if not found:
+        return CheckResult("ok", "other agents", f"no logs of another coding agent found{limit}")
+    return CheckResult("ok", "other agents", "; ".join(found) + limit)
+
+
+def check_reports(runner: Runner, config: Config, reports: Sequence[Report]) -> list[CheckResult]:
     """Every report the import fetches, at once (as the import does), each tried once within its timeout."""
     once = dataclasses.replace(config, command_retries=0)
-    with ThreadPoolExecutor(max_workers=len(REPORTS)) as pool:
-        futures = [pool.submit(check_report, runner, report, once) for report in REPORTS.values()]
+    with ThreadPoolExecutor(max_workers=len(reports)) as pool:
+        futures = [pool.submit(check_report, runner, report, once) for report in reports]
         return [future.result() for future in futures]
 
 
@@ -2032,7 +2305,8 @@ def check_report(runner: Runner, report: Report, config: Config) -> CheckResult:
     clock = time.monotonic()
     try:
         doc = fetch_report(runner, report, config)
-        rows = report.parse(doc, NameHasher(secrets.token_bytes(32), hash_names=True), {})  # only counts matter
+        rows, skipped = report.parse(doc, ParseContext(NameHasher(secrets.token_bytes(32), hash_names=True),
+                                                       wants=config.wants))  # only counts matter
     except ReportError as exc:
         fix = (f"raise CCUSAGE_TIMEOUT (now {config.command_timeout:g} s)" if "timed out" in str(exc)
                else "run that command by hand to see ccusage's own message")
@@ -2045,9 +2319,15 @@ def check_report(runner: Runner, report: Report, config: Config) -> CheckResult:
     detail = f"{size} {report.unit}"
     if report is REPORTS["projects_daily"]:
         detail += f" over {len(daily_records(rows))} days"
-    elif len(rows) != size:
+    elif report is REPORTS["blocks"] and len(rows) != size:
         detail += f" ({len(rows)} with usage, {size - len(rows)} idle gaps)"
+    elif report.for_agents:
+        agents = sorted({r.row["agent"] for r in rows})
+        detail += f" of {', '.join(agents) or 'no agent'}"
     detail += f", valid JSON, in {seconds:.1f} s"
+    if skipped:
+        return CheckResult("warn", label, f"{detail}; skipped: {'; '.join(skipped)}",
+                           "update ccusage-import: this ccusage prints an agent it does not know the shape of")
     if config.command_timeout and seconds > config.command_timeout / 2:
         return CheckResult("warn", label, f"{detail}, more than half of the {config.command_timeout:g} s timeout",
                            "raise CCUSAGE_TIMEOUT so a busier day does not time out")

@@ -16,8 +16,8 @@ import ccusage_importer as ci
 
 STORE_LABELS = ["store connection", "server version", "database", "tables and views", "write permission",
                 "response time"]
-ALL_LABELS = ["configuration", "machine name", "Claude Code data", "ccusage", "ccusage daily --instances",
-              "ccusage session", "ccusage blocks", *STORE_LABELS]
+ALL_LABELS = ["configuration", "machine name", "Claude Code data", "other agents", "ccusage",
+              "ccusage claude daily --instances", "ccusage claude session", "ccusage claude blocks", *STORE_LABELS]
 SCHEMA_FIX = "   fix: run an import once (`uv run ccusage_importer.py`), it creates the schema"
 SCHEMA = ci.expected_schema(ci.SCHEMA_FILE.read_text())
 TABLES = [name for name, item in SCHEMA.items() if item.kind == "table"]
@@ -57,7 +57,7 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert code == 0, out
     store = Path(env["CCUSAGE_IMPORT_DB"])
     assert line_of(out, "store") == f"⚠️ store: no store yet at {store}: the first import creates it"
-    assert out.splitlines()[-1] == "7 passed, 1 warning, 0 failed"
+    assert out.splitlines()[-1] == "8 passed, 1 warning, 0 failed"
     assert not store.parent.exists()
 
     assert run_cli(env).returncode == 0
@@ -66,7 +66,7 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert code == 0, out
     assert labels(out) == ALL_LABELS
     assert all(line.startswith("✅") for line in out.splitlines()[1:-1]), out
-    assert out.splitlines()[-1] == "13 passed, 0 warnings, 0 failed"
+    assert out.splitlines()[-1] == "14 passed, 0 warnings, 0 failed"
 
     # The counts are the records in ccusage's own JSON (project-days, sessions, blocks), not its top-level keys.
     instances = run_ccusage(ccusage_bin_dir, claude, "daily", "--instances", "--timezone", "UTC")
@@ -78,11 +78,13 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert len(sessions) == len(truth.by_session())
     used_blocks = [b for b in blocks if not b["isGap"]]
     assert len(used_blocks) == len(truth.blocks()) and len(used_blocks) < len(blocks)
-    assert line_of(out, "ccusage daily --instances").startswith(
-        f"✅ ccusage daily --instances: {project_days} project-days over {len(daily['daily'])} days, valid JSON, in ")
-    assert line_of(out, "ccusage session").startswith(f"✅ ccusage session: {len(sessions)} sessions, valid JSON, in ")
-    assert line_of(out, "ccusage blocks").startswith(
-        f"✅ ccusage blocks: {len(blocks)} blocks ({len(used_blocks)} with usage, "
+    assert line_of(out, "ccusage claude daily --instances").startswith(
+        f"✅ ccusage claude daily --instances: {project_days} project-days over {len(daily['daily'])} days, "
+        "valid JSON, in ")
+    assert line_of(out, "ccusage claude session").startswith(
+        f"✅ ccusage claude session: {len(sessions)} sessions, valid JSON, in ")
+    assert line_of(out, "ccusage claude blocks").startswith(
+        f"✅ ccusage claude blocks: {len(blocks)} blocks ({len(used_blocks)} with usage, "
         f"{len(blocks) - len(used_blocks)} idle gaps), valid JSON, in ")
 
     files = len(list((claude / "projects").rglob("*.jsonl")))
@@ -123,7 +125,7 @@ def test_a_missing_table_is_named_with_the_fix_and_not_created(claude, make_env)
         assert code == 1
         assert line_of(out, "tables and views") == "❌ tables and views: missing ccusage_usage_blocks"
         assert out.splitlines()[out.splitlines().index(line_of(out, "tables and views")) + 1] == SCHEMA_FIX
-        assert out.splitlines()[-1] == "12 passed, 0 warnings, 1 failed"
+        assert out.splitlines()[-1] == "13 passed, 0 warnings, 1 failed"
 
 
 def test_a_table_without_its_columns_is_named(make_env):
@@ -151,7 +153,7 @@ def test_ccusage_absent_names_the_install_fix(claude, make_env, tmp_path):
                                  "`npm install -g ccusage@20.0.24`")
     assert not [label for label in labels(out) if label.startswith("ccusage ")]  # no report run without a runner
     assert labels(out)[-1] == "store"  # the store is still looked at
-    assert lines[-1] == "3 passed, 1 warning, 1 failed"  # the warning: no store yet (nothing imported)
+    assert lines[-1] == "4 passed, 1 warning, 1 failed"  # the warning: no store yet (nothing imported)
 
 
 FAKE_CCUSAGE = """\
@@ -176,11 +178,11 @@ def test_a_report_past_its_timeout_fails_with_the_fix(claude, make_env, tmp_path
     code, out = check(env)
     assert code == 1
     lines = out.splitlines()
-    failed = line_of(out, "ccusage session")
-    assert failed == ("❌ ccusage session: `ccusage claude session --json --offline --timezone UTC` (ccusage 20.0.24 "
-                      "via ccusage) timed out after 1 s (after 1 attempts)")
+    failed = line_of(out, "ccusage claude session")
+    assert failed == ("❌ ccusage claude session: `ccusage claude session --json --offline --timezone UTC` "
+                      "(ccusage 20.0.24 via ccusage) timed out after 1 s (after 1 attempts)")
     assert lines[lines.index(failed) + 1] == "   fix: raise CCUSAGE_TIMEOUT (now 1 s)"
-    assert line_of(out, "ccusage blocks").startswith("✅ ccusage blocks: ")
+    assert line_of(out, "ccusage claude blocks").startswith("✅ ccusage claude blocks: ")
 
 
 def closed_port() -> int:
@@ -203,7 +205,7 @@ def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_
         "(is the server running, and is CH_PORT its HTTP port?)")
     assert "password set (not shown)" in line_of(done.stdout, "configuration")
     assert labels(done.stdout)[-1] == "store connection"  # nothing after a failed connection pretends to pass
-    assert done.stdout.splitlines()[-1] == "7 passed, 0 warnings, 1 failed"
+    assert done.stdout.splitlines()[-1] == "8 passed, 0 warnings, 1 failed"
 
 
 def test_a_bad_setting_is_one_failed_line(make_env):

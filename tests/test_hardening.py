@@ -6,6 +6,7 @@ Real chDB, the real pinned ccusage (behind a stand-in script where a failure has
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -281,3 +282,16 @@ def test_costs_print_without_binary_noise():
     assert text == "cost\n51.43546265"
     assert json.loads(ci.format_table(["cost"], [(0.1 + 0.2,)], "json")) == {"cost": 0.3}
     assert dt.date(2026, 1, 1).isoformat() in ci.format_table(["d"], [(dt.date(2026, 1, 1),)], "json")
+
+
+def test_a_secret_inside_a_longer_base64_text_is_redacted_at_any_offset():
+    """A proxy that base64-encodes a whole header block puts the password at any of three byte offsets."""
+    secret = b"correct-horse-battery"
+    config = ci.Config.from_env({"HOME": "/h", "CH_HOST": "h", "CH_PASSWORD": secret.decode()})
+    for prefix in (b"", b"x", b"xy", b"Authorization: Basic ...\r\n"):
+        plain = prefix + b"password=" + secret + b"; next header\r\n"
+        blob = base64.b64encode(plain).decode()
+        first, last = plain.index(secret), plain.index(secret) + len(secret)
+        only_secret = blob[-(-first * 8 // 6) + 1:last * 8 // 6 - 1]  # characters made of the password's bits alone
+        assert len(only_secret) >= 20 and only_secret in blob
+        assert only_secret[:8] not in config.redact(blob) and only_secret[-8:] not in config.redact(blob)

@@ -161,6 +161,7 @@ def test_timestamps_are_utc_whatever_the_offset():
 
 def day(date: str, tokens: int, cost: float = 1.0) -> ci.Record:
     return ci.DAILY.record({
+        "agent": "claude",
         "date": dt.date.fromisoformat(date),
         "input_tokens": tokens,
         "output_tokens": 0,
@@ -183,14 +184,15 @@ def test_plan_never_replaces_with_less_and_is_honest():
 
 def test_plan_rewrites_equal_tokens_when_content_changed():
     plan = ci.plan_table(
-        ci.DAILY, [day("2026-01-01", 100, cost=2.0)], {(dt.date(2026, 1, 1),): day("2026-01-01", 100)}
+        ci.DAILY, [day("2026-01-01", 100, cost=2.0)], {("claude", dt.date(2026, 1, 1)): day("2026-01-01", 100)}
     )
     assert plan.changed == 1
 
 
 def block(start_hour: int, tokens: int) -> ci.Record:
     start = dt.datetime(2026, 1, 1, start_hour, tzinfo=dt.UTC)
-    return ci.BLOCKS.record({"start_time": start, "end_time": start + dt.timedelta(hours=5), "total_tokens": tokens})
+    return ci.BLOCKS.record({"agent": "claude", "start_time": start, "end_time": start + dt.timedelta(hours=5),
+                             "total_tokens": tokens})
 
 
 def test_plan_keeps_blocks_that_come_back_shifted():
@@ -201,10 +203,10 @@ def test_plan_keeps_blocks_that_come_back_shifted():
 
 def test_plan_keeps_a_session_that_absorbed_replayed_history():
     def session(first_hour: int, tokens: int) -> ci.Record:
-        return ci.SESSIONS.record({"project_key": "p", "session_key": "s", "total_tokens": tokens,
+        return ci.SESSIONS.record({"agent": "claude", "project_key": "p", "session_key": "s", "total_tokens": tokens,
                                    "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC)})
 
-    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], {("p", "s"): session(5, 300)})
+    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], {("claude", "p", "s"): session(5, 300)})
     assert plan.kept == 1 and not plan.write
 
 
@@ -251,7 +253,7 @@ def test_redact_hides_the_password_everywhere():
 
 def session_row(tokens: int, files: int, first_hour: int = 1) -> ci.Record:
     return ci.SESSIONS.record({
-        "project_key": "p", "session_key": "s",
+        "agent": "claude", "project_key": "p", "session_key": "s",
         "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC), "transcript_files": files,
         "input_tokens": tokens, "output_tokens": 0, "cache_creation_tokens": 0, "cache_read_tokens": 0,
         "total_tokens": tokens, "total_cost": tokens / 1000, "models_count": 1, "models_used": ["m"]},
@@ -259,26 +261,26 @@ def session_row(tokens: int, files: int, first_hour: int = 1) -> ci.Record:
 
 
 @pytest.mark.parametrize(("incoming", "files_now", "outcome"), [
-    (session_row(300, 1), {("p", "s"): 1}, "written"),  # files all there: lines moved to a resumed session
+    (session_row(300, 1), {("claude", "p", "s"): 1}, "written"),  # files all there: lines moved to a resumed session
     (session_row(300, 1), {}, "written"),  # the count travels with the incoming row itself
     (session_row(300, 0), {}, "kept"),  # unknown file count (ccusage <= 18): never shrink
 ])
 def test_a_session_shrinks_only_when_none_of_its_files_went(incoming, files_now, outcome):
-    stored = {("p", "s"): session_row(500, 1)}
+    stored = {("claude", "p", "s"): session_row(500, 1)}
     plan = ci.plan_table(ci.SESSIONS, [incoming], stored, files_now)
     assert (plan.write == [incoming]) == (outcome == "written") and (plan.kept == 1) == (outcome == "kept")
-    fewer_files = ci.plan_table(ci.SESSIONS, [session_row(300, 1)], {("p", "s"): session_row(500, 2)})
+    fewer_files = ci.plan_table(ci.SESSIONS, [session_row(300, 1)], {("claude", "p", "s"): session_row(500, 2)})
     assert fewer_files.kept == 1 and not fewer_files.write  # a sub-agent file was deleted: history stays
 
 
 def test_a_session_taken_over_whole_gets_a_zero_row_only_if_its_files_are_there():
-    stored = {("p", "s"): session_row(500, 2)}
-    plan = ci.plan_table(ci.SESSIONS, [], stored, {("p", "s"): 2})
+    stored = {("claude", "p", "s"): session_row(500, 2)}
+    plan = ci.plan_table(ci.SESSIONS, [], stored, {("claude", "p", "s"): 2})
     assert [r.row["total_tokens"] for r in plan.write] == [0] and plan.write[0].breakdowns == {}
     assert plan.write[0].row["models_used"] == [] and plan.write[0].row["total_cost"] == 0
-    assert not ci.plan_table(ci.SESSIONS, [], stored, {("p", "s"): 1}).write  # a file went: keep
+    assert not ci.plan_table(ci.SESSIONS, [], stored, {("claude", "p", "s"): 1}).write  # a file went: keep
     assert not ci.plan_table(ci.SESSIONS, [], stored, {}).write  # all files gone: keep
-    assert not ci.plan_table(ci.DAILY, [], {(dt.date(2026, 1, 1),): day("2026-01-01", 5)}).write
+    assert not ci.plan_table(ci.DAILY, [], {("claude", dt.date(2026, 1, 1)): day("2026-01-01", 5)}).write
 
 
 def test_session_of_follows_ccusage_layout():
@@ -304,14 +306,72 @@ def test_every_usage_table_spec_matches_the_schema_file():
 
 
 def test_records_from_every_report_fill_exactly_their_table_columns():
-    parsed = {name: report.parse(load(fixture), HASHER, {}) for name, report, fixture in (
-        ("projects_daily", ci.REPORTS["projects_daily"], "claude_daily_instances.json"),
-        ("sessions", ci.REPORTS["sessions"], "claude_session.json"),
-        ("blocks", ci.REPORTS["blocks"], "claude_blocks.json"))}
+    context = ci.ParseContext(HASHER)
+    parsed = {name: ci.REPORTS[name].parse(load(fixture), context)[0] for name, fixture in (
+        ("projects_daily", "claude_daily_instances.json"), ("sessions", "claude_session.json"),
+        ("blocks", "claude_blocks.json"), ("agents", "agents/unified_session_sections.json"))}
     days = ci.daily_records(parsed["projects_daily"])
     for records in (*parsed.values(), days, ci.monthly_records(days)):
-        assert records and all(list(r.row) == list(r.table.columns) or set(r.row) == set(r.table.columns)
-                               for r in records)
+        assert records and all(set(r.row) == set(r.table.columns) for r in records)
+    for name, records in parsed.items():
+        assert {r.table for r in records} <= set(ci.REPORTS[name].tables)
+
+
+# -- every other agent, from ccusage's unified report ------------------------------------------------------------
+
+
+def agent_totals(records, table) -> dict:
+    return {(r.row["agent"], r.row.get("date") or r.row["session_id"]): (
+        r.row["input_tokens"], r.row["output_tokens"], r.row["cache_creation_tokens"], r.row["cache_read_tokens"],
+        r.row["total_tokens"]) for r in records if r.table is table}
+
+
+def test_agents_days_and_sessions_equal_their_own_reports():
+    """The unified report's rows per agent are what `ccusage <agent> daily|session` print (recorded together)."""
+    records, errors = ci.agent_records(load("agents/unified_session_sections.json"), PLAIN, lambda agent: True)
+    assert errors == [] and {r.row["agent"] for r in records} == {"codex", "gemini", "opencode"}  # no claude
+    for agent in ("codex", "gemini", "opencode"):
+        own = load(f"agents/{agent}_daily.json")["daily"]
+        days = {d: t for (a, d), t in agent_totals(records, ci.DAILY).items() if a == agent}
+        assert days == {dt.date.fromisoformat(item["date"]): (
+            item["inputTokens"], item["outputTokens"], item["cacheCreationTokens"], item["cacheReadTokens"],
+            item["totalTokens"]) for item in own}
+        costs = {r.row["date"]: r.row["total_cost"] for r in records if r.table is ci.DAILY and r.row["agent"] == agent}
+        for item in own:
+            assert costs[dt.date.fromisoformat(item["date"])] == pytest.approx(item.get("totalCost", item.get(
+                "costUSD")), rel=1e-12)
+        sessions = {s: t for (a, s), t in agent_totals(records, ci.SESSIONS).items() if a == agent}
+        assert sum(t[4] for t in sessions.values()) == load(f"agents/{agent}_session.json")["totals"]["totalTokens"]
+    codex = [r for r in records if r.table is ci.SESSIONS and r.row["agent"] == "codex"]
+    assert all(r.row["project_key"] == "" and r.row["project_name"] == "" for r in codex)  # no invented project
+    assert any(r.row["reasoning_tokens"] for r in codex) and all(r.row["last_activity"] for r in codex)
+    gemini = [r for r in records if r.table is ci.SESSIONS and r.row["agent"] == "gemini"]
+    assert gemini and all(r.row["last_activity"] is None and r.row["reasoning_tokens"] is None for r in gemini)
+
+
+def test_models_add_up_to_their_day_in_every_counted_column():
+    records, _ = ci.agent_records(load("agents/unified_session_sections.json"), PLAIN, lambda agent: True)
+    for record in records:
+        for column in ci.TOKEN_COLUMNS:
+            assert sum(m[column] for m in record.breakdowns.values()) == record.row[column]
+        assert sum(m["cost"] for m in record.breakdowns.values()) == pytest.approx(record.row["total_cost"])
+
+
+def test_an_unknown_agent_is_imported_and_a_broken_one_skipped_alone():
+    doc = load("agents/unified_session_sections.json")
+    newcomer = {"agent": "newagent", "inputTokens": 5, "outputTokens": 7, "cacheCreationTokens": 0,
+                "cacheReadTokens": 1, "totalTokens": 13, "totalCost": 0.5, "modelsUsed": ["m1"],
+                "modelBreakdowns": [{"modelName": "m1", "inputTokens": 5, "outputTokens": 7, "cacheCreationTokens": 0,
+                                     "cacheReadTokens": 1, "cost": 0.5}]}
+    doc["daily"][0]["agents"].append(newcomer)
+    doc["session"].append({**newcomer, "period": "n-1"})
+    doc["daily"][0]["agents"].append({"agent": "brokenagent", "inputTokens": "many"})
+    records, errors = ci.agent_records(doc, PLAIN, lambda agent: True)
+    assert [e.split(":")[0] for e in errors] == ["agent 'brokenagent'"]
+    assert {r.row["agent"] for r in records} == {"codex", "gemini", "opencode", "newagent"}
+    assert [r.row["total_tokens"] for r in records if r.row["agent"] == "newagent"] == [13, 13]
+    only, _ = ci.agent_records(doc, PLAIN, lambda agent: agent == "gemini")
+    assert {r.row["agent"] for r in only} == {"gemini"}
 
 
 # -- any JSON: rows or the one shape error -------------------------------------------------------------------------
@@ -339,7 +399,7 @@ def test_any_json_gives_records_or_the_shape_error(doc):
     for report in ci.REPORTS.values():
         assert report.size(doc) >= 0
         try:
-            records = report.parse(doc, HASHER, {})
+            records, _ = report.parse(doc, ci.ParseContext(HASHER))
             if report.name == "projects_daily":
                 ci.monthly_records(ci.daily_records(records))
         except ci.ShapeError as exc:

@@ -1,0 +1,12 @@
+-- Every usage row gets the coding agent it belongs to, as part of its key; the rows stored before are Claude Code's
+-- (the new column's DEFAULT 'claude'). A sorting key cannot take a new column with a default, so each table is
+-- rebuilt to its definition in ccusage_clickhouse_schema.sql with every stored row copied (superseded versions
+-- too), then swapped in. Sessions' last_activity becomes Nullable (Gemini CLI reports none) and sessions get
+-- reasoning_tokens.
+-- rebuild: ccusage_usage_daily
+-- rebuild: ccusage_usage_monthly
+-- rebuild: ccusage_usage_sessions
+-- rebuild: ccusage_usage_blocks
+-- rebuild: ccusage_usage_projects_daily
+-- rebuild: ccusage_model_breakdowns
+-- rebuild: ccusage_models_used
