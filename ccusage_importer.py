@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import csv
 import dataclasses
@@ -516,6 +517,11 @@ class TranscriptScan:
     fingerprint: str
     session_files: dict[tuple[str, str], int] = field(default_factory=dict)
     agent_files: dict[str, int] = field(default_factory=dict)
+    transcript_mtimes: tuple[float, ...] = ()  # Claude Code's, oldest first: what its cleanup deletes next
+
+    def transcripts_before(self, moment: dt.datetime) -> int:
+        """How many transcripts were last written before `moment` (Claude Code deletes them by that age)."""
+        return bisect.bisect_left(self.transcript_mtimes, moment.timestamp())
 
 
 def session_of(parts: Sequence[str]) -> tuple[str, str]:
@@ -532,6 +538,7 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
     digest = hashlib.sha256()
     files = 0
     session_files: dict[tuple[str, str], int] = defaultdict(int)
+    mtimes: list[float] = []
     for base in dirs:
         entries = []
         for folder, _, names in os.walk(base):
@@ -543,6 +550,7 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
                     except OSError:
                         continue
                     entries.append((path, stat.st_size, stat.st_mtime_ns))
+                    mtimes.append(stat.st_mtime)
                     session_files[session_of(Path(path).relative_to(base).parts)] += 1
         for path, size, mtime in sorted(entries):
             digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
@@ -556,7 +564,39 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
             digest.update(f"{agent}\0{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         if entries:
             agent_files[agent] = len(entries)
-    return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files)
+    return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files, tuple(sorted(mtimes)))
+
+
+DEFAULT_RETENTION_DAYS = 30  # Claude Code's cleanupPeriodDays when settings.json sets none
+
+
+def claude_retention(dirs: Sequence[Path]) -> tuple[int, str]:
+    """How many days Claude Code keeps transcripts (cleanupPeriodDays in settings.json beside projects/), and
+    where that was read."""
+    for projects in dirs:
+        settings = projects.parent / "settings.json"
+        try:
+            value = json.loads(settings.read_text(encoding="utf-8")).get("cleanupPeriodDays")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value, str(settings)
+    return DEFAULT_RETENTION_DAYS, "Claude Code's default"
+
+
+CRON_MARKER = "# ccusage-import:import"  # what setup_cronjob.sh writes at the end of the import's crontab line
+
+
+def cron_entry_installed(path: str | None) -> bool | None:
+    """Whether this user's crontab runs the importer (None: no crontab program on `path` to ask)."""
+    crontab = shutil.which("crontab", path=path)
+    if not crontab:
+        return None
+    try:
+        done = subprocess.run([crontab, "-l"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.returncode == 0 and CRON_MARKER in done.stdout
 
 
 def _file_stat(path: Path) -> os.stat_result | None:
@@ -1451,6 +1491,13 @@ class Store:
         row = {**run, "error_text": self.config.redact(run["error_text"])}
         self.insert("ccusage_import_runs", [list(row.values())], list(row))
 
+    def last_import(self) -> dt.datetime | None:
+        """When this machine's last import that read everything it found ended."""
+        _, [(count, last)] = self.query(
+            "SELECT count(), max(finished_at) FROM ccusage_import_runs WHERE machine_name = {machine:String} "
+            "AND status IN ('ok', 'unchanged')", {"machine": self.config.machine_name})
+        return utc(last) if count else None
+
     def last_successful_fingerprint(self) -> str | None:
         rows = self.client.query(
             "SELECT files_fingerprint FROM ccusage_import_runs WHERE machine_name = {machine:String} "
@@ -1798,6 +1845,17 @@ def summary_lines(summary: Mapping[str, Any], machine_name: str) -> list[str]:
     return lines
 
 
+def deletion_warning(scan: TranscriptScan, retention_days: int, moment: dt.datetime, status: str) -> list[str]:
+    """One line when this run did not import everything and Claude Code deletes transcripts within 2 days."""
+    if status not in ("failed", "partial"):
+        return []
+    soon = scan.transcripts_before(moment - dt.timedelta(days=retention_days - 2))
+    if not soon:
+        return []
+    return [f"⚠️ {soon} transcript{'s' * (soon != 1)} not fully imported by this run will be deleted by Claude Code "
+            f"within 2 days (cleanupPeriodDays {retention_days}): fix the error above and import again"]
+
+
 def _short_time(value: Any) -> str:
     return utc(value).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, dt.datetime) else "never"
 
@@ -2063,6 +2121,7 @@ class ClickHouseImporter:
                     store.record_run(result(outcome).run_row())
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
+                    lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)
                     done = result(outcome, lines)
                     if state and done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines))
@@ -2254,6 +2313,8 @@ def preflight(config: Config, extra_store_checks: Sequence[StoreCheck] = ()) -> 
     yield CheckResult("ok", "machine name", f"{config.machine_name} (from {config.machine_name_source})")
     scan = scan_transcripts(config.claude_dirs, config.agent_dirs)
     yield check_claude_data(config, scan)
+    if config.claude_dirs:
+        yield check_retention(config, scan)
     yield check_agent_data(config, scan)
     runner_result, runner = check_runner(config)
     yield runner_result
@@ -2301,6 +2362,48 @@ def check_runner(config: Config) -> tuple[CheckResult, Runner | None]:
         return CheckResult("fail", "ccusage", f"{shown} --version printed {found or 'no version'}, not {version}",
                            install), None
     return CheckResult("ok", "ccusage", f"ccusage {version} runs via {shown}"), runner
+
+
+def check_retention(config: Config, scan: TranscriptScan) -> CheckResult:
+    """When Claude Code deletes what it has not been imported yet: its setting, the oldest transcript, and cron."""
+    days, source = claude_retention(config.claude_dirs)
+    detail = f"Claude Code keeps transcripts {days} days (cleanupPeriodDays, {source})"
+    if scan.transcript_mtimes:
+        oldest = dt.datetime.fromtimestamp(scan.transcript_mtimes[0], dt.UTC)
+        detail += f"; the oldest is from {oldest:%Y-%m-%d} and goes around {oldest + dt.timedelta(days=days):%Y-%m-%d}"
+    problems, fixes = [], []
+    if days < 7:
+        problems.append(f"{days} days leave little time to import")
+        fixes.append(f"raise cleanupPeriodDays in {source if source.endswith('.json') else 'settings.json'} "
+                     "(Claude Code's default is 30)")
+    cron = cron_entry_installed(config.child_env.get("PATH"))
+    if not cron:
+        problems.append("no hourly import in this user's crontab" if cron is False else "no crontab program here")
+        fixes.append("install the hourly import: ./setup_cronjob.sh")
+    if problems:
+        return CheckResult("warn", "history retention", f"{detail}; {'; '.join(problems)}", "; ".join(fixes))
+    return CheckResult("ok", "history retention", f"{detail}; the hourly import is in the crontab")
+
+
+def check_last_import(store: Store) -> CheckResult:
+    """Whether this machine's last successful import is recent enough that Claude Code has deleted nothing unseen."""
+    config = store.config
+    days, _ = claude_retention(config.claude_dirs)
+    last = store.last_import()
+    if last is None:
+        return CheckResult("warn", "last import", f"machine {config.machine_name} was never imported into this store",
+                           "run `uv run ccusage_importer.py`")
+    age = now() - last
+    detail = f"machine {config.machine_name}, {last:%Y-%m-%d %H:%M} UTC ({human_age(age)} ago)"
+    if config.claude_dirs and age > dt.timedelta(days=max(days - 2, 0)):
+        return CheckResult("warn", "last import", f"{detail}: Claude Code deletes transcripts after {days} days",
+                           "import now (`uv run ccusage_importer.py`) and install the hourly job (./setup_cronjob.sh)")
+    return CheckResult("ok", "last import", detail)
+
+
+def human_age(age: dt.timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
 
 
 def check_agent_data(config: Config, scan: TranscriptScan) -> CheckResult:
@@ -2471,6 +2574,7 @@ STORE_CHECKS = (
     StoreCheck("tables and views", check_schema, SCHEMA_FIX),
     StoreCheck("write permission", check_write, "grant the user CREATE TABLE, INSERT and DROP TABLE on the database"),
     StoreCheck("response time", check_response_time, "check the server's load and the network"),
+    StoreCheck("last import", check_last_import, "run `uv run ccusage_importer.py`"),
 )
 
 
@@ -2483,10 +2587,11 @@ DEFAULT_DASHBOARD_FILE = "ccusage-dashboard.html"
 # Chart.js and its matrix (heat map) plugin, vendored from the npm registry (dashboard/vendor/README.md).
 DASHBOARD_LIBRARIES = ("chart.umd.min.js", "chartjs-chart-matrix.min.js")
 # The page's own values for parameters the queries declare: the whole history and every row (`tz` is the import's
-# time zone, `machine` the set being gathered; any other parameter keeps its default).
+# time zone, `machine` and `agent` the set being gathered; any other parameter keeps its default).
 DASHBOARD_CHOICES = {"days": "36600", "limit": "4294967295", "stale_hours": "2"}
-# (dataset, named query). Per-machine datasets run once for all machines and once per machine: the page's machine
-# filter switches between those sets, and its date filter works on their `date` column.
+# (dataset, named query). Per-machine datasets run for every choice of the page's machine and agent filters: all
+# machines and each machine, each with all agents and with each of its agents (a machine with one agent needs no
+# second set: its agent's numbers are all of its numbers). The page's date filter works on their `date` column.
 PER_MACHINE_DATASETS = (
     ("summary", "dashboard_summary"),
     ("models", "model_cost_daily"),
@@ -2495,16 +2600,20 @@ PER_MACHINE_DATASETS = (
     ("cache", "cache_efficiency_daily"),
     ("hours", "block_hours_daily"),
 )
-SHARED_DATASETS = (  # rows that name their machine
-    ("machine_days", "machine_daily_comparison"),
+# Run for each machine choice with all agents only: these rows split by agent themselves.
+AGENT_SPLIT_DATASETS = (
+    ("agent_days", "agent_cost_daily"),
+)
+SHARED_DATASETS = (  # rows that name their machine (and agent)
+    ("agents", "agent_summary"),
     ("active_blocks", "active_block"),
     ("freshness", "machine_freshness"),
 )
 
 
-def dashboard_parameters(query: NamedQuery, machine: str, timezone: str) -> dict[str, Any]:
+def dashboard_parameters(query: NamedQuery, machine: str, timezone: str, agent: str = "") -> dict[str, Any]:
     """Parameters as --query would take them: the page's choices where the query declares them, else defaults."""
-    choices = {**DASHBOARD_CHOICES, "tz": timezone, "machine": machine}
+    choices = {**DASHBOARD_CHOICES, "tz": timezone, "machine": machine, "agent": agent}
     return query_parameters(query, [f"{p.name}={choices[p.name]}" for p in query.params if p.name in choices])
 
 
@@ -2524,13 +2633,15 @@ def json_cell(value: Any) -> Any:
 def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -> dict[str, Any]:
     """Every dataset the page draws, each the result of a named query ({columns, rows})."""
 
-    def run(name: str, machine: str = "") -> dict[str, Any]:
+    def run(name: str, machine: str = "", agent: str = "") -> dict[str, Any]:
         query = find_query(queries, name)
-        columns, rows = store.query(query.sql, dashboard_parameters(query, machine, timezone))
+        columns, rows = store.query(query.sql, dashboard_parameters(query, machine, timezone, agent))
         return {"columns": columns, "rows": [[json_cell(v) for v in row] for row in rows]}
 
-    def scope(machine: str) -> dict[str, Any]:
-        return {"machine": machine, "data": {key: run(name, machine) for key, name in PER_MACHINE_DATASETS}}
+    def scope(machine: str, agent: str = "") -> dict[str, Any]:
+        datasets = PER_MACHINE_DATASETS if agent else (*PER_MACHINE_DATASETS, *AGENT_SPLIT_DATASETS)
+        return {"machine": machine, "agent": agent,
+                "data": {key: run(name, machine, agent) for key, name in datasets}}
 
     shared = {key: run(name) for key, name in SHARED_DATASETS}
     everything = scope("")
@@ -2538,15 +2649,21 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     empty = not dict(zip(summary["columns"], summary["rows"][0], strict=True))["all_time_tokens"]
     freshness = shared["freshness"]
     machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
+    agent_rows = [dict(zip(shared["agents"]["columns"], row, strict=True)) for row in shared["agents"]["rows"]]
+    agents_of = {machine: sorted({r["agent"] for r in agent_rows if machine in ("", r["machine_name"])})
+                 for machine in ["", *machines]}
+    scopes = [everything] + ([] if empty else [scope(machine) for machine in machines])
+    scopes += [scope(machine, agent) for machine, agents in agents_of.items() if len(agents) > 1 for agent in agents]
     today = store.today()
     return {
         "meta": {"generated_at": json_cell(now().replace(microsecond=0)), "today": json_cell(today),
                  "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
-                 "queries": [name for _, name in (*PER_MACHINE_DATASETS, *SHARED_DATASETS)]},
+                 "queries": [name for _, name in (*PER_MACHINE_DATASETS, *AGENT_SPLIT_DATASETS, *SHARED_DATASETS)]},
         "empty": empty,
         "machines": machines,
+        "agents": agents_of[""],
         "shared": shared,
-        "scopes": [everything] + ([] if empty else [scope(machine) for machine in machines]),
+        "scopes": scopes,
     }
 
 

@@ -9,14 +9,14 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import run_ccusage, run_cli, sql
+from conftest import run_ccusage, run_cli, sql, sql_many
 from transcripts import generate
 
 import ccusage_importer as ci
 
 STORE_LABELS = ["store connection", "server version", "database", "tables and views", "write permission",
-                "response time"]
-ALL_LABELS = ["configuration", "machine name", "Claude Code data", "other agents", "ccusage",
+                "response time", "last import"]
+ALL_LABELS = ["configuration", "machine name", "Claude Code data", "history retention", "other agents", "ccusage",
               "ccusage claude daily --instances", "ccusage claude session", "ccusage claude blocks", *STORE_LABELS]
 SCHEMA_FIX = "   fix: run an import once (`uv run ccusage_importer.py`), it creates the schema"
 SCHEMA = ci.expected_schema(ci.SCHEMA_FILE.read_text())
@@ -49,15 +49,26 @@ def claude(tmp_path: Path) -> Path:
     return tmp_path / "claude"
 
 
-def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccusage_bin_dir):
+def with_crontab(env: dict, folder: Path, hourly_import: bool = True) -> dict:
+    """A `crontab` first on PATH whose `-l` lists the importer's line as setup_cronjob.sh installs it, or no crontab:
+    --check reads the crontab, and the invoking user's must not decide a test."""
+    folder.mkdir()
+    line = f"echo '7 * * * * /bin/bash setup_cronjob.sh cron-run import env {ci.CRON_MARKER}'" if hourly_import \
+        else "echo 'no crontab for tester' >&2; exit 1"
+    (folder / "crontab").write_text(f"#!/bin/sh\n{line}\n")
+    (folder / "crontab").chmod(0o755)
+    return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
+
+
+def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccusage_bin_dir, tmp_path):
     truth = generate(claude, seed=11, days=12, sessions=14)
-    env = make_env(claude, "desk")
+    env = with_crontab(make_env(claude, "desk"), tmp_path / "cron-bin")
 
     code, out = check(env)  # before the first import: no store, and --check creates none
     assert code == 0, out
     store = Path(env["CCUSAGE_IMPORT_DB"])
     assert line_of(out, "store") == f"⚠️ store: no store yet at {store}: the first import creates it"
-    assert out.splitlines()[-1] == "8 passed, 1 warning, 0 failed"
+    assert out.splitlines()[-1] == "9 passed, 1 warning, 0 failed"
     assert not store.parent.exists()
 
     assert run_cli(env).returncode == 0
@@ -66,7 +77,7 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert code == 0, out
     assert labels(out) == ALL_LABELS
     assert all(line.startswith("✅") for line in out.splitlines()[1:-1]), out
-    assert out.splitlines()[-1] == "14 passed, 0 warnings, 0 failed"
+    assert out.splitlines()[-1] == "16 passed, 0 warnings, 0 failed"
 
     # The counts are the records in ccusage's own JSON (project-days, sessions, blocks), not its top-level keys.
     instances = run_ccusage(ccusage_bin_dir, claude, "daily", "--instances", "--timezone", "UTC")
@@ -99,8 +110,10 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
                         line_of(out, "response time"))
 
     # --check wrote nothing: no run recorded, no scratch table left behind.
-    assert sql(env, "SELECT count() AS n FROM ccusage_import_runs")[0]["n"] == runs_before
-    assert sql(env, "SELECT count() AS n FROM system.tables WHERE name LIKE '%ccusage_check%'")[0]["n"] == 0
+    after = sql_many(env, {"runs": "SELECT count() AS n FROM ccusage_import_runs",
+                           "scratch": "SELECT count() AS n FROM system.tables WHERE name LIKE '%ccusage_check%'"})
+    assert after["runs"][0]["n"] == runs_before
+    assert after["scratch"][0]["n"] == 0
 
 
 def test_schema_parser_agrees_with_the_engine(tmp_path, make_env):
@@ -115,23 +128,23 @@ def test_schema_parser_agrees_with_the_engine(tmp_path, make_env):
     assert {*ci.ALL_TABLES, *ci.VIEWS} <= set(SCHEMA) and set(ci.VIEWS) <= set(VIEWS)
 
 
-def test_a_missing_table_is_named_with_the_fix_and_not_created(claude, make_env):
+def test_a_missing_table_is_named_with_the_fix_and_not_created(claude, make_env, tmp_path):
     generate(claude, seed=12, days=3, sessions=4)
-    env = make_env(claude)
+    env = with_crontab(make_env(claude), tmp_path / "cron-bin", hourly_import=False)
     assert run_cli(env).returncode == 0
-    assert run_cli(env, "--sql", "DROP TABLE ccusage_usage_blocks").returncode == 0
+    sql(env, "DROP TABLE ccusage_usage_blocks")
     for _ in range(2):  # the second run proves the first did not create it
         code, out = check(env)
         assert code == 1
         assert line_of(out, "tables and views") == "❌ tables and views: missing ccusage_usage_blocks"
         assert out.splitlines()[out.splitlines().index(line_of(out, "tables and views")) + 1] == SCHEMA_FIX
-        assert out.splitlines()[-1] == "13 passed, 0 warnings, 1 failed"
+        assert out.splitlines()[-1] == "14 passed, 1 warning, 1 failed"
 
 
 def test_a_table_without_its_columns_is_named(make_env):
     env = make_env(None)
     assert run_cli(env).returncode == 0
-    assert run_cli(env, "--sql", "ALTER TABLE ccusage_import_runs DROP COLUMN runner").returncode == 0
+    sql(env, "ALTER TABLE ccusage_import_runs DROP COLUMN runner")
     code, out = check(env)
     assert code == 1
     assert line_of(out, "tables and views") == "❌ tables and views: ccusage_import_runs lacks runner"
@@ -153,7 +166,7 @@ def test_ccusage_absent_names_the_install_fix(claude, make_env, tmp_path):
                                  "`npm install -g ccusage@20.0.24`")
     assert not [label for label in labels(out) if label.startswith("ccusage ")]  # no report run without a runner
     assert labels(out)[-1] == "store"  # the store is still looked at
-    assert lines[-1] == "4 passed, 1 warning, 1 failed"  # the warning: no store yet (nothing imported)
+    assert lines[-1] == "4 passed, 2 warnings, 1 failed"  # no store yet (nothing imported), no cron entry
 
 
 FAKE_CCUSAGE = """\
@@ -191,11 +204,12 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_env):
+def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_env, tmp_path):
     generate(claude, seed=15, days=2, sessions=2)
     port = closed_port()
     password = "Pw-4-check-\"'$-XYZZY"
-    env = make_env(claude, CH_HOST="127.0.0.1", CH_PORT=str(port), CH_USER="importer", CH_PASSWORD=password)
+    env = with_crontab(make_env(claude, CH_HOST="127.0.0.1", CH_PORT=str(port), CH_USER="importer",
+                                CH_PASSWORD=password), tmp_path / "cron-bin", hourly_import=False)
     done = run_cli(env, "--check")
     assert done.returncode == 1
     assert password not in done.stdout + done.stderr and "XYZZY" not in done.stdout + done.stderr
@@ -205,7 +219,7 @@ def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_
         "(is the server running, and is CH_PORT its HTTP port?)")
     assert "password set (not shown)" in line_of(done.stdout, "configuration")
     assert labels(done.stdout)[-1] == "store connection"  # nothing after a failed connection pretends to pass
-    assert done.stdout.splitlines()[-1] == "8 passed, 0 warnings, 1 failed"
+    assert done.stdout.splitlines()[-1] == "8 passed, 1 warning, 1 failed"  # the warning: no cron entry
 
 
 def test_a_bad_setting_is_one_failed_line(make_env):
