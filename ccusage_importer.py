@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.parse
 import uuid
@@ -1714,8 +1715,10 @@ def human(number: float) -> str:
     return f"{number:.0f}"
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> str:
-    """Query results as an aligned text table, CSV (a header even with no rows) or JSON lines (`[]` for none)."""
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
+                 width: int | None = None) -> str:
+    """Query results as an aligned text table (cells cut with … to fit `width` characters), CSV (a header even with
+    no rows) or JSON lines (`[]` for none); CSV and JSON always carry full values."""
     if fmt == "json":
         if not rows:
             return "[]"
@@ -1729,25 +1732,47 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
                            if isinstance(v, list | tuple | dict) else _plain_number(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
 
-    def cell(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
-        if isinstance(value, dt.datetime):
-            return value.strftime("%Y-%m-%d %H:%M:%S")
-        return str(value)
-
-    text = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)]
+    text = [[_cell_text(v) for v in row] for row in rows]
+    widths = _fit_widths([max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)], width)
     numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and rows for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+    lines = ["  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
     for row in text:
-        lines.append("  ".join((v.rjust(w) if numeric[i] else v.ljust(w)) for i, (v, w) in
+        lines.append("  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
                                enumerate(zip(row, widths, strict=True))).rstrip())
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
+
+
+def _cell_text(value: Any) -> str:
+    """A cell as a terminal shows it: short floats, times to the second, lists as `a, b`."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell_text(v) for v in value)
+    return str(value)
+
+
+def _fit_widths(widths: list[int], limit: int | None) -> list[int]:
+    """Column widths that fit `limit` characters (two spaces between columns): the widest give way first, none
+    below 6 characters (or its natural width)."""
+    widths = list(widths)
+    if limit is None:
+        return widths
+    while sum(widths) + 2 * (len(widths) - 1) > limit:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        if widths[widest] <= 6:
+            break
+        widths[widest] -= 1
+    return widths
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _plain_number(value: Any) -> Any:
@@ -2059,9 +2084,27 @@ def find_query(queries: Sequence[NamedQuery], name: str) -> NamedQuery:
 
 
 def query_list(queries: Sequence[NamedQuery]) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """Columns and rows of `--query list`."""
+    """Columns and rows of `--query list` as CSV or JSON."""
     return ["name", "params", "description"], [
         (q.name, ", ".join(str(p) for p in q.params) or "none", q.description) for q in queries]
+
+
+def query_list_text(queries: Sequence[NamedQuery], width: int, verbose: bool = False) -> str:
+    """`--query list` on a terminal: each name with its description wrapped to `width`; with --verbose, its
+    parameters (name:Type=default) below it."""
+    indent = max(len(q.name) for q in queries) + 2
+    room = max(width - indent, 20)
+    lines = []
+    for query in queries:
+        wrapped = textwrap.wrap(query.description, room) or [""]
+        lines.append(query.name.ljust(indent) + wrapped[0])
+        lines += [" " * indent + more for more in wrapped[1:]]
+        if verbose:
+            params = ", ".join(str(p) for p in query.params) or "none"
+            lines += [" " * indent + more for more in textwrap.wrap(f"params: {params}", room)]
+    hint = "" if verbose else ", `--query list --verbose` shows their parameters"
+    lines += textwrap.wrap(f"({len(queries)} queries; `--query NAME --param KEY=VALUE` runs one{hint})", width)
+    return "\n".join(lines)
 
 
 def load_queries(path: Path = QUERIES_FILE) -> list[NamedQuery]:
@@ -2757,6 +2800,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a parameter of --query (repeatable); parameters not given take their defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format of --sql and --query: aligned table, CSV, or JSON lines (default: table)")
+    parser.add_argument("--verbose", action="store_true", help="with `--query list`: show each query's parameters")
     parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
     return parser
 
@@ -2769,22 +2813,31 @@ def check_modes(args: argparse.Namespace) -> None:
             raise UserError(f"{flag}: {what} is empty", EXIT_USAGE)
     if args.param and args.query is None:
         raise UserError("--param goes with --query NAME", EXIT_USAGE)
+    if args.verbose and args.query != "list":
+        raise UserError("--verbose goes with --query list", EXIT_USAGE)
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when output goes to one (tables then fit it), else None: full values for files and
+    pipes."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None) -> int:
     with _reading_store(config) as store:
         columns, rows = store.query(sql, parameters)
-    print(format_table(columns, rows, fmt))
+    print(format_table(columns, rows, fmt, terminal_width()))
     return EXIT_OK
 
 
-def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str) -> int:
+def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, verbose: bool = False) -> int:
     """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead."""
     queries = load_queries()
     if name == "list":
         if assignments:
             raise UserError("--query list takes no --param", EXIT_USAGE)
-        print(format_table(*query_list(queries), fmt))
+        print(query_list_text(queries, terminal_width() or 100, verbose) if fmt == "table" else
+              format_table(*query_list(queries), fmt))
         return EXIT_OK
     query = find_query(queries, name)
     return run_sql(config, query.sql, fmt, query_parameters(query, assignments))
@@ -2842,7 +2895,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.dashboard is not None:
             return write_dashboard(config, args.dashboard, args.quiet)
         if args.query is not None:
-            return run_query(config, args.query, args.param, args.format)
+            return run_query(config, args.query, args.param, args.format, args.verbose)
         if args.sql is not None:
             return run_sql(config, args.sql, args.format)
         result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
