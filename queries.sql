@@ -12,27 +12,35 @@
 -- `-- params:` line. Other clients must pass every parameter themselves (clickhouse-client: --param_days=7).
 -- Conventions:
 --   machine  empty (the default) = all machines, otherwise only that machine's rows.
+--   agent    empty (the default) = all coding agents, otherwise only that agent's rows (ccusage's name for it:
+--            claude, codex, gemini, opencode, ...). Only Claude Code (claude) has projects and 5-hour blocks, so
+--            a query over those returns nothing for another agent.
 --   days     the last N calendar days up to and including today, where today is ClickHouse's today() (the
 --            server's time zone; for the embedded store, the importer's). Stored dates are CCUSAGE_TIMEZONE days.
 --   limit    at most N rows (per machine where the description says so).
 --
 -- Correct under the storage design: usage tables are ReplacingMergeTrees that may hold several versions of a
 -- row until a merge, so every query reads them with FINAL or through the ccusage_v_* views (which use FINAL):
--- importing the same data again never changes an answer. Rows are per machine; a query either aggregates across
--- machines first (its description says "all machines") or keeps machine_name and partitions its windows by it;
--- the few windows that compare machines with each other (shares of a day, ranking) say so.
--- ccusage_import_runs is a log (one row per run), not deduplicated data.
+-- importing the same data again never changes an answer. Rows are per machine and agent (a machine's day has one
+-- row per agent that worked that day); a query either adds machines and agents up first (its description says
+-- "all machines and agents") or keeps machine_name or agent and partitions its windows by it; the few windows that
+-- compare machines or agents with each other (shares of a day, ranking) say so.
+-- ccusage_import_runs is a log (one row per run, per machine, for every agent at once), not deduplicated data.
 --
--- Per-model rows: ccusage_model_breakdowns with record_type 'daily' (record_key = the date). A row with zero
--- tokens marks a model that left its parent row; `total_tokens > 0` skips those.
+-- Sessions: only Claude Code's sessions have a first activity (so a duration); Gemini CLI's have no last activity
+-- either. Queries over the sessions of the last `days` days go by the last activity, so they leave out sessions
+-- without one; all-time session counts include them.
+--
+-- Per-model rows: ccusage_model_breakdowns with record_type 'daily' (record_key = the date, one set of rows per
+-- machine and agent). A row with zero tokens marks a model that left its parent row; `total_tokens > 0` skips those.
 
 -- =============================================================================================================
 -- Daily cost and tokens
 -- =============================================================================================================
 
 -- name: daily_cost_30d
--- description: Cost and tokens per day over the last `days` days, all machines added up (or one machine); days without usage are left out
--- params: days:UInt32=30, machine:String=
+-- description: Cost and tokens per day over the last `days` days, all machines and agents added up (or one machine, one agent); days without usage are left out
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     date,
     sum(total_cost) AS cost_usd,
@@ -42,12 +50,13 @@ SELECT
 FROM ccusage_v_daily_summary
 WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date
 ORDER BY date;
 
 -- name: daily_tokens_90d
--- description: Tokens per day by type (input, output, cache write, cache read) over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=90, machine:String=
+-- description: Tokens per day by type (input, output, cache write, cache read) over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=90, machine:String=, agent:String=
 SELECT
     date,
     sum(input_tokens) AS input,
@@ -59,12 +68,13 @@ SELECT
 FROM ccusage_v_daily_summary
 WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date
 ORDER BY date;
 
 -- name: daily_cost_change
--- description: Day-over-day cost change over the last `days` days (every calendar day, idle days as 0), all machines added up first (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Day-over-day cost change over the last `days` days (every calendar day, idle days as 0), all machines and agents added up first (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 WITH
     calendar AS (
         SELECT today() - number AS date
@@ -74,6 +84,7 @@ WITH
         SELECT date, sum(total_cost) AS day_cost
         FROM ccusage_usage_daily FINAL
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY date
     )
 SELECT
@@ -96,7 +107,7 @@ WHERE dateDiff('day', date, today()) < {days:UInt32}
 ORDER BY date;
 
 -- name: top_days
--- description: The `limit` most expensive days of all time, all machines added up (or one machine), with the models used
+-- description: The `limit` most expensive days of all time, all machines and agents added up (or one machine), with the models used
 -- params: limit:UInt32=10, machine:String=
 SELECT
     date,
@@ -111,8 +122,8 @@ ORDER BY cost_usd DESC, date DESC
 LIMIT {limit:UInt32};
 
 -- name: period_comparison
--- description: The last `days` days against the `days` days before them: cost, tokens and active days, all machines added up (or one machine)
--- params: days:UInt32=7, machine:String=
+-- description: The last `days` days against the `days` days before them: cost, tokens and active days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=7, machine:String=, agent:String=
 SELECT
     sumIf(total_cost, age < {days:UInt32}) AS current_cost_usd,
     sumIf(total_cost, age >= {days:UInt32}) AS previous_cost_usd,
@@ -127,6 +138,7 @@ FROM
     SELECT date, total_cost, total_tokens, dateDiff('day', date, today()) AS age
     FROM ccusage_usage_daily FINAL
     WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
 )
 WHERE age < 2 * {days:UInt32};
 
@@ -135,8 +147,8 @@ WHERE age < 2 * {days:UInt32};
 -- =============================================================================================================
 
 -- name: model_cost_all_time
--- description: Cost and tokens per model of all time, all machines added up (or one machine), with each model's share of the cost
--- params: machine:String=
+-- description: Cost and tokens per model of all time, all machines and agents added up (or one machine, one agent), with each model's share of the cost
+-- params: machine:String=, agent:String=
 SELECT
     model_name,
     sum(total_cost) AS cost_usd,
@@ -150,12 +162,13 @@ SELECT
     max(last_day) AS last_used
 FROM ccusage_v_model_performance
 WHERE ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY model_name
 ORDER BY cost_usd DESC, model_name;
 
 -- name: model_cost_daily
--- description: Cost and tokens per model and day over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Cost and tokens per model and day over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     toDate(record_key) AS date,
     model_name,
@@ -165,12 +178,13 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date, model_name
 ORDER BY date, cost_usd DESC, model_name;
 
 -- name: model_cost_monthly
--- description: Cost and tokens per model and month over the last `months` months, all machines added up (or one machine)
--- params: months:UInt32=12, machine:String=
+-- description: Cost and tokens per model and month over the last `months` months, all machines and agents added up (or one machine, one agent)
+-- params: months:UInt32=12, machine:String=, agent:String=
 SELECT
     toStartOfMonth(toDate(record_key)) AS month,
     model_name,
@@ -181,12 +195,13 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('month', toDate(record_key), today()) < {months:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY month, model_name
 ORDER BY month, cost_usd DESC, model_name;
 
 -- name: model_comparison
--- description: Models side by side over the last `days` days, all machines added up (or one machine): cost per million tokens, cache-read share, output share, cost per active day
--- params: days:UInt32=30, machine:String=
+-- description: Models side by side over the last `days` days, all machines and agents added up (or one machine, one agent): cost per million tokens, cache-read share, output share, cost per active day
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     model_name,
     sum(cost) AS cost_usd,
@@ -202,12 +217,13 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY model_name
 ORDER BY cost_usd DESC, model_name;
 
 -- name: models_in_blocks
--- description: How many 5-hour blocks used each model over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: How many 5-hour blocks (only Claude Code has them) used each model over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     model_name,
     count() AS blocks,
@@ -217,16 +233,17 @@ FROM ccusage_models_used FINAL
 WHERE record_type = 'block' AND is_used = 1
   AND dateDiff('day', parseDateTime64BestEffort(record_key, 3, 'UTC'), now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY model_name
 ORDER BY blocks DESC, model_name;
 
 -- =============================================================================================================
--- Projects (hashed keys or real names, whichever was imported)
+-- Projects (hashed keys or real names, whichever was imported; only Claude Code has projects)
 -- =============================================================================================================
 
 -- name: project_cost
--- description: Cost per project over the last `days` days (default ten years: everything), all machines added up (or one machine), with share of the cost, active days and machines
--- params: days:UInt32=3650, limit:UInt32=20, machine:String=
+-- description: Cost per project over the last `days` days (default ten years: everything), all machines and agents added up (or one machine, one agent), with share of the cost, active days and machines
+-- params: days:UInt32=3650, limit:UInt32=20, machine:String=, agent:String=
 SELECT
     project_key,
     argMax(project_name, date) AS project,
@@ -240,19 +257,21 @@ SELECT
 FROM ccusage_usage_projects_daily FINAL
 WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY project_key
 ORDER BY cost_usd DESC, project_key
 LIMIT {limit:UInt32};
 
 -- name: project_timeline
--- description: Cost per day of the `limit` most expensive projects of the last `days` days (or of one project, by name or key), all machines added up (or one machine)
--- params: days:UInt32=30, limit:UInt32=5, project:String=, machine:String=
+-- description: Cost per day of the `limit` most expensive projects of the last `days` days (or of one project, by name or key), all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, limit:UInt32=5, project:String=, machine:String=, agent:String=
 WITH
     in_window AS (
         SELECT *
         FROM ccusage_usage_projects_daily FINAL
         WHERE dateDiff('day', date, today()) < {days:UInt32}
           AND ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
           AND ({project:String} = '' OR project_name = {project:String} OR project_key = {project:String})
     ),
     top_projects AS (
@@ -274,8 +293,8 @@ GROUP BY date, project_key
 ORDER BY date, cost_usd DESC, project_key;
 
 -- name: most_active_projects
--- description: Projects ranked by active days over the last `days` days, with sessions, cost and last activity, all machines added up (or one machine)
--- params: days:UInt32=30, limit:UInt32=10, machine:String=
+-- description: Projects ranked by active days over the last `days` days, with sessions, cost and last activity, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, limit:UInt32=10, machine:String=, agent:String=
 SELECT
     days_table.project_key AS project_key,
     days_table.project AS project,
@@ -296,6 +315,7 @@ FROM
     FROM ccusage_usage_projects_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY project_key
 ) AS days_table
 LEFT JOIN
@@ -304,14 +324,15 @@ LEFT JOIN
     FROM ccusage_usage_sessions FINAL
     WHERE total_tokens > 0 AND dateDiff('day', last_activity, now()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY project_key
 ) AS sessions_table ON sessions_table.project_key = days_table.project_key
 ORDER BY active_days DESC, cost_usd DESC, project_key
 LIMIT {limit:UInt32};
 
 -- name: project_model_mix
--- description: Cost per project and model over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Cost per project and model over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     projects.project_key AS project_key,
     argMax(projects.project_name, projects.date) AS project,
@@ -321,14 +342,16 @@ SELECT
 FROM ccusage_model_breakdowns AS breakdowns FINAL
 INNER JOIN
 (
-    SELECT machine_name, date, project_key, project_name
+    SELECT machine_name, agent, date, project_key, project_name
     FROM ccusage_usage_projects_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
 ) AS projects
     ON projects.machine_name = breakdowns.machine_name
+   AND projects.agent = breakdowns.agent
    AND concat(toString(projects.date), '/', projects.project_key) = breakdowns.record_key
 WHERE breakdowns.record_type = 'project_daily' AND breakdowns.total_tokens > 0
   AND ({machine:String} = '' OR breakdowns.machine_name = {machine:String})
+  AND ({agent:String} = '' OR breakdowns.agent = {agent:String})
 GROUP BY project_key, model_name
 ORDER BY project_key, cost_usd DESC, model_name;
 
@@ -337,10 +360,11 @@ ORDER BY project_key, cost_usd DESC, model_name;
 -- =============================================================================================================
 
 -- name: top_sessions
--- description: The `limit` most expensive sessions active in the last `days` days, one row per machine's session
--- params: days:UInt32=30, limit:UInt32=10, machine:String=
+-- description: The `limit` most expensive sessions active in the last `days` days (by last activity: Gemini CLI's sessions have none and are left out), one row per machine's and agent's session; agent '' = all agents
+-- params: days:UInt32=30, limit:UInt32=10, machine:String=, agent:String=
 SELECT
     machine_name,
+    agent,
     project_name AS project,
     session_id,
     first_activity,
@@ -353,12 +377,13 @@ SELECT
 FROM ccusage_v_session_summary
 WHERE dateDiff('day', last_activity, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
-ORDER BY cost_usd DESC, machine_name, session_key
+  AND ({agent:String} = '' OR agent = {agent:String})
+ORDER BY cost_usd DESC, machine_name, agent, session_key
 LIMIT {limit:UInt32};
 
 -- name: session_stats_daily
--- description: Sessions per day of their last activity over the last `days` days, all machines added up (or one machine): count, average and longest duration, average cost
--- params: days:UInt32=30, machine:String=
+-- description: Sessions per day of their last activity over the last `days` days, all machines and agents added up (or one machine, one agent): count, average and longest duration (of the sessions with a known start: Claude Code's), average cost
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     toDate(last_activity) AS date,
     count() AS sessions,
@@ -369,21 +394,24 @@ SELECT
 FROM ccusage_v_session_summary
 WHERE dateDiff('day', last_activity, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date
 ORDER BY date;
 
 -- name: session_length_distribution
--- description: Sessions of the last `days` days bucketed by duration, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Sessions of the last `days` days bucketed by duration, all machines and agents added up (or one machine, one agent); sessions without a known start (every agent's but Claude Code's) are '6: unknown'
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
-    multiIf(duration_minutes < 5, '1: < 5 min', duration_minutes < 30, '2: 5-30 min',
-            duration_minutes < 120, '3: 30 min-2 h', duration_minutes < 480, '4: 2-8 h', '5: >= 8 h') AS duration,
+    multiIf(duration_minutes IS NULL, '6: unknown', duration_minutes < 5, '1: < 5 min',
+            duration_minutes < 30, '2: 5-30 min', duration_minutes < 120, '3: 30 min-2 h',
+            duration_minutes < 480, '4: 2-8 h', '5: >= 8 h') AS duration,
     count() AS sessions,
     sum(total_cost) AS cost_usd,
     round(avg(total_cost), 4) AS avg_cost_usd
 FROM ccusage_v_session_summary
 WHERE dateDiff('day', last_activity, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY duration
 ORDER BY duration;
 
@@ -392,8 +420,8 @@ ORDER BY duration;
 -- =============================================================================================================
 
 -- name: hourly_pattern
--- description: Usage by the hour (in time zone `tz`) a 5-hour block started, last `days` days, all machines added up (or one machine); every hour 0-23 listed
--- params: days:UInt32=30, tz:String=UTC, machine:String=
+-- description: Usage by the hour (in time zone `tz`) a 5-hour block started (only Claude Code has blocks), last `days` days, all machines and agents added up (or one machine, one agent); every hour 0-23 listed
+-- params: days:UInt32=30, tz:String=UTC, machine:String=, agent:String=
 SELECT
     toHour(start_time, {tz:String}) AS hour,
     count() AS blocks,
@@ -404,12 +432,13 @@ SELECT
 FROM ccusage_usage_blocks FINAL
 WHERE dateDiff('day', start_time, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY hour
 ORDER BY hour WITH FILL FROM 0 TO 24;
 
 -- name: weekly_trend
--- description: Cost per week (Monday first) over the last `weeks` weeks with the change from the week before, all machines added up first (or one machine)
--- params: weeks:UInt32=12, machine:String=
+-- description: Cost per week (Monday first) over the last `weeks` weeks with the change from the week before, all machines and agents added up first (or one machine, one agent)
+-- params: weeks:UInt32=12, machine:String=, agent:String=
 SELECT
     week,
     cost_usd,
@@ -435,6 +464,7 @@ FROM
             uniqExact(date) AS active_days
         FROM ccusage_usage_daily FINAL
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY week
         ORDER BY week WITH FILL TO toMonday(today()) + 7 STEP toIntervalWeek(1)
     )
@@ -443,8 +473,8 @@ WHERE dateDiff('week', week, toMonday(today())) < {weeks:UInt32}
 ORDER BY week;
 
 -- name: monthly_trend
--- description: Cost per month over the last `months` months with the change from the month before, all machines added up first (or one machine)
--- params: months:UInt32=12, machine:String=
+-- description: Cost per month over the last `months` months with the change from the month before, all machines and agents added up first (or one machine, one agent)
+-- params: months:UInt32=12, machine:String=, agent:String=
 SELECT
     month,
     cost_usd,
@@ -465,6 +495,7 @@ FROM
         SELECT month, sum(total_cost) AS cost_usd, sum(total_tokens) AS tokens
         FROM ccusage_usage_monthly FINAL
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY month
         ORDER BY month WITH FILL TO toStartOfMonth(today()) + toIntervalMonth(1) STEP toIntervalMonth(1)
     )
@@ -473,8 +504,8 @@ WHERE dateDiff('month', month, today()) < {months:UInt32}
 ORDER BY month;
 
 -- name: day_of_week_pattern
--- description: Cost by weekday over the last `days` days (1 = Monday), all machines added up per day first (or one machine): total and average per active day
--- params: days:UInt32=90, machine:String=
+-- description: Cost by weekday over the last `days` days (1 = Monday), all machines and agents added up per day first (or one machine, one agent): total and average per active day
+-- params: days:UInt32=90, machine:String=, agent:String=
 SELECT
     toDayOfWeek(date) AS weekday,
     dateName('weekday', date) AS day_name,
@@ -488,6 +519,7 @@ FROM
     FROM ccusage_usage_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY date
 )
 GROUP BY weekday, day_name
@@ -499,11 +531,13 @@ ORDER BY weekday;
 -- write 1.25x, cache read 0.1x), so a model's input price is inferred from its own cost and tokens, and the
 -- savings are what its cache reads would have cost as fresh input (0.9x) minus the cache-write surcharge (0.25x).
 -- An estimate: 1-hour cache writes (2x) and long-context prices are not told apart in ccusage's reports.
+-- Other vendors' models (GPT, Gemini, ...) price their caches differently, so savings are estimated for Claude
+-- models only (a name containing "claude", whichever agent used it) and are NULL for the others.
 -- =============================================================================================================
 
 -- name: cache_efficiency
--- description: Cache use per model over the last `days` days plus a total row (model = 'all'), all machines added up (or one machine): cache-read share and estimated savings
--- params: days:UInt32=30, machine:String=
+-- description: Cache use per model over the last `days` days plus a total row (model = 'all'), all machines and agents added up (or one machine, one agent): cache-read share and estimated savings (Claude models only; NULL for others, and the total row's savings are its Claude models')
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     if(grouping(model_name) = 1, 'all', model_name) AS model,
     sum(input_tokens) AS input,
@@ -525,37 +559,41 @@ FROM
         cost,
         cost / nullIf(input_tokens + 5 * output_tokens + 1.25 * cache_creation_tokens + 0.1 * cache_read_tokens, 0)
             AS input_price,
-        ifNull(0.9 * cache_read_tokens * input_price, 0) AS read_savings,
-        ifNull(0.25 * cache_creation_tokens * input_price, 0) AS write_surcharge
+        positionCaseInsensitive(model_name, 'claude') > 0 AS claude_model,
+        if(claude_model, ifNull(0.9 * cache_read_tokens * input_price, 0), NULL) AS read_savings,
+        if(claude_model, ifNull(0.25 * cache_creation_tokens * input_price, 0), NULL) AS write_surcharge
     FROM ccusage_model_breakdowns FINAL
     WHERE record_type = 'daily' AND total_tokens > 0
       AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
 )
 GROUP BY model_name WITH ROLLUP
 ORDER BY grouping(model_name), cost_usd DESC, model_name;
 
 -- name: cache_efficiency_daily
--- description: Cache-read share and estimated net cache savings per day over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Cache-read share and estimated net cache savings per day over the last `days` days, all machines and agents added up (or one machine, one agent); savings of Claude models only (NULL on a day without one)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     toDate(record_key) AS date,
     round(sum(cache_read_tokens) / nullIf(sum(input_tokens + cache_creation_tokens + cache_read_tokens), 0), 4)
         AS cache_read_share,
     sum(cost) AS cost_usd,
-    sum(ifNull((0.9 * cache_read_tokens - 0.25 * cache_creation_tokens) * cost
-        / nullIf(input_tokens + 5 * output_tokens + 1.25 * cache_creation_tokens + 0.1 * cache_read_tokens, 0), 0))
-        AS net_savings_usd
+    sum(if(positionCaseInsensitive(model_name, 'claude') > 0,
+        ifNull((0.9 * cache_read_tokens - 0.25 * cache_creation_tokens) * cost
+            / nullIf(input_tokens + 5 * output_tokens + 1.25 * cache_creation_tokens + 0.1 * cache_read_tokens, 0), 0),
+        NULL)) AS net_savings_usd
 FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date
 ORDER BY date;
 
 -- name: tokens_per_dollar
--- description: Tokens per dollar per model over the last `days` days plus a total row (model = 'all'), all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Tokens per dollar per model over the last `days` days plus a total row (model = 'all'), all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     if(grouping(model_name) = 1, 'all', model_name) AS model,
     sum(cost) AS cost_usd,
@@ -567,18 +605,20 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY model_name WITH ROLLUP
 ORDER BY grouping(model_name), tokens_per_usd DESC, model_name;
 
 -- =============================================================================================================
--- 5-hour blocks
+-- 5-hour blocks (Claude Code's billing windows: only Claude Code has them, so another agent gets no rows)
 -- =============================================================================================================
 
 -- name: active_block
--- description: The running 5-hour block of each machine as of its last import: cost so far, burn rate, ccusage's projected block total, time left, age of the numbers
--- params: machine:String=
+-- description: The running 5-hour block of each machine as of its last import: cost so far, burn rate, ccusage's projected block total, time left, age of the numbers; all machines and agents (or one machine, one agent)
+-- params: machine:String=, agent:String=
 SELECT
     machine_name,
+    agent,
     start_time,
     end_time,
     minutes_left,
@@ -595,11 +635,12 @@ SELECT
     dateDiff('minute', imported_at, now64(3)) AS data_age_minutes
 FROM ccusage_v_active_blocks
 WHERE ({machine:String} = '' OR machine_name = {machine:String})
-ORDER BY machine_name, start_time;
+  AND ({agent:String} = '' OR agent = {agent:String})
+ORDER BY machine_name, agent, start_time;
 
 -- name: block_history
--- description: The `limit` latest 5-hour blocks of the last `days` days, one row per machine's block, with their actual cost per hour and usage-limit hits
--- params: days:UInt32=7, limit:UInt32=50, machine:String=
+-- description: The `limit` latest 5-hour blocks of the last `days` days, one row per machine's block, with their actual cost per hour and usage-limit hits; all machines and agents (or one machine, one agent)
+-- params: days:UInt32=7, limit:UInt32=50, machine:String=, agent:String=
 SELECT
     machine_name,
     start_time,
@@ -615,12 +656,13 @@ SELECT
 FROM ccusage_usage_blocks FINAL
 WHERE dateDiff('day', start_time, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 ORDER BY start_time DESC, machine_name
 LIMIT {limit:UInt32};
 
 -- name: block_stats
--- description: 5-hour blocks per machine over the last `days` days: count, average, median, 90th percentile and largest cost, usage-limit hits
--- params: days:UInt32=30, machine:String=
+-- description: 5-hour blocks per machine over the last `days` days: count, average, median, 90th percentile and largest cost, usage-limit hits; all agents (or one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     machine_name,
     count() AS blocks,
@@ -634,12 +676,13 @@ SELECT
 FROM ccusage_usage_blocks FINAL
 WHERE dateDiff('day', start_time, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY machine_name
 ORDER BY machine_name;
 
 -- name: usage_limit_hits
--- description: Blocks in which Claude Code reported "usage limit reached" over the last `days` days, one row per machine's block, with the reset time
--- params: days:UInt32=30, machine:String=
+-- description: Blocks in which Claude Code reported "usage limit reached" over the last `days` days, one row per machine's block, with the reset time; all machines and agents (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     machine_name,
     start_time,
@@ -651,6 +694,7 @@ FROM ccusage_usage_blocks FINAL
 WHERE usage_limit_reset_time IS NOT NULL
   AND dateDiff('day', start_time, now()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 ORDER BY start_time DESC, machine_name;
 
 -- =============================================================================================================
@@ -658,8 +702,8 @@ ORDER BY start_time DESC, machine_name;
 -- =============================================================================================================
 
 -- name: dashboard_summary
--- description: One row of headline numbers for a dashboard, all machines added up (or one machine): today, yesterday, 7 and 30 days, this month, all time, counts, last import
--- params: machine:String=
+-- description: One row of headline numbers for a dashboard, all machines and agents added up (or one machine, one agent): today, yesterday, 7 and 30 days, this month, all time, counts of machines, agents, projects, sessions and active blocks, last import (of the machine: imports are not per agent)
+-- params: machine:String=, agent:String=
 SELECT
     sumIf(total_cost, date = today()) AS today_cost_usd,
     sumIf(total_cost, date = yesterday()) AS yesterday_cost_usd,
@@ -672,17 +716,21 @@ SELECT
     min(date) AS first_day,
     max(date) AS last_day,
     uniqExact(machine_name) AS machines,
+    uniqExact(agent) AS agents,
     (
         SELECT uniqExact(project_key) FROM ccusage_usage_projects_daily FINAL
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
     ) AS projects,
     (
         SELECT count() FROM ccusage_usage_sessions FINAL
         WHERE total_tokens > 0 AND ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
     ) AS sessions,
     (
         SELECT count() FROM ccusage_v_active_blocks
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
     ) AS active_blocks,
     (
         SELECT max(finished_at) FROM ccusage_import_runs
@@ -690,11 +738,12 @@ SELECT
           AND ({machine:String} = '' OR machine_name = {machine:String})
     ) AS last_import
 FROM ccusage_usage_daily FINAL
-WHERE ({machine:String} = '' OR machine_name = {machine:String});
+WHERE ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String});
 
 -- name: month_to_date
--- description: This month so far against the same days of last month, all machines added up (or one machine)
--- params: machine:String=
+-- description: This month so far against the same days of last month, all machines and agents added up (or one machine, one agent)
+-- params: machine:String=, agent:String=
 SELECT
     toStartOfMonth(today()) AS month,
     sumIf(total_cost, date >= toStartOfMonth(today())) AS month_to_date_cost_usd,
@@ -706,15 +755,16 @@ SELECT
 FROM ccusage_usage_daily FINAL
 WHERE date >= toStartOfMonth(toStartOfMonth(today()) - 1)
   AND date <= today()
-  AND ({machine:String} = '' OR machine_name = {machine:String});
+  AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String});
 
 -- =============================================================================================================
 -- Chart series (column names fit Grafana and most chart tools: a time or label column, then values)
 -- =============================================================================================================
 
 -- name: chart_line_daily_cost
--- description: Line chart: cost per calendar day (0 on idle days) from the first day with data within the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Line chart: cost per calendar day (0 on idle days) from the first day with data within the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 WITH
     calendar AS (
         SELECT today() - number AS date
@@ -722,12 +772,14 @@ WITH
         WHERE date >= (
             SELECT min(date) FROM ccusage_usage_daily FINAL
             WHERE ({machine:String} = '' OR machine_name = {machine:String})
+              AND ({agent:String} = '' OR agent = {agent:String})
         )
     ),
     per_day AS (
         SELECT date, sum(total_cost) AS day_cost, sum(total_tokens) AS day_tokens
         FROM ccusage_usage_daily FINAL
         WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY date
     )
 SELECT
@@ -739,31 +791,36 @@ LEFT JOIN per_day ON per_day.date = calendar.date
 ORDER BY time;
 
 -- name: chart_line_cost_by_machine
--- description: Line chart, one series per machine: cost per calendar day and machine (0 on idle days) over the last `days` days
--- params: days:UInt32=30
+-- description: Line chart, one series per machine: cost per calendar day and machine (0 on idle days) over the last `days` days, all agents added up (or one agent: then only the machines that have its usage)
+-- params: days:UInt32=30, agent:String=
 WITH
     calendar AS (
         SELECT today() - number AS date
         FROM numbers(least({days:UInt32}, toUInt32(today()) + 1))
     ),
-    machines AS (SELECT DISTINCT machine_name FROM ccusage_usage_daily FINAL),
+    machines AS (
+        SELECT DISTINCT machine_name FROM ccusage_usage_daily FINAL
+        WHERE ({agent:String} = '' OR agent = {agent:String})
+    ),
     per_day AS (
-        SELECT machine_name, date, total_cost
+        SELECT machine_name, date, sum(total_cost) AS day_cost
         FROM ccusage_usage_daily FINAL
         WHERE dateDiff('day', date, today()) < {days:UInt32}
+          AND ({agent:String} = '' OR agent = {agent:String})
+        GROUP BY machine_name, date
     )
 SELECT
     calendar.date AS time,
     machines.machine_name AS machine_name,
-    per_day.total_cost AS cost_usd
+    per_day.day_cost AS cost_usd
 FROM calendar
 CROSS JOIN machines
 LEFT JOIN per_day ON per_day.date = calendar.date AND per_day.machine_name = machines.machine_name
 ORDER BY time, machine_name;
 
 -- name: chart_pie_model_cost
--- description: Pie chart: share of cost per model over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Pie chart: share of cost per model over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     model_name AS label,
     sum(cost) AS value,
@@ -772,12 +829,13 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY label
 ORDER BY value DESC, label;
 
 -- name: chart_pie_project_cost
--- description: Pie chart: cost of the `limit` most expensive projects over the last `days` days and one 'other' slice, all machines added up (or one machine)
--- params: days:UInt32=30, limit:UInt32=8, machine:String=
+-- description: Pie chart: cost of the `limit` most expensive projects over the last `days` days and one 'other' slice, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, limit:UInt32=8, machine:String=, agent:String=
 SELECT
     if(position <= {limit:UInt32}, project, 'other') AS label,
     sum(cost_usd) AS value,
@@ -794,6 +852,7 @@ FROM
         FROM ccusage_usage_projects_daily FINAL
         WHERE dateDiff('day', date, today()) < {days:UInt32}
           AND ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY project_key
     )
 )
@@ -801,8 +860,8 @@ GROUP BY label
 ORDER BY label = 'other', value DESC, label;
 
 -- name: chart_pie_token_types
--- description: Pie chart: tokens by type (input, output, cache write, cache read) over the last `days` days, all machines added up (or one machine)
--- params: days:UInt32=30, machine:String=
+-- description: Pie chart: tokens by type (input, output, cache write, cache read) over the last `days` days, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     kind.1 AS label,
     kind.2 AS value,
@@ -818,13 +877,14 @@ FROM
     FROM ccusage_usage_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
       AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
 )
 ARRAY JOIN [('input', input), ('output', output), ('cache write', cache_creation), ('cache read', cache_read)] AS kind
 ORDER BY value DESC, label;
 
 -- name: chart_bar_monthly_cost_by_model
--- description: Stacked bar chart: cost per month (x) and model (stack) over the last `months` months, all machines added up (or one machine)
--- params: months:UInt32=6, machine:String=
+-- description: Stacked bar chart: cost per month (x) and model (stack) over the last `months` months, all machines and agents added up (or one machine, one agent)
+-- params: months:UInt32=6, machine:String=, agent:String=
 SELECT
     formatDateTime(toStartOfMonth(toDate(record_key)), '%Y-%m') AS month,
     model_name AS series,
@@ -833,17 +893,32 @@ FROM ccusage_model_breakdowns FINAL
 WHERE record_type = 'daily' AND total_tokens > 0
   AND dateDiff('month', toDate(record_key), today()) < {months:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY month, series
 ORDER BY month, value DESC, series;
 
 -- name: chart_bar_machine_cost
--- description: Bar chart: cost per machine over the last `days` days
--- params: days:UInt32=30
+-- description: Bar chart: cost per machine over the last `days` days, all agents added up (or one agent)
+-- params: days:UInt32=30, agent:String=
 SELECT
     machine_name AS label,
     sum(total_cost) AS value
 FROM ccusage_usage_daily FINAL
 WHERE dateDiff('day', date, today()) < {days:UInt32}
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY label
+ORDER BY value DESC, label;
+
+-- name: chart_pie_agent_cost
+-- description: Pie chart: share of cost per coding agent over the last `days` days, all machines added up (or one machine)
+-- params: days:UInt32=30, machine:String=
+SELECT
+    agent AS label,
+    sum(total_cost) AS value,
+    round(100 * value / nullIf(sum(value) OVER (), 0), 2) AS percent
+FROM ccusage_usage_daily FINAL
+WHERE dateDiff('day', date, today()) < {days:UInt32}
+  AND ({machine:String} = '' OR machine_name = {machine:String})
 GROUP BY label
 ORDER BY value DESC, label;
 
@@ -852,8 +927,8 @@ ORDER BY value DESC, label;
 -- =============================================================================================================
 
 -- name: cost_forecast
--- description: Linear trend of the daily cost over the last `days` days (idle days as 0, none before the first day with data), all machines added up first (or one machine), continued `horizon` days ahead
--- params: days:UInt32=28, horizon:UInt32=7, machine:String=
+-- description: Linear trend of the daily cost over the last `days` days (idle days as 0, none before the first day with data), all machines and agents added up first (or one machine, one agent), continued `horizon` days ahead
+-- params: days:UInt32=28, horizon:UInt32=7, machine:String=, agent:String=
 WITH
     series AS (
         SELECT calendar.date AS date, per_day.day_cost AS cost
@@ -864,6 +939,7 @@ WITH
             WHERE date >= (
                 SELECT min(date) FROM ccusage_usage_daily FINAL
                 WHERE ({machine:String} = '' OR machine_name = {machine:String})
+                  AND ({agent:String} = '' OR agent = {agent:String})
             )
         ) AS calendar
         LEFT JOIN
@@ -871,6 +947,7 @@ WITH
             SELECT date, sum(total_cost) AS day_cost
             FROM ccusage_usage_daily FINAL
             WHERE ({machine:String} = '' OR machine_name = {machine:String})
+              AND ({agent:String} = '' OR agent = {agent:String})
             GROUP BY date
         ) AS per_day ON per_day.date = calendar.date
     ),
@@ -894,8 +971,8 @@ FROM
 ORDER BY date;
 
 -- name: month_end_forecast
--- description: This month's cost so far plus the average daily cost of the last `days` days for each day left, all machines added up (or one machine)
--- params: days:UInt32=14, machine:String=
+-- description: This month's cost so far plus the average daily cost of the last `days` days for each day left, all machines and agents added up (or one machine, one agent)
+-- params: days:UInt32=14, machine:String=, agent:String=
 SELECT
     toStartOfMonth(today()) AS month,
     sumIf(total_cost, date >= toStartOfMonth(today()) AND date <= today()) AS month_to_date_cost_usd,
@@ -904,10 +981,11 @@ SELECT
     toDayOfMonth(toLastDayOfMonth(today())) - toDayOfMonth(today()) AS days_left,
     round(month_to_date_cost_usd + avg_daily_cost_usd * days_left, 2) AS projected_month_cost_usd
 FROM ccusage_usage_daily FINAL
-WHERE ({machine:String} = '' OR machine_name = {machine:String});
+WHERE ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String});
 
 -- name: anomaly_days
--- description: Days of the last `days` days whose cost is above mean + `sigma` standard deviations of the days with usage, all machines added up per day first (or one machine)
+-- description: Days of the last `days` days whose cost is above mean + `sigma` standard deviations of the days with usage, all machines and agents added up per day first (or one machine)
 -- params: days:UInt32=90, sigma:Float64=2, machine:String=
 SELECT
     date,
@@ -936,27 +1014,33 @@ WHERE cost_usd > mean_usd + {sigma:Float64} * stddev_usd
 ORDER BY date;
 
 -- name: anomaly_days_by_machine
--- description: Per machine, days of the last `days` days whose cost is above that machine's own mean + `sigma` standard deviations (windows partitioned by machine)
--- params: days:UInt32=90, sigma:Float64=2
+-- description: Per machine, days of the last `days` days whose cost (all agents added up per machine and day first, or one agent) is above that machine's own mean + `sigma` standard deviations (windows partitioned by machine)
+-- params: days:UInt32=90, sigma:Float64=2, agent:String=
 SELECT
     machine_name,
     date,
-    total_cost AS cost_usd,
+    cost_usd,
     round(mean_usd, 4) AS mean_usd,
     round(stddev_usd, 4) AS stddev_usd,
-    round((total_cost - mean_usd) / nullIf(stddev_usd, 0), 2) AS z_score
+    round((cost_usd - mean_usd) / nullIf(stddev_usd, 0), 2) AS z_score
 FROM
 (
     SELECT
         machine_name,
         date,
-        total_cost,
-        avg(total_cost) OVER (PARTITION BY machine_name) AS mean_usd,
-        stddevPop(total_cost) OVER (PARTITION BY machine_name) AS stddev_usd
-    FROM ccusage_usage_daily FINAL
-    WHERE dateDiff('day', date, today()) < {days:UInt32}
+        cost_usd,
+        avg(cost_usd) OVER (PARTITION BY machine_name) AS mean_usd,
+        stddevPop(cost_usd) OVER (PARTITION BY machine_name) AS stddev_usd
+    FROM
+    (
+        SELECT machine_name, date, sum(total_cost) AS cost_usd
+        FROM ccusage_usage_daily FINAL
+        WHERE dateDiff('day', date, today()) < {days:UInt32}
+          AND ({agent:String} = '' OR agent = {agent:String})
+        GROUP BY machine_name, date
+    )
 )
-WHERE total_cost > mean_usd + {sigma:Float64} * stddev_usd
+WHERE cost_usd > mean_usd + {sigma:Float64} * stddev_usd
 ORDER BY machine_name, date;
 
 -- =============================================================================================================
@@ -964,31 +1048,45 @@ ORDER BY machine_name, date;
 -- =============================================================================================================
 
 -- name: table_row_counts
--- description: Rows per table as queries see them (FINAL: one row per key) and the machines they belong to; import runs are a log, counted as they are
--- params: machine:String=
+-- description: Rows per table as queries see them (FINAL: one row per key) and the machines they belong to, all agents (or one agent); import runs are a log of every agent's runs, counted as they are
+-- params: machine:String=, agent:String=
 SELECT table_name, rows, machines
 FROM
 (
     SELECT 'ccusage_usage_daily' AS table_name, count() AS rows, uniqExact(machine_name) AS machines
-    FROM ccusage_usage_daily FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_usage_daily FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_usage_monthly', count(), uniqExact(machine_name)
-    FROM ccusage_usage_monthly FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_usage_monthly FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_usage_projects_daily', count(), uniqExact(machine_name)
-    FROM ccusage_usage_projects_daily FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_usage_projects_daily FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_usage_sessions', count(), uniqExact(machine_name)
-    FROM ccusage_usage_sessions FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_usage_sessions FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_usage_blocks', count(), uniqExact(machine_name)
-    FROM ccusage_usage_blocks FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_usage_blocks FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_model_breakdowns', count(), uniqExact(machine_name)
-    FROM ccusage_model_breakdowns FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_model_breakdowns FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_models_used', count(), uniqExact(machine_name)
-    FROM ccusage_models_used FINAL WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    FROM ccusage_models_used FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
     SELECT 'ccusage_import_runs', count(), uniqExact(machine_name)
     FROM ccusage_import_runs WHERE ({machine:String} = '' OR machine_name = {machine:String})
@@ -996,29 +1094,36 @@ FROM
 ORDER BY table_name;
 
 -- name: data_freshness
--- description: Per usage table and machine: the newest usage in it and when it was last written
--- params: machine:String=
-SELECT table_name, machine_name, newest_usage, last_written, dateDiff('minute', last_written, now64(3)) AS minutes_since_write
+-- description: Per usage table, machine and agent: the newest usage in it (NULL for sessions of an agent that reports no activity times) and when it was last written; all machines and agents (or one machine, one agent)
+-- params: machine:String=, agent:String=
+SELECT
+    table_name,
+    machine_name,
+    agent,
+    newest_usage,
+    last_written,
+    dateDiff('minute', last_written, now64(3)) AS minutes_since_write
 FROM
 (
-    SELECT 'ccusage_usage_daily' AS table_name, machine_name, toDateTime64(max(date), 3, 'UTC') AS newest_usage,
+    SELECT 'ccusage_usage_daily' AS table_name, machine_name, agent, toDateTime64(max(date), 3, 'UTC') AS newest_usage,
            max(imported_at) AS last_written
-    FROM ccusage_usage_daily FINAL GROUP BY machine_name
+    FROM ccusage_usage_daily FINAL GROUP BY machine_name, agent
     UNION ALL
-    SELECT 'ccusage_usage_monthly', machine_name, toDateTime64(max(month), 3, 'UTC'), max(imported_at)
-    FROM ccusage_usage_monthly FINAL GROUP BY machine_name
+    SELECT 'ccusage_usage_monthly', machine_name, agent, toDateTime64(max(month), 3, 'UTC'), max(imported_at)
+    FROM ccusage_usage_monthly FINAL GROUP BY machine_name, agent
     UNION ALL
-    SELECT 'ccusage_usage_projects_daily', machine_name, toDateTime64(max(date), 3, 'UTC'), max(imported_at)
-    FROM ccusage_usage_projects_daily FINAL GROUP BY machine_name
+    SELECT 'ccusage_usage_projects_daily', machine_name, agent, toDateTime64(max(date), 3, 'UTC'), max(imported_at)
+    FROM ccusage_usage_projects_daily FINAL GROUP BY machine_name, agent
     UNION ALL
-    SELECT 'ccusage_usage_sessions', machine_name, max(last_activity), max(imported_at)
-    FROM ccusage_usage_sessions FINAL GROUP BY machine_name
+    SELECT 'ccusage_usage_sessions', machine_name, agent, max(last_activity), max(imported_at)
+    FROM ccusage_usage_sessions FINAL GROUP BY machine_name, agent
     UNION ALL
-    SELECT 'ccusage_usage_blocks', machine_name, max(ifNull(actual_end_time, start_time)), max(imported_at)
-    FROM ccusage_usage_blocks FINAL GROUP BY machine_name
+    SELECT 'ccusage_usage_blocks', machine_name, agent, max(ifNull(actual_end_time, start_time)), max(imported_at)
+    FROM ccusage_usage_blocks FINAL GROUP BY machine_name, agent
 )
 WHERE ({machine:String} = '' OR machine_name = {machine:String})
-ORDER BY table_name, machine_name;
+  AND ({agent:String} = '' OR agent = {agent:String})
+ORDER BY table_name, machine_name, agent;
 
 -- name: import_runs_recent
 -- description: The `limit` latest import runs with status, duration, rows written and the first line of any error
@@ -1060,10 +1165,11 @@ ORDER BY started_at DESC, machine_name;
 -- =============================================================================================================
 
 -- name: machine_overview
--- description: One row per machine: all-time cost and tokens, first and last day, active days, projects, sessions, last successful import
--- params: none
+-- description: One row per machine: all-time cost and tokens, first and last day, active days, its agents, projects, sessions, last successful import; all agents added up (or one agent)
+-- params: agent:String=
 SELECT
     days_table.machine_name AS machine_name,
+    days_table.agents AS agents,
     days_table.cost_usd AS cost_usd,
     days_table.tokens AS tokens,
     days_table.first_day AS first_day,
@@ -1074,22 +1180,24 @@ SELECT
     runs_table.last_import AS last_import
 FROM
 (
-    SELECT machine_name, sum(total_cost) AS cost_usd, sum(total_tokens) AS tokens, min(date) AS first_day,
-           max(date) AS last_day, count() AS active_days
+    SELECT machine_name, arraySort(groupUniqArray(agent)) AS agents, sum(total_cost) AS cost_usd,
+           sum(total_tokens) AS tokens, min(date) AS first_day, max(date) AS last_day, uniqExact(date) AS active_days
     FROM ccusage_usage_daily FINAL
+    WHERE ({agent:String} = '' OR agent = {agent:String})
     GROUP BY machine_name
 ) AS days_table
 LEFT JOIN
 (
     SELECT machine_name, uniqExact(project_key) AS projects
     FROM ccusage_usage_projects_daily FINAL
+    WHERE ({agent:String} = '' OR agent = {agent:String})
     GROUP BY machine_name
 ) AS projects_table ON projects_table.machine_name = days_table.machine_name
 LEFT JOIN
 (
     SELECT machine_name, count() AS sessions
     FROM ccusage_usage_sessions FINAL
-    WHERE total_tokens > 0
+    WHERE total_tokens > 0 AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY machine_name
 ) AS sessions_table ON sessions_table.machine_name = days_table.machine_name
 LEFT JOIN
@@ -1102,21 +1210,23 @@ LEFT JOIN
 ORDER BY cost_usd DESC, machine_name;
 
 -- name: machine_daily_comparison
--- description: Cost per day and machine over the last `days` days with each machine's share of that day (a window over the machines of one day, on purpose)
--- params: days:UInt32=14
+-- description: Cost per day and machine over the last `days` days, all agents added up (or one agent), with each machine's share of that day (a window over the machines of one day, on purpose)
+-- params: days:UInt32=14, agent:String=
 SELECT
     date,
     machine_name,
-    total_cost AS cost_usd,
-    total_tokens AS tokens,
-    round(100 * total_cost / nullIf(sum(total_cost) OVER (PARTITION BY date), 0), 2) AS share_of_day_pct
+    sum(total_cost) AS cost_usd,
+    sum(total_tokens) AS tokens,
+    round(100 * cost_usd / nullIf(sum(cost_usd) OVER (PARTITION BY date), 0), 2) AS share_of_day_pct
 FROM ccusage_usage_daily FINAL
 WHERE dateDiff('day', date, today()) < {days:UInt32}
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY date, machine_name
 ORDER BY date, machine_name;
 
 -- name: machine_ranking
--- description: Machines ranked by cost over the last `days` days, with share of the total, active days and cost per active day
--- params: days:UInt32=30
+-- description: Machines ranked by cost over the last `days` days, all agents added up (or one agent), with share of the total, active days and cost per active day
+-- params: days:UInt32=30, agent:String=
 SELECT
     rank() OVER (ORDER BY cost_usd DESC) AS rank,
     machine_name,
@@ -1127,16 +1237,17 @@ SELECT
     round(cost_usd / active_days, 4) AS cost_per_active_day_usd
 FROM
 (
-    SELECT machine_name, sum(total_cost) AS cost_usd, sum(total_tokens) AS tokens, count() AS active_days
+    SELECT machine_name, sum(total_cost) AS cost_usd, sum(total_tokens) AS tokens, uniqExact(date) AS active_days
     FROM ccusage_usage_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY machine_name
 )
 ORDER BY rank, machine_name;
 
 -- name: machine_top_models
--- description: The `limit` most expensive models of each machine over the last `days` days, with their share of that machine's cost (window partitioned by machine)
--- params: days:UInt32=30, limit:UInt32=3
+-- description: The `limit` most expensive models of each machine over the last `days` days, all agents (or one agent), with their share of that machine's cost (window partitioned by machine)
+-- params: days:UInt32=30, limit:UInt32=3, agent:String=
 SELECT
     machine_name,
     model_name,
@@ -1149,6 +1260,7 @@ FROM
     FROM ccusage_model_breakdowns FINAL
     WHERE record_type = 'daily' AND total_tokens > 0
       AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY machine_name, model_name
 )
 ORDER BY machine_name, cost_usd DESC, model_name
@@ -1190,23 +1302,47 @@ LEFT JOIN
 ORDER BY is_stale DESC, machine_name;
 
 -- name: machine_monthly_trend
--- description: Cost per machine and month over the last `months` months with the change from that machine's previous month (ccusage_v_monthly_trends, partitioned by machine)
--- params: months:UInt32=12
+-- description: Cost per machine and month over the last `months` months, all agents added up first (or one agent), with the change from that machine's previous calendar month (window partitioned by machine; a month without usage counts as 0)
+-- params: months:UInt32=12, agent:String=
 SELECT
     machine_name,
     month,
-    total_cost AS cost_usd,
-    total_tokens AS tokens,
+    cost_usd,
+    tokens,
     previous_month_cost,
-    cost_change_pct,
+    round((cost_usd - previous_month_cost) / nullIf(previous_month_cost, 0) * 100, 2) AS cost_change_pct,
     cache_hit_share
-FROM ccusage_v_monthly_trends
+FROM
+(
+    SELECT
+        machine_name,
+        month,
+        cost_usd,
+        tokens,
+        if(lagInFrame(month, 1) OVER w = addMonths(month, -1), lagInFrame(cost_usd, 1, 0.) OVER w, 0)
+            AS previous_month_cost,
+        cache_hit_share
+    FROM
+    (
+        SELECT
+            machine_name,
+            month,
+            sum(total_cost) AS cost_usd,
+            sum(total_tokens) AS tokens,
+            round(sum(cache_read_tokens) / nullIf(sum(input_tokens + cache_creation_tokens + cache_read_tokens), 0), 4)
+                AS cache_hit_share
+        FROM ccusage_usage_monthly FINAL
+        WHERE ({agent:String} = '' OR agent = {agent:String})
+        GROUP BY machine_name, month
+    )
+    WINDOW w AS (PARTITION BY machine_name ORDER BY month ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
 WHERE dateDiff('month', month, today()) < {months:UInt32}
 ORDER BY machine_name, month;
 
 -- name: machine_shared_projects
--- description: Projects used on more than one machine over the last `days` days, with the cost on each machine
--- params: days:UInt32=90
+-- description: Projects used on more than one machine over the last `days` days, with the cost on each machine; all agents (or one agent; only Claude Code has projects)
+-- params: days:UInt32=90, agent:String=
 SELECT
     project_key,
     argMax(project, last_day) AS project,
@@ -1223,11 +1359,140 @@ FROM
         sum(total_cost) AS machine_cost_usd
     FROM ccusage_usage_projects_daily FINAL
     WHERE dateDiff('day', date, today()) < {days:UInt32}
+      AND ({agent:String} = '' OR agent = {agent:String})
     GROUP BY project_key, machine_name
 )
 GROUP BY project_key
 HAVING machines > 1
 ORDER BY cost_usd DESC, project_key;
+
+-- =============================================================================================================
+-- Coding agents (Claude Code, Codex, Gemini CLI, OpenCode and every other agent ccusage reads, by ccusage's name)
+-- Each agent's rows are its own: these queries split by agent where the others add agents up. Only Claude Code has
+-- projects and 5-hour blocks; Codex reports reasoning tokens (included in its output tokens).
+-- =============================================================================================================
+
+-- name: agent_summary
+-- description: One row per agent and machine, all time: cost and its share, tokens by type, active days, first and last day, sessions, reasoning tokens (NULL where the agent reports none); all machines and agents (or one machine, one agent)
+-- params: machine:String=, agent:String=
+SELECT
+    days_table.agent AS agent,
+    days_table.machine_name AS machine_name,
+    days_table.cost_usd AS cost_usd,
+    round(100 * cost_usd / nullIf(sum(cost_usd) OVER (), 0), 2) AS cost_share_pct,
+    days_table.tokens AS tokens,
+    days_table.input AS input,
+    days_table.output AS output,
+    days_table.cache_creation AS cache_creation,
+    days_table.cache_read AS cache_read,
+    days_table.active_days AS active_days,
+    days_table.first_day AS first_day,
+    days_table.last_day AS last_day,
+    sessions_table.sessions AS sessions,
+    sessions_table.reasoning_tokens AS reasoning_tokens
+FROM
+(
+    SELECT
+        machine_name,
+        agent,
+        sum(total_cost) AS cost_usd,
+        sum(total_tokens) AS tokens,
+        sum(input_tokens) AS input,
+        sum(output_tokens) AS output,
+        sum(cache_creation_tokens) AS cache_creation,
+        sum(cache_read_tokens) AS cache_read,
+        uniqExact(date) AS active_days,
+        min(date) AS first_day,
+        max(date) AS last_day
+    FROM ccusage_usage_daily FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
+    GROUP BY machine_name, agent
+) AS days_table
+LEFT JOIN
+(
+    SELECT machine_name, agent, count() AS sessions, sum(reasoning_tokens) AS reasoning_tokens
+    FROM ccusage_usage_sessions FINAL
+    WHERE total_tokens > 0
+      AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
+    GROUP BY machine_name, agent
+) AS sessions_table
+    ON sessions_table.machine_name = days_table.machine_name AND sessions_table.agent = days_table.agent
+ORDER BY cost_usd DESC, agent, machine_name;
+
+-- name: agent_cost_daily
+-- description: Cost and tokens per day and agent over the last `days` days, all machines added up (or one machine), with each agent's share of that day (a window over the agents of one day, on purpose); agent '' = every agent, one row each
+-- params: days:UInt32=30, machine:String=, agent:String=
+SELECT
+    date,
+    agent,
+    sum(total_cost) AS cost_usd,
+    sum(total_tokens) AS tokens,
+    round(100 * cost_usd / nullIf(sum(cost_usd) OVER (PARTITION BY date), 0), 2) AS share_of_day_pct,
+    uniqExact(machine_name) AS machines
+FROM ccusage_usage_daily FINAL
+WHERE dateDiff('day', date, today()) < {days:UInt32}
+  AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY date, agent
+ORDER BY date, cost_usd DESC, agent;
+
+-- name: agent_models
+-- description: Cost and tokens per agent and model over the last `days` days, all machines added up (or one machine), with the model's share of its agent's cost (window partitioned by agent); agent '' = every agent
+-- params: days:UInt32=30, machine:String=, agent:String=
+SELECT
+    agent,
+    model_name,
+    sum(cost) AS cost_usd,
+    round(100 * cost_usd / nullIf(sum(cost_usd) OVER (PARTITION BY agent), 0), 2) AS share_of_agent_pct,
+    sum(input_tokens) AS input,
+    sum(output_tokens) AS output,
+    sum(cache_creation_tokens) AS cache_creation,
+    sum(cache_read_tokens) AS cache_read,
+    sum(total_tokens) AS tokens,
+    uniqExact(record_key) AS active_days,
+    min(toDate(record_key)) AS first_day,
+    max(toDate(record_key)) AS last_day
+FROM ccusage_model_breakdowns FINAL
+WHERE record_type = 'daily' AND total_tokens > 0
+  AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+  AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY agent, model_name
+ORDER BY agent, cost_usd DESC, model_name;
+
+-- name: agent_monthly_trend
+-- description: Cost per agent and month over the last `months` months, all machines added up first (or one machine), with the change from that agent's previous calendar month (window partitioned by agent; a month without usage counts as 0); agent '' = every agent
+-- params: months:UInt32=12, machine:String=, agent:String=
+SELECT
+    agent,
+    month,
+    cost_usd,
+    tokens,
+    previous_month_cost_usd,
+    round(100 * (cost_usd - previous_month_cost_usd) / nullIf(previous_month_cost_usd, 0), 2) AS change_pct
+FROM
+(
+    SELECT
+        agent,
+        month,
+        cost_usd,
+        tokens,
+        if(lagInFrame(month, 1) OVER w = addMonths(month, -1), lagInFrame(cost_usd, 1, 0.) OVER w, 0)
+            AS previous_month_cost_usd
+    FROM
+    (
+        SELECT agent, month, sum(total_cost) AS cost_usd, sum(total_tokens) AS tokens
+        FROM ccusage_usage_monthly FINAL
+        WHERE ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
+        GROUP BY agent, month
+    )
+    WINDOW w AS (PARTITION BY agent ORDER BY month ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+WHERE dateDiff('month', month, today()) < {months:UInt32}
+ORDER BY agent, month;
 
 -- == Anthropic Admin API ==
 -- Tables loaded by claude_admin_importer.py (see the `-- == Anthropic Admin API ==` section of the schema). Days are
@@ -1322,7 +1587,7 @@ HAVING sessions > 0 OR added_lines > 0 OR removed_lines > 0 OR tool_actions_acce
 ORDER BY sessions DESC, actor_type, actor_id;
 
 -- name: admin_claude_code_vs_local
--- description: Claude Code per day over the last `days` days: the local ccusage estimate (all machines) beside the Admin API's Claude Code report (tokens and its own estimated cost); two estimates of the same use, never added to billed cost; dates match when CCUSAGE_TIMEZONE is UTC
+-- description: Claude Code per day over the last `days` days: the local ccusage estimate of Claude Code (agent claude, all machines; other agents are not Claude Code) beside the Admin API's Claude Code report (tokens and its own estimated cost); two estimates of the same use, never added to billed cost; dates match when CCUSAGE_TIMEZONE is UTC
 -- params: days:UInt32=30
 WITH
     calendar AS (
@@ -1332,6 +1597,7 @@ WITH
     local AS (
         SELECT date, sum(total_tokens) AS tokens, sum(total_cost) AS cost_usd, uniqExact(machine_name) AS machines
         FROM ccusage_usage_daily FINAL
+        WHERE agent = 'claude'
         GROUP BY date
     ),
     api AS (
@@ -1383,8 +1649,8 @@ ORDER BY hour;
 -- query it shows; grafana/ccusage-dashboard.json has its own SQL with the Grafana plugin's macros.
 
 -- name: block_hours_daily
--- description: 5-hour blocks per day and starting hour (in time zone `tz`) over the last `days` days, with the weekday (1 = Monday), cost and tokens, all machines added up (or one machine): the cells of an hour-by-weekday heat map
--- params: days:UInt32=90, tz:String=UTC, machine:String=
+-- description: 5-hour blocks per day and starting hour (in time zone `tz`) over the last `days` days, with the weekday (1 = Monday), cost and tokens, all machines and agents added up (or one machine, one agent): the cells of an hour-by-weekday heat map
+-- params: days:UInt32=90, tz:String=UTC, machine:String=, agent:String=
 SELECT
     toDate(start_time, {tz:String}) AS date,
     toDayOfWeek(date) AS weekday,
@@ -1395,5 +1661,6 @@ SELECT
 FROM ccusage_usage_blocks FINAL
 WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date, weekday, hour
 ORDER BY date, hour;

@@ -45,6 +45,7 @@ EXAMPLE_VALUES: dict[str, tuple[str, str]] = {
     "stale_hours": ("UInt32", "24"),
     "tz": ("String", "Europe/Berlin"),
     "machine": ("String", "laptop"),
+    "agent": ("String", "codex"),
 }
 
 
@@ -162,6 +163,8 @@ GUIDE = """\
 uv run ccusage_importer.py --query list                                  # name, parameters and description of each
 uv run ccusage_importer.py --query daily_cost_30d                        # aligned table, default parameters
 uv run ccusage_importer.py --query daily_cost_30d --param days=7 --param machine=laptop
+uv run ccusage_importer.py --query daily_cost_30d --param agent=codex     # one coding agent only
+uv run ccusage_importer.py --query agent_summary                         # every agent on every machine
 uv run ccusage_importer.py --query model_cost_all_time --format csv > models.csv
 uv run ccusage_importer.py --query dashboard_summary --format json       # one JSON object per row (JSON Lines)
 ```
@@ -200,6 +203,7 @@ The same names mean the same thing in every query:
 | parameter | meaning |
 |---|---|
 | `machine` (String, default empty) | empty: all machines added up; a name: only that machine's rows |
+| `agent` (String, default empty) | empty: all coding agents added up; a name (ccusage's: `claude`, `codex`, `gemini`, `opencode`, …): only that agent's rows. Only Claude Code (`claude`) has projects and 5-hour blocks, so queries over those give another agent no rows |
 | `days` (UInt32) | the last N calendar days up to and including today (ClickHouse's `today()`: the server's time zone, for the embedded store the importer's). Stored dates are days in `CCUSAGE_TIMEZONE` |
 | `weeks`, `months` (UInt32) | the same in weeks (Monday first) or calendar months |
 | `hours` (UInt32) | the last N hours (`admin_usage_hourly`) |
@@ -221,17 +225,23 @@ than their defaults (`laptop` stands for one of your machine names).
   row until a merge; every query reads them with `FINAL` or through the `ccusage_v_*` views (which use `FINAL`).
   A test checks the SQL for this, and the end-to-end test runs every query on a store that holds superseded and
   duplicated rows.
-- **Machines are never mixed by accident.** A query either adds all machines up first (its description says "all
-  machines added up"), or keeps `machine_name` and partitions its windows by it (`anomaly_days_by_machine`,
-  `machine_top_models`, `machine_monthly_trend`); the windows that compare machines on purpose (share of a day,
-  ranking) say so.
+- **Machines and agents are never mixed by accident.** A machine's day has one row per coding agent that worked
+  that day. A query either adds machines and agents up first (its description says "all machines and agents added
+  up"), or keeps `machine_name` or `agent` and partitions its windows by it (`anomaly_days_by_machine`,
+  `machine_top_models`, `machine_monthly_trend`, `agent_models`, `agent_monthly_trend`); the windows that compare
+  machines or agents on purpose (share of a day, ranking) say so.
+- **Sessions of other agents**: only Claude Code's sessions have a start (so a duration), and Gemini CLI's have no
+  last activity either; queries over the sessions of the last `days` days go by the last activity and leave those
+  out, all-time session counts include them.
 - **Gaps are calendar gaps.** Day-over-day, week-over-week and month-over-month changes compare with the calendar
   day, week or month before, counting a period without usage as 0; the line-chart series fill idle days with 0.
 - **Estimated cache savings** (`cache_efficiency`, `cache_efficiency_daily`): ccusage reports a cost per model but
   not its prices. Every Claude model's list prices keep the same ratios to its input price (output 5×, cache write
   1.25×, cache read 0.1×), so each model's input price is inferred from its own cost and tokens; the savings are what
   its cache reads would have cost as fresh input (0.9× input price) minus the cache-write surcharge (0.25×). It is an
-  estimate: 1-hour cache writes (2×) and long-context prices are not distinguishable in ccusage's reports.
+  estimate: 1-hour cache writes (2×) and long-context prices are not distinguishable in ccusage's reports. Other
+  vendors' models (GPT, Gemini, …) price their caches differently, so the savings cover Claude models only (a name
+  containing `claude`, whichever agent used it) and are NULL for the others.
 - **Freshness**: `machine_freshness` lists every machine that ever imported or has data, its last successful import
   (a run with status `ok`, `unchanged` or `partial`) and `is_stale = 1` when that is more than `stale_hours` hours
   ago or never happened.
