@@ -28,7 +28,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 GRAFANA_FILE = ROOT / "grafana" / "ccusage-dashboard.json"
 HOSTILE_MACHINE = 'büro </script><!-- "2" 🚀'
 HOSTILE_PROJECTS = ["<img src=x onerror=alert(1)>", 'it\'s a "quoted" <!--<script> dir', "ünïcødé proj", "-srv-api"]
-CHART_IDS = ["chart-daily", "chart-models", "chart-projects", "chart-machines", "chart-heatmap", "chart-cache"]
+CHART_IDS = ["chart-daily", "chart-agents", "chart-models", "chart-projects", "chart-machines", "chart-heatmap",
+             "chart-cache"]
 
 
 @dataclass
@@ -141,7 +142,7 @@ CHARTS_JS = """[...document.querySelectorAll('canvas')].map((canvas) => {
 def assert_every_chart_drawn(browser: Browser) -> None:
     charts = browser.evaluate(CHARTS_JS)
     assert [c["id"] for c in charts] == CHART_IDS
-    assert [c["type"] for c in charts] == ["bar", "doughnut", "bar", "bar", "matrix", "bar"]
+    assert [c["type"] for c in charts] == ["bar", "bar", "doughnut", "bar", "bar", "matrix", "bar"]
     for chart in charts:
         assert chart["width"] > 200 and chart["height"] > 200, chart
         assert chart["painted"] > chart["width"] * chart["height"] // 50, chart  # more than 2 % of it drawn
@@ -319,10 +320,11 @@ def test_dashboard_parameters_are_the_pages_choices_or_the_query_defaults():
     queries = ci.load_queries()
     timeline = ci.find_query(queries, "project_timeline")
     assert ci.dashboard_parameters(timeline, "it's = me", "Europe/Berlin") == {
-        "days": 36600, "limit": 4294967295, "project": "", "machine": "it's = me"}
+        "days": 36600, "limit": 4294967295, "project": "", "machine": "it's = me", "agent": ""}
     hours = ci.find_query(queries, "block_hours_daily")
-    assert ci.dashboard_parameters(hours, "", "Asia/Tokyo") == {"days": 36600, "tz": "Asia/Tokyo", "machine": ""}
-    used = {name for _, name in (*ci.PER_MACHINE_DATASETS, *ci.SHARED_DATASETS)}
+    assert ci.dashboard_parameters(hours, "", "Asia/Tokyo", "codex") == {
+        "days": 36600, "tz": "Asia/Tokyo", "machine": "", "agent": "codex"}
+    used = {name for _, name in (*ci.PER_MACHINE_DATASETS, *ci.AGENT_SPLIT_DATASETS, *ci.SHARED_DATASETS)}
     assert used <= {q.name for q in queries}
 
 
