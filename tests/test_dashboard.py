@@ -337,13 +337,14 @@ def test_dashboard_parameters_are_the_pages_choices_or_the_query_defaults():
 #   $__timeFilter(col)                 col >= toDateTime(FROM epoch s) AND col <= toDateTime(TO epoch s)
 #   $__dateFilter(col)                 col >= toDate('FROM date') AND col <= toDate('TO date')
 #   $__fromTime / $__toTime            toDateTime(FROM epoch s) / toDateTime(TO epoch s)
-#   $__conditionalAll(cond, $machine)  1=1 when "All" is selected, else cond
-#   ${machine:singlequote}             each chosen value in '…' with ' escaped as \', joined by commas
+#   $__conditionalAll(cond, $machine)  1=1 when "All" is selected, else cond (the same for $agent)
+#   ${machine:singlequote}             each chosen value in '…' with ' escaped as \', joined by commas (and ${agent:…})
 #   ${tz:singlequote}                  'UTC' (the textbox variable's default)
 
 
-def conditional_all(sql: str, all_selected: bool) -> str:
-    """Replace each $__conditionalAll(condition, $variable) the way the plugin does (brackets may nest)."""
+def conditional_all(sql: str, all_selected: dict[str, bool]) -> str:
+    """Replace each $__conditionalAll(condition, $variable) the way the plugin does (brackets may nest), as
+    all_selected says for that variable ("$machine": True is the "All" choice)."""
     macro = "$__conditionalAll("
     while (start := sql.find(macro)) >= 0:
         depth, index, comma = 1, start + len(macro), -1
@@ -352,21 +353,25 @@ def conditional_all(sql: str, all_selected: bool) -> str:
             comma = index if sql[index] == "," and depth == 1 else comma
             index += 1
         condition = sql[start + len(macro):comma].strip()
-        sql = sql[:start] + ("1=1" if all_selected else condition) + sql[index:]
+        sql = sql[:start] + ("1=1" if all_selected[sql[comma + 1:index - 1].strip()] else condition) + sql[index:]
     return sql
 
 
-def grafana_sql(sql: str, start: dt.datetime, end: dt.datetime, machines: list[str] | None) -> str:
-    """A panel's SQL as it reaches ClickHouse; machines=None is the "All" choice."""
-    sql = conditional_all(sql, machines is None)
+def grafana_sql(sql: str, start: dt.datetime, end: dt.datetime, machines: list[str] | None,
+                agents: list[str] | None = None) -> str:
+    """A panel's SQL as it reaches ClickHouse; machines=None (agents=None) is the "All" choice."""
+    sql = conditional_all(sql, {"$machine": machines is None, "$agent": agents is None})
     epochs = (int(start.timestamp()), int(end.timestamp()))
     sql = re.sub(r"\$__timeFilter\((\w+)\)",
                  lambda m: f"{m[1]} >= toDateTime({epochs[0]}) AND {m[1]} <= toDateTime({epochs[1]})", sql)
     sql = re.sub(r"\$__dateFilter\((\w+)\)",
                  lambda m: f"{m[1]} >= toDate('{start.date()}') AND {m[1]} <= toDate('{end.date()}')", sql)
-    quoted = ",".join("'" + name.replace("'", "\\'") + "'" for name in machines or [])
+    def quoted(names: list[str] | None) -> str:
+        return ",".join("'" + name.replace("'", "\\'") + "'" for name in names or [])
+
     for variable, value in {"$__fromTime": f"toDateTime({epochs[0]})", "$__toTime": f"toDateTime({epochs[1]})",
-                            "${machine:singlequote}": quoted, "${tz:singlequote}": "'UTC'"}.items():
+                            "${machine:singlequote}": quoted(machines), "${agent:singlequote}": quoted(agents),
+                            "${tz:singlequote}": "'UTC'"}.items():
         sql = sql.replace(variable, value)
     assert "$" not in sql, sql
     return sql
@@ -377,11 +382,12 @@ def test_grafana_dashboard_sql_runs_on_the_engine(store: Store):
     assert dashboard["__inputs"][0]["pluginId"] == "grafana-clickhouse-datasource"
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["machine"]["includeAll"] and variables["machine"]["multi"]
+    assert variables["agent"]["includeAll"] and variables["agent"]["multi"]
     machines = sql(store.env, variables["machine"]["query"]["rawSql"])
     assert [row["machine_name"] for row in machines] == sorted(store.machines)
 
     panels = {panel["title"]: panel for panel in dashboard["panels"]}
-    assert len(panels) == 11
+    assert len(panels) == 12
     end = dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=60)
     results: dict[tuple[str, str], list[dict]] = {}
