@@ -4,9 +4,10 @@ This is the safety net for imports that read only what changed (issue 13). One g
 *mirror*: every file ever written, complete. Time is simulated by revealing it to the *live* Claude folder step by
 step: a file appears when its first line is written, grows in place as later lines are written, its modification
 time is always its last line's, and a file whose last activity is more than 30 days old is deleted, as Claude Code
-does. After each step the importer runs (plain runs, or every run with ``--force``). The only clock the importer
-sees is the files: the simulated steps lie in the past of the wall clock, so an importer must derive what to read
-from the files' modification times, not from its own time of day.
+does. After each step the importer runs with its default settings (names hashed), plainly or every time with
+``--force``; projects and sessions are compared by their keyed hashes. The only clock the importer sees is the
+files: the simulated steps lie in the past of the wall clock, so an importer must derive what to read from the
+files' modification times, not from its own time of day.
 
 After every run, every stored day, month, project-day, session and block must equal the ground truth of everything
 written so far (the mirror up to that moment, nothing deleted), and no stored period may shrink. At the end they
@@ -18,8 +19,11 @@ the window), so the configured zone's day boundaries do not line up with the fil
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,15 +47,16 @@ SELECT 'day' AS kind, toString(date) AS k1, '' AS k2, {TOKENS}, total_cost AS co
 FROM ccusage_usage_daily FINAL WHERE machine_name = 'laptop'
 UNION ALL SELECT 'month', formatDateTime(month, '%Y-%m'), '', {TOKENS}, total_cost
 FROM ccusage_usage_monthly FINAL WHERE machine_name = 'laptop'
-UNION ALL SELECT 'project_day', toString(date), project_name, {TOKENS}, total_cost
+UNION ALL SELECT 'project_day', toString(date), project_key, {TOKENS}, total_cost
 FROM ccusage_usage_projects_daily FINAL WHERE machine_name = 'laptop'
-UNION ALL SELECT 'session', project_name, session_id, {TOKENS}, total_cost
+UNION ALL SELECT 'session', project_key, session_key, {TOKENS}, total_cost
 FROM ccusage_usage_sessions FINAL WHERE machine_name = 'laptop' AND total_tokens > 0
 UNION ALL SELECT 'block', formatDateTime(start_time, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), '', {TOKENS}, cost_usd
 FROM ccusage_usage_blocks FINAL WHERE machine_name = 'laptop'
 """
 
 Key = tuple[str, str]
+Hash = Callable[[str], str]  # a project or session name -> its keyed hash, as the store's key makes it
 Tables = dict[str, dict[Key, tuple[int, int, int, int]]]
 
 
@@ -168,13 +173,20 @@ def _counts(totals: Totals) -> tuple[int, int, int, int]:
     return (totals.input, totals.output, totals.cache_creation, totals.cache_read)
 
 
-def expected(truth: GroundTruth) -> Tables:
+def store_hash(env: dict) -> Hash:
+    """The keyed hash the store names projects and sessions with (HMAC-SHA256 of its key, 16 hex digits)."""
+    key = bytes.fromhex(sql(env, "SELECT value FROM ccusage_settings WHERE name = 'hash_key'")[0]["value"])
+    return lambda name: hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def expected(truth: GroundTruth, key_of: Hash) -> Tables:
     """What the store must hold for a transcript history, per kind and key (daily loader for days and months)."""
     return {
         "day": {(day, ""): _counts(t) for day, t in truth.by_day(TZ).items()},
         "month": {(month, ""): _counts(t) for month, t in truth.by_month(TZ, loader="daily").items()},
-        "project_day": {key: _counts(t) for key, t in truth.by_day_project(TZ).items()},
-        "session": {key: _counts(t) for key, t in truth.by_session().items() if t.total},
+        "project_day": {(day, key_of(project)): _counts(t) for (day, project), t in truth.by_day_project(TZ).items()},
+        "session": {(key_of(project), key_of(session)): _counts(t) for (project, session), t in
+                    truth.by_session().items() if t.total},
         "block": {(start.strftime("%Y-%m-%dT%H:%M:%SZ"), ""): _counts(b.tokens) for start, b in truth.blocks().items()},
     }
 
@@ -191,7 +203,7 @@ def assert_same(when: str, want: Tables, got: Tables) -> None:
     assert not problems, f"{when}:\n" + "\n".join(problems)
 
 
-def ccusage_tables(bin_dir: Path, claude: Path) -> tuple[Tables, dict[str, dict[Key, float]]]:
+def ccusage_tables(bin_dir: Path, claude: Path, key_of: Hash) -> tuple[Tables, dict[str, dict[Key, float]]]:
     """ccusage's own reports on a Claude folder, keyed like the stored rows (months summed from its days)."""
     tokens: Tables = {kind: {} for kind in (*PERIODS, "session")}
     costs: dict[str, dict[Key, float]] = {kind: {} for kind in tokens}
@@ -214,10 +226,10 @@ def ccusage_tables(bin_dir: Path, claude: Path) -> tuple[Tables, dict[str, dict[
     instances = run_ccusage(bin_dir, claude, "daily", "--instances", "--timezone", TZ)["projects"]
     for project, rows in instances.items():
         for row in rows:
-            put("project_day", (row["date"], project), row)
+            put("project_day", (row["date"], key_of(project)), row)
     for row in run_ccusage(bin_dir, claude, "session", "--timezone", TZ)["sessions"]:
         if row["totalTokens"]:
-            put("session", (row["projectPath"], row["sessionId"]), row)
+            put("session", (key_of(row["projectPath"]), key_of(row["sessionId"])), row)
     for row in run_ccusage(bin_dir, claude, "blocks")["blocks"]:
         if not row["isGap"]:
             put("block", (row["startTime"].replace(".000Z", "Z"), ""), row)
@@ -232,14 +244,16 @@ def test_rolling_history_ends_equal_to_the_full_history(mode, tmp_path, make_env
     assert full.stats["cross_file_duplicates"] > 0 and full.stats["sidechain_replays"] > 0  # resumes, sub-agents
     simulation = Simulation(live, seen, load_mirror(mirror))
     env = make_env(live, "laptop", CCUSAGE_TIMEZONE=TZ)
-    flags = ["--no-hash-projects", *(["--force"] if mode == "full" else [])]
+    flags = ["--force"] if mode == "full" else []
     imported: dict[Path, int] = {}
+    key_of: Hash | None = None
     before: Tables = {kind: {} for kind in PERIODS}
     for run, now in enumerate(run_times(simulation.transcripts), 1):
         simulation.advance(now, imported)
         done = run_cli(env, *flags)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
         imported = dict(simulation.sizes)
+        key_of = key_of or store_hash(env)  # the first run creates the key
         tokens, costs = stored(env)
         for kind in PERIODS:
             shrunk = [f"{kind} {key}: was {sum(old)}, now {sum(tokens[kind].get(key, ()))}"
@@ -247,7 +261,7 @@ def test_rolling_history_ends_equal_to_the_full_history(mode, tmp_path, make_env
             assert not shrunk, f"run {run} ({now:%Y-%m-%d %H:%M} UTC): stored rows shrank:\n" + "\n".join(shrunk)
         before = tokens
         assert_same(f"run {run} ({now:%Y-%m-%d %H:%M} UTC), stored vs everything written so far",
-                    expected(ground_truth(seen)), tokens)
+                    expected(ground_truth(seen), key_of), tokens)
 
     # The simulation did what it claims: files grew in place, old ones were deleted, the live folder lost history.
     assert simulation.grown_in_place >= len(EVERY_FEW_DAYS) and simulation.deleted
@@ -255,8 +269,8 @@ def test_rolling_history_ends_equal_to_the_full_history(mode, tmp_path, make_env
     assert all(simulation.sizes[rel] == len(t.data) for rel, t in simulation.transcripts.items()
                if rel not in simulation.deleted)
 
-    assert_same("at the end, stored vs the full history's ground truth", expected(full), tokens)
-    reported, reported_costs = ccusage_tables(ccusage_bin_dir, mirror)
+    assert_same("at the end, stored vs the full history's ground truth", expected(full, key_of), tokens)
+    reported, reported_costs = ccusage_tables(ccusage_bin_dir, mirror, key_of)
     assert_same("at the end, stored vs ccusage on the full history", reported, tokens)
     for kind, want in reported_costs.items():
         assert costs[kind] == pytest.approx(want, rel=1e-9, abs=1e-9), kind
