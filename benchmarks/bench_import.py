@@ -5,10 +5,15 @@ For each history size it measures, in one run:
                  through the runner the importer uses: what the seed's importer fetched every hour;
   (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output);
   (c) unchanged  a second import with no new transcript bytes;
-  (d) new hour   an import after appending one hour of activity (a few hundred lines).
+  (d) new hour   an import after appending one hour of activity (a few hundred lines);
+  (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
+                 day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
 For each: wall time, CPU time and peak memory of the whole process tree (sampled every 20 ms), the importer
-process's own peak memory, and the wall-time ratio to (a). It also checks that the import's totals equal the
-baseline reports' totals, so a faster import that got a number wrong fails loudly.
+process's own peak memory (its exact high-water mark, getrusage), that peak minus the engine's own footprint, and
+the wall-time ratio to (a). The engine's footprint is the peak of a process that only opens an empty embedded store
+the way the importer does (clickhouse-connect over chDB) and inserts one row. It also checks that the import's
+totals equal the baseline reports' totals (for (e): the totals before the deletion plus what the new day added), so
+a faster import that got a number wrong fails loudly.
 
     uv run python benchmarks/bench_import.py --lines 10000 100000 1000000
 """
@@ -36,11 +41,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from transcripts import append_activity, generate  # noqa: E402
+from transcripts import append_activity, delete_older_than, generate  # noqa: E402
 
 import ccusage_importer as ci  # noqa: E402
 
 BASELINE_REPORTS = (["daily"], ["monthly"], ["session"], ["blocks"], ["daily", "--instances"])
+OWN_PEAK = re.compile(r"^own peak KiB (\d+)$", re.M)
+# Runs a Python script as __main__ and prints the process's own peak memory (children excluded) when it ends.
+PEAK_WRAPPER = ("import resource, runpy, sys\n"
+                "sys.argv = sys.argv[1:]\n"
+                "try:\n"
+                "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+                "finally:\n"
+                "    print(f'own peak KiB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
+# The engine alone, opened the way the importer opens it, with one insert.
+ENGINE_PROBE = ("import datetime, sys, clickhouse_connect\n"
+                "client = clickhouse_connect.get_client(dsn=f'chdb://{sys.argv[1]}')\n"
+                "client.command('CREATE TABLE probe (date Date, tokens UInt64) ENGINE = MergeTree ORDER BY date')\n"
+                "client.insert('probe', [[datetime.date(2026, 1, 1), 1]], column_names=['date', 'tokens'])\n"
+                "client.close()\n")
+RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 
 
 @dataclass
@@ -48,8 +68,13 @@ class Measurement:
     wall: float
     cpu: float
     tree_peak_mb: float
-    main_peak_mb: float
     output: str = ""
+
+    @property
+    def own_peak_mb(self) -> float | None:
+        """The importer process's exact peak, when it ran under PEAK_WRAPPER."""
+        found = OWN_PEAK.search(self.output)
+        return int(found.group(1)) / 1024 if found else None
 
 
 def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measurement:
@@ -58,23 +83,20 @@ def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measure
     me = psutil.Process()
     before = me.cpu_times()
     outputs: list[str] = []
-    roots: list[psutil.Process] = []
 
     def run_one(argv: list[str]) -> None:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        roots.append(psutil.Process(process.pid))
         outputs.append(process.communicate()[0])
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{outputs[-1][-2000:]}")
 
-    tree_peak = main_peak = 0.0
+    tree_peak = 0.0
     with ThreadPoolExecutor(parallel) as pool:
         futures = [pool.submit(run_one, argv) for argv in argv_list]
         while not all(future.done() for future in futures):
             try:
                 family = me.children(recursive=True)
                 tree_peak = max(tree_peak, sum(p.memory_info().rss for p in family) / 2**20)
-                main_peak = max([main_peak, *(p.memory_info().rss / 2**20 for p in roots if p.is_running())])
             except psutil.Error:
                 pass
             time.sleep(0.02)
@@ -82,7 +104,7 @@ def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measure
             future.result()
     after = me.cpu_times()
     cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
-    return Measurement(time.monotonic() - started, cpu, tree_peak, main_peak, "\n".join(outputs))
+    return Measurement(time.monotonic() - started, cpu, tree_peak, "\n".join(outputs))
 
 
 def phases(output: str) -> dict[str, float]:
@@ -126,6 +148,20 @@ def same_totals(expected: dict[str, float], got: dict[str, float]) -> bool:
     return all(abs(expected[k] - got[k]) <= 1e-6 * max(1.0, abs(expected[k])) for k in expected)
 
 
+def engine_footprint(workdir: Path, env: dict) -> float:
+    """Peak MB of a process that opens an empty embedded store like the importer and inserts one row."""
+    scratch = Path(tempfile.mkdtemp(prefix="engine-", dir=workdir))
+    try:
+        probe = scratch / "probe.py"
+        probe.write_text(ENGINE_PROBE)
+        peak = measure([[sys.executable, "-c", PEAK_WRAPPER, str(probe), str(scratch / "chdb")]], env).own_peak_mb
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if peak is None:
+        raise SystemExit("the engine probe did not report its peak memory")
+    return peak
+
+
 def bench(lines: int, workdir: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
     claude = history(workdir, lines)
     scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=workdir))
@@ -137,25 +173,39 @@ def bench(lines: int, workdir: Path, env: dict, runner: ci.Runner) -> list[tuple
 
 def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
     claude = scratch / "claude"
-    shutil.copytree(source, claude, copy_function=os.link)  # hard links: cheap, and (d) appends to a copy
+    shutil.copytree(source, claude)  # (d) and (e) change the copy; each file keeps its time (its last line's)
     env = {**env, "CLAUDE_CONFIG_DIR": str(claude), "CCUSAGE_IMPORT_DB": str(scratch / "store" / "chdb"),
            "MACHINE_NAME": "bench"}
     results = []
     baseline = [[*runner.argv, "claude", *args, "--json", "--offline", "--timezone", "UTC"]
                 for args in BASELINE_REPORTS]
     results.append(("(a) baseline: 5 reports, 3 at a time", measure(baseline, env, parallel=3)))
-    importer = [sys.executable, str(ROOT / "ccusage_importer.py")]
+    importer = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "ccusage_importer.py")]
     full = measure([importer], env)
     results.append(("(b) full import, fresh store", full))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
     results.append(("(c) second import, nothing new", measure([importer], env)))
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
-    for path in claude.rglob("*.jsonl"):  # appending must not write through the hard links into the cache
-        path.write_bytes(path.read_bytes())
-        os.utime(path, (newest, newest))
     append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
     results.append(("(d) import after one new hour", measure([importer], env)))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
+
+    kept = stored_totals(env)
+    newest = datetime.fromtimestamp(max(path.stat().st_mtime for path in claude.rglob("*.jsonl")), UTC)
+    day = newest + timedelta(minutes=30)
+    deleted = delete_older_than(claude, day - RETENTION)
+    if not deleted:
+        raise SystemExit(f"no transcript is older than 30 days: the files' times in {source} are not their last "
+                         "lines' (a history kept by an older version of this script?); delete it and run again")
+    print(f"  the cleanup deleted {len(deleted):,} of {len(deleted) + len(list(claude.rglob('*.jsonl'))):,} "
+          "transcript files", file=sys.stderr)
+    left = baseline_totals(runner, claude, env)
+    append_activity(claude, start=day, minutes=8 * 60, lines=max(300, lines // 90), seed=3)
+    results.append(("(e') baseline after 30 days of deletions: 5 reports on what is left", measure(baseline, env, 3)))
+    results.append(("(e) import of one new day after 30 days of deletions", measure([importer], env)))
+    added = {key: value - left[key] for key, value in baseline_totals(runner, claude, env).items()}
+    check_totals({key: kept[key] + added[key] for key in kept}, stored_totals(env),
+                 "import of one new day after 30 days of deletions")
     return results
 
 
@@ -164,16 +214,22 @@ def check_totals(expected: dict[str, float], got: dict[str, float], what: str) -
         raise SystemExit(f"{what}: stored totals {got} differ from ccusage's {expected}")
 
 
-def report(lines: int, results: list[tuple[str, Measurement]]) -> str:
+def report(lines: int, results: list[tuple[str, Measurement]], engine_mb: float) -> str:
+    """One Markdown table; the importer's memory above the engine only for runs that opened the engine."""
     base = results[0][1].wall
     rows = [f"\n### {lines:,} transcript lines\n",
-            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | phases | ratio to (a) |",
-            "|---|---:|---:|---:|---:|---|---:|"]
+            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | above engine MB | phases | ratio to (a) |",
+            "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, m in results:
-        own = f"{m.main_peak_mb:.0f}" if not name.startswith("(a)") else "–"
-        split = ", ".join(f"{k} {v:.2f}" for k, v in phases(m.output).items()) or "–"
-        rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {split} | "
+        split = phases(m.output)
+        own = f"{m.own_peak_mb:.0f}" if m.own_peak_mb is not None else "–"
+        above = f"{m.own_peak_mb - engine_mb:.0f}" if m.own_peak_mb is not None and "connect" in split else "–"
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in split.items()) or "–"
+        rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {above} | {steps} | "
                     f"{m.wall / base:.3f} |")
+    new_day = next(m.wall for name, m in results if name.startswith("(e) "))
+    left = next(m.wall for name, m in results if name.startswith("(e') "))
+    rows.append(f"\n(e) ÷ (e'), both reading what the cleanup left: {new_day / left:.3f}")
     return "\n".join(rows)
 
 
@@ -185,12 +241,14 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TZ": "UTC", "HOME": str(args.workdir / "home")}
     env.pop("CH_HOST", None)
-    runner = ci.resolve_runner(ci.DEFAULT_CCUSAGE_VERSION, {**os.environ})
+    runner = ci.resolve_runner(ci.Config.from_env({**os.environ}))
     print(f"# ccusage-import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"Python {platform.python_version()}, ccusage {ci.DEFAULT_CCUSAGE_VERSION} via {runner.name}")
+    engine_mb = engine_footprint(args.workdir, env)
+    print(f"engine alone (clickhouse-connect over chDB, empty store, one insert): peak {engine_mb:.0f} MB")
     for lines in args.lines:
-        print(report(lines, bench(lines, args.workdir, env, runner)), flush=True)
+        print(report(lines, bench(lines, args.workdir, env, runner), engine_mb), flush=True)
 
 
 if __name__ == "__main__":
