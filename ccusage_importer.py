@@ -1099,10 +1099,13 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
     - a session that ccusage no longer reports while all its files are there (`session_files`, by key) was taken
       over whole: it gets a zero row; any other row that ccusage no longer reports stays as it is;
     - a session whose first activity moved earlier has absorbed replayed lines of a deleted session: kept;
+    - a session that grew while no line of its own was written (`_replayed_copies`) took over replayed copies whose
+      fuller copies were in a deleted file, and the stored row of that file's session counts them: kept;
     - a block that overlaps a stored block under another start time is a recomputed old block: kept.
     """
     plan = TablePlan(table, stored)
     block_intervals = [(r.row["start_time"], r.row["end_time"]) for r in stored.values()] if table is BLOCKS else []
+    lost = _lost_spans(stored, session_files) if table is SESSIONS and session_files is not None else []
     for record in incoming:
         old = stored.get(record.key)
         if old is None:
@@ -1111,7 +1114,7 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
                 continue
             plan.new += 1
             plan.write.append(record)
-        elif _absorbed_history(record, old) or (
+        elif _absorbed_history(record, old) or _replayed_copies(record, old, lost) or (
                 record.total_tokens < old.total_tokens and not _files_intact(record.row, old)):
             plan.kept += 1
         elif record.row == old.row and record.breakdowns == old.breakdowns:
@@ -1131,6 +1134,30 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
 def _absorbed_history(record: Record, old: Record) -> bool:
     new_first, old_first = record.row.get("first_activity"), old.row.get("first_activity")
     return bool(new_first and old_first and new_first < old_first)
+
+
+def _lost_spans(stored: Mapping[tuple[Any, ...], Record], session_files: Mapping[tuple[Any, ...], int]
+                ) -> list[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]:
+    """(key, first, last activity) of each stored session that counts tokens while fewer of its transcript files
+    are on disk than its row records: its row still counts lines whose file ccusage no longer sees."""
+    return [(key, old.row["first_activity"], old.row["last_activity"]) for key, old in stored.items()
+            if old.total_tokens and old.row.get("first_activity") and old.row.get("last_activity")
+            and session_files.get(key, 0) < old.row.get("transcript_files", 0)]
+
+
+def _replayed_copies(record: Record, old: Record,
+                     lost: Sequence[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]) -> bool:
+    """A session that grew although no line of its own was written: no new file, the same first activity, and its
+    last activity as stored or within the span of another session whose file has gone (lines written now are
+    newer than a deleted file). ccusage keeps the largest copy of a response, so a resumed transcript's partial
+    copy of a response counts only once the original's file, with the fuller copy, is deleted; the original's
+    stored row counts that response already."""
+    first, last, files = (record.row.get(name) for name in ("first_activity", "last_activity", "transcript_files"))
+    if (record.total_tokens <= old.total_tokens or not first or not last or not files
+            or files > old.row.get("transcript_files", 0) or first != old.row.get("first_activity")):
+        return False
+    return any(key != record.key and key[0] == record.key[0] and lost_first <= last and first <= lost_last
+               and last <= max(old.row["last_activity"], lost_last) for key, lost_first, lost_last in lost)
 
 
 def _files_intact(row: Mapping[str, Any], old: Record) -> bool:
