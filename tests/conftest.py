@@ -1,16 +1,24 @@
 """Shared test fixtures: the real pinned ccusage, an isolated environment per test, and ways to run the CLI.
 
-Every importer run happens in a subprocess, as a user or cron would start it: chDB allows one store per process,
-and a subprocess also proves exit codes and output.
+Every importer run happens in a subprocess, as a user or cron would start it: a subprocess proves exit codes and
+output, and holds the store only while it runs. Reads of a store (`sql`, `sql_many`) open it in this process, as
+the CLI's `--sql` would (tests/store_reader.py), because a new process per read costs about 1 s.
+
+A test that needs the real ccusage (`ccusage_bin_dir`, and so `make_env`) runs end to end and is marked `slow`:
+`uv run pytest -m "not slow"` runs the rest in seconds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,10 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import store_reader  # noqa: E402
+
 import ccusage_importer as ci  # noqa: E402
 
 IMPORTER = ROOT / "ccusage_importer.py"
 CCUSAGE_VERSION = ci.DEFAULT_CCUSAGE_VERSION
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the real ccusage is an end-to-end test: mark it slow."""
+    for item in items:
+        if "ccusage_bin_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def unavailable(reason: str):
@@ -83,10 +101,51 @@ def run_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def sql(env: dict, query: str) -> list[dict]:
-    """Rows of a query against the store of `env`, through the CLI's --sql."""
-    done = run_cli(env, "--sql", query, "--format", "json")
+    """Rows of a query against the store of `env`, as the CLI's `--sql QUERY --format json` prints them."""
+    return sql_many(env, {"rows": query})["rows"]
+
+
+ENGINE_ZONE: list[str] = []  # the time zone of chDB in this process, fixed when it first starts: learnt then
+
+
+def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, list[dict]]:
+    """The rows of many queries (SQL, or SQL and its parameters) in one opening of the store of `env`, in order.
+
+    Read in this process when that gives what the CLI would (a server store; an embedded one when chDB here keeps the
+    clock of env's TZ, for today() and times as text), else by tests/store_reader.py in a process with env. Each
+    opening here leaves chDB's threads of that engine start behind (about 10, 3 MB): fine for a test session.
+    """
+    embedded = ci.Config.from_env(env).embedded
+    if not embedded or reads_here(env):
+        with store_reader.opened(env) as store:
+            if embedded and not ENGINE_ZONE:
+                ENGINE_ZONE.append(store.query("SELECT timezone()")[1][0][0])
+            if not embedded or reads_here(env):
+                return {name: store_reader.answer(store, query) for name, query in queries.items()}
+    asked = {name: [query, {}] if isinstance(query, str) else [query[0], dict(query[1])]
+             for name, query in queries.items()}
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "store_reader.py")], input=json.dumps(asked), env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return json.loads(done.stdout)
+
+
+def reads_here(env: dict) -> bool:
+    """Whether chDB in this process keeps the clock of env's TZ (not yet known before it first started: try)."""
+    zone = env.get("TZ", "")
+    return bool(zone) and (not ENGINE_ZONE or same_clock(zone, ENGINE_ZONE[0]))
+
+
+@functools.cache
+def same_clock(zone: str, other: str) -> bool:
+    """Whether two zone names give the same local time every day of 2000-2040 (UTC and Etc/UTC do)."""
+    try:
+        first, second = zoneinfo.ZoneInfo(zone), zoneinfo.ZoneInfo(other)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return zone == other
+    noon = dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC)
+    days = (noon + dt.timedelta(days=n) for n in range(41 * 366))
+    return all(day.astimezone(first).utcoffset() == day.astimezone(second).utcoffset() for day in days)
 
 
 def run_ccusage(bin_dir: Path, claude_dir: Path, *args: str) -> dict:
