@@ -41,6 +41,7 @@ import textwrap
 import time
 import urllib.parse
 import uuid
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -340,6 +341,10 @@ class Config:
         scheme = "https" if self.ch_secure else "http"
         return f"{scheme}://{self.ch_user}@{self.ch_host}:{self.ch_port} (database {self.ch_database})"
 
+    def state_dir(self) -> Path:
+        """Where this machine's import state lives: inside the embedded store, or beside the server's lock."""
+        return self.embedded_path if self.embedded else self.lock_path().with_suffix("")
+
     def lock_path(self) -> Path:
         """One writer per embedded store (by its real path, so a symlink shares it); one import per machine and
         server."""
@@ -457,31 +462,71 @@ def cli_version(argv: Sequence[str], config: Config) -> str | None:
     return match.group(1) if done.returncode == 0 and match else None
 
 
-def ccusage_command(runner: Runner, report: Report, config: Config) -> list[str]:
+def ccusage_command(runner: Runner, report: Report, config: Config, since: dt.date | None = None) -> list[str]:
     """argv for one report; ccusage 19+ keeps Claude Code reports under `claude`, older ones at the top."""
     prefix = ["claude"] if int(config.ccusage_version.split(".")[0]) >= 19 and not report.for_agents else []
-    return [*runner.argv, *prefix, *report.args, "--json", "--offline", "--timezone", config.timezone]
+    window = ["--since", since.strftime("%Y%m%d")] if since else []
+    return [*runner.argv, *prefix, *report.args, "--json", "--offline", "--timezone", config.timezone, *window]
 
 
-def reports_to_fetch(config: Config, scan: TranscriptScan) -> list[Report]:
-    """Claude Code's reports where it has a data folder; the agents' report where another agent has log files
-    (ccusage 20 and later): an agent without data costs nothing."""
-    claude = [r for r in REPORTS.values() if not r.for_agents] if config.claude_dirs else []
+@dataclass(frozen=True)
+class ReadScope:
+    """What Claude Code's reports read: its folders, or (an incremental run) folders of links to the window's
+    transcripts, with the window's first day."""
+
+    claude_folders: tuple[str, ...]
+    since: dt.date | None = None
+
+
+@contextmanager
+def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScope, Window | None]]:
+    """The whole Claude folders, or for a window temporary folders laid out like them that hold only its files, as
+    hard links (ccusage skips symbolic links) in this tool's data folder. Where the transcripts are on another file
+    system, no link can be made: then everything is read, and the window is dropped."""
+    whole = ReadScope(tuple(str(folder) for folder in config.claude_dirs))
+    if window is None or not window.files:
+        yield whole, window
+        return
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
+        folders = [Path(root) / str(index) for index in range(len(config.claude_dirs))]
+        try:
+            for folder in folders:
+                (folder / "projects").mkdir(parents=True)
+            for path in window.files:
+                index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
+                link = folders[index] / "projects" / Path(path).relative_to(base)
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, link)
+        except OSError:
+            yield whole, None
+            return
+        yield ReadScope(tuple(str(folder) for folder in folders), window.since), window
+
+
+def reports_to_fetch(config: Config, scan: TranscriptScan, window: Window | None = None) -> list[Report]:
+    """Claude Code's reports where it has a data folder (and, in an incremental run, a changed transcript); the
+    agents' report where another agent has log files (ccusage 20 and later): an agent without data costs nothing."""
+    changed = window is None or bool(window.files)
+    claude = [r for r in REPORTS.values() if not r.for_agents] if config.claude_dirs and changed else []
     agents = [REPORTS["agents"]] if scan.agent_files and int(config.ccusage_version.split(".")[0]) >= 20 else []
     return claude + agents
 
 
-def fetch_report(runner: Runner, report: Report, config: Config) -> Any:
+def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
     """Run one ccusage report with a timeout and retries; return its parsed JSON or raise ReportError."""
+    scope = scope or ReadScope(tuple(str(p) for p in config.claude_dirs))
     with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:
-        claude_dirs = [str(p) for p in config.claude_dirs] if not report.for_agents else [empty]
+        claude_dirs = scope.claude_folders if not report.for_agents else (empty,)
         (Path(empty) / "projects").mkdir()
         return _fetch(runner, report, config, {**config.child_env, "CLAUDE_CONFIG_DIR": ",".join(claude_dirs),
-                                               "NO_COLOR": config.child_env.get("NO_COLOR", "1")})
+                                               "NO_COLOR": config.child_env.get("NO_COLOR", "1")},
+                      None if report.for_agents else scope.since)
 
 
-def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[str, str]) -> Any:
-    argv = ccusage_command(runner, report, config)
+def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[str, str],
+           since: dt.date | None) -> Any:
+    argv = ccusage_command(runner, report, config, since)
     shown = f"`ccusage {' '.join(argv[len(runner.argv):])}` (ccusage {config.ccusage_version} via {runner.name})"
     problem = ""
     for attempt in range(config.command_retries + 1):
@@ -510,15 +555,25 @@ def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[st
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """One Claude Code transcript file as the scan saw it."""
+
+    size: int
+    mtime_ns: int
+    session: tuple[str, str]  # (project, session) as ccusage names them
+
+
+@dataclass(frozen=True)
 class TranscriptScan:
-    """What is on disk now: whether anything changed since the last import, each Claude Code session's file count,
-    and how many log files each other agent has."""
+    """What is on disk now: whether anything changed since the last import, each Claude Code transcript and
+    session's file count, and how many log files each other agent has."""
 
     files: int
     fingerprint: str
     session_files: dict[tuple[str, str], int] = field(default_factory=dict)
     agent_files: dict[str, int] = field(default_factory=dict)
     transcript_mtimes: tuple[float, ...] = ()  # Claude Code's, oldest first: what its cleanup deletes next
+    transcripts: dict[str, Transcript] = field(default_factory=dict)
 
     def transcripts_before(self, moment: dt.datetime) -> int:
         """How many transcripts were last written before `moment` (Claude Code deletes them by that age)."""
@@ -540,6 +595,7 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
     files = 0
     session_files: dict[tuple[str, str], int] = defaultdict(int)
     mtimes: list[float] = []
+    transcripts: dict[str, Transcript] = {}
     for base in dirs:
         entries = []
         for folder, _, names in os.walk(base):
@@ -552,7 +608,9 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
                         continue
                     entries.append((path, stat.st_size, stat.st_mtime_ns))
                     mtimes.append(stat.st_mtime)
-                    session_files[session_of(Path(path).relative_to(base).parts)] += 1
+                    session = session_of(Path(path).relative_to(base).parts)
+                    session_files[session] += 1
+                    transcripts[path] = Transcript(stat.st_size, stat.st_mtime_ns, session)
         for path, size, mtime in sorted(entries):
             digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         files += len(entries)
@@ -565,7 +623,98 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
             digest.update(f"{agent}\0{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         if entries:
             agent_files[agent] = len(entries)
-    return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files, tuple(sorted(mtimes)))
+    return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files, tuple(sorted(mtimes)),
+                          transcripts)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What an incremental run reads of Claude Code: the transcripts last written since `start` (midnight of
+    `since` in the report's zone). They hold every line of every day from `since` on, and every session that any of
+    them belongs to whole (the window reaches back to each such session's first line), so ccusage computes those
+    days, project-days and sessions exactly as from every file, and reads a fraction of them. No files: no
+    transcript changed, Claude Code's reports are not run."""
+
+    since: dt.date | None = None
+    start: dt.datetime | None = None
+    files: tuple[str, ...] = ()
+    sessions: frozenset[tuple[str, str]] = frozenset()
+
+
+def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
+                first_line_time: Callable[[str], dt.datetime | None]) -> Window | None:
+    """The window that covers every transcript changed since `previous` (path -> [size, mtime_ns] at the last
+    import), or None when no transcript changed.
+
+    It starts at the first line of every changed session. A session of the same project that the window touches
+    may share lines with them (a resumed session replays its predecessor's, and ccusage credits a shared line to one
+    session only), so it pulls the start back to its own first line; that repeats until none straddles the start.
+    The window's `sessions` are those it holds whole: only they are compared with the stored ones."""
+    changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
+                                                                                                   file.mtime_ns]]
+    if not changed:
+        return None
+    by_session: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path, file in scan.transcripts.items():
+        by_session[file.session].append(path)
+    firsts: dict[tuple[str, str], dt.datetime] = {}
+
+    def session_start(session: tuple[str, str]) -> dt.datetime:
+        if session not in firsts:
+            times = [first_line_time(path) or _mtime(scan.transcripts[path]) for path in by_session[session]]
+            firsts[session] = min(times)
+        return firsts[session]
+
+    zone = zoneinfo.ZoneInfo(timezone)
+    projects = {scan.transcripts[path].session[0] for path in changed}
+    start = min(session_start(scan.transcripts[path].session) for path in changed)
+    while True:
+        midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), zone).astimezone(dt.UTC)
+        touching = {session for session, paths in by_session.items()
+                    if any(_mtime(scan.transcripts[path]) >= midnight for path in paths)}
+        earliest = min((session_start(session) for session in touching if session[0] in projects), default=midnight)
+        if earliest >= midnight:
+            break
+        start = earliest
+    files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= midnight)
+    whole = frozenset(session for session in touching if session_start(session) >= midnight)
+    return Window(midnight.astimezone(zone).date(), midnight, files, whole)
+
+
+def read_description(scan: TranscriptScan, window: Window | None) -> str:
+    """For the summary: which Claude Code transcripts this run's reports read."""
+    if not scan.files:
+        return ""
+    if window is None:
+        return f"read all {scan.files:,} transcripts"
+    if not window.files or window.start is None:
+        return f"no transcript changed (of {scan.files:,})"
+    last = max(_mtime(scan.transcripts[path]) for path in window.files).astimezone(window.start.tzinfo)
+    return f"read {window.since}…{last.date()} from {len(window.files):,} of {scan.files:,} transcripts"
+
+
+def _mtime(file: Transcript) -> dt.datetime:
+    return dt.datetime.fromtimestamp(file.mtime_ns / 1e9, dt.UTC)
+
+
+def first_line_time(path: str, head_bytes: int = 65536) -> dt.datetime | None:
+    """The earliest line time in a transcript's head (a resumed session's file starts with the history it replays),
+    or None when it has none there."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(head_bytes)
+    except OSError:
+        return None
+    earliest = None
+    for raw in head.split(b"\n")[:-1] if len(head) == head_bytes else head.split(b"\n"):
+        if b'"timestamp"' not in raw:
+            continue
+        try:
+            moment = parse_timestamp(json.loads(raw).get("timestamp"))
+        except (ValueError, AttributeError, ShapeError):
+            continue
+        earliest = moment if earliest is None or moment < earliest else earliest
+    return earliest
 
 
 DEFAULT_RETENTION_DAYS = 30  # Claude Code's cleanupPeriodDays when settings.json sets none
@@ -896,15 +1045,21 @@ def _optional_count(obj: Any, name: str, limit: int) -> int | None:
     return int(value) if value is not None and 0 <= value <= limit else None
 
 
-def block_records(doc: Any) -> list[Record]:
-    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored."""
+def block_records(doc: Any, after_first_gap: bool = False) -> list[Record]:
+    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored.
+
+    `after_first_gap`: the report began at a window's first day, so its first blocks may be cut differently from
+    blocks chained from the first transcript; from the first idle gap on they are the same, so only those count.
+    """
     if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), list):
         raise ShapeError("expected an object with a `blocks` list")
     records = []
+    aligned = not after_first_gap
     for item in doc["blocks"]:
         if not isinstance(item, dict) or "startTime" not in item:
             raise ShapeError("an item has no startTime")
-        if item.get("isGap"):
+        if item.get("isGap") or not aligned:
+            aligned = aligned or bool(item.get("isGap"))
             continue
         where = f"block {item.get('id')}"
         counts = item.get("tokenCounts")
@@ -1010,6 +1165,7 @@ class ParseContext:
     hasher: NameHasher
     session_files: Mapping[tuple[str, str], int] = field(default_factory=dict)
     wants: Callable[[str], bool] = lambda agent: True
+    window: Window | None = None  # an incremental run: Claude Code's reports began at its first day
 
 
 @dataclass(frozen=True)
@@ -1054,8 +1210,9 @@ REPORTS = {report.name: report for report in (
     Report("sessions", ("session",), "sessions",
            lambda doc, context: (session_records(doc, context.hasher, context.session_files), []),
            _list_length("sessions"), (SESSIONS,)),
-    Report("blocks", ("blocks",), "blocks", lambda doc, _context: (block_records(doc), []), _list_length("blocks"),
-           (BLOCKS,)),
+    Report("blocks", ("blocks",), "blocks",
+           lambda doc, context: (block_records(doc, after_first_gap=context.window is not None), []),
+           _list_length("blocks"), (BLOCKS,)),
     Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
            lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
            for_agents=True),
@@ -1336,7 +1493,7 @@ class Store:
         try:
             store.apply_schema()
             if config.embedded:
-                state = EmbeddedState(config.embedded_path)
+                state = LocalState(config.embedded_path)
                 for run in state.pending_runs():
                     store.record_run(run)
                 state.clear_pending_runs()
@@ -1640,12 +1797,15 @@ def now() -> dt.datetime:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class EmbeddedState:
-    """Two small files inside the embedded store's folder (deleting the store deletes them too).
+class LocalState:
+    """Two small files in the embedded store's folder (deleting the store deletes them too), or for a server in a
+    folder of this machine's data directory.
 
-    state.json: per machine, the fingerprint and summary lines of the last successful import.
-    pending-runs.jsonl: runs that found nothing new; Store.open files them into ccusage_import_runs, and every
-    way to read an embedded store goes through Store.open, so freshness is never understated.
+    state.json: per machine, the fingerprint, summary lines, settings and transcript sizes and times of the last
+    successful import: an hourly run with nothing new skips everything, one with something new reads only that.
+    pending-runs.jsonl (embedded store): runs that found nothing new; Store.open files them into
+    ccusage_import_runs, and every way to read an embedded store goes through Store.open, so freshness is never
+    understated.
     """
 
     def __init__(self, folder: Path):
@@ -1661,9 +1821,12 @@ class EmbeddedState:
     def last_import(self, machine: str) -> dict[str, Any]:
         return self._machines().get(machine, {})
 
-    def remember(self, machine: str, fingerprint: str, summary: list[str]) -> None:
+    def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
+                 transcripts: Mapping[str, Transcript]) -> None:
         machines = self._machines()
-        machines[machine] = {"fingerprint": fingerprint, "summary": summary}
+        machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
+                             "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()}}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_file.with_suffix(".tmp")
         temporary.write_text(json.dumps({"machines": machines}, indent=1))
         temporary.replace(self.state_file)
@@ -1838,6 +2001,7 @@ class RunResult:
     errors: tuple[str, ...] = ()
     report_rows: Mapping[str, int] = field(default_factory=dict)
     summary_lines: tuple[str, ...] = ()
+    read: str = ""  # which transcripts were read (the window of an incremental run)
 
     @property
     def exit_code(self) -> int:
@@ -1873,6 +2037,8 @@ def render_summary(result: RunResult, config: Config) -> str:
         if any(p.kept for p in result.plans):
             out.append("kept = stored rows that ccusage now reports with less history (old transcripts deleted): "
                        "the stored, fuller numbers stay.")
+    if result.read:
+        out.append(result.read[0].upper() + result.read[1:] + ".")
     for error in result.errors:
         out.append(f"❌ {error}")
     out.extend(result.summary_lines)
@@ -2166,70 +2332,91 @@ class ClickHouseImporter:
         def result(outcome: ImportOutcome, summary: Sequence[str] = ()) -> RunResult:
             return RunResult(uuid.uuid4(), config.machine_name, started, now(), outcome.status,
                              config.ccusage_version, scan.files, fingerprint, phases, outcome.runner, outcome.plans,
-                             outcome.errors, outcome.report_rows, tuple(summary))
+                             outcome.errors, outcome.report_rows, tuple(summary), outcome.read)
 
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
-            state = EmbeddedState(config.embedded_path) if config.embedded else None
+            state = LocalState(config.state_dir())
+            previous = state.last_import(config.machine_name)
             unchanged = not self.force and (scan.files > 0 or bool(scan.agent_files))
-            if state and unchanged and state.last_import(config.machine_name).get("fingerprint") == fingerprint:
-                done = result(ImportOutcome("unchanged"), state.last_import(config.machine_name).get("summary", []))
+            if config.embedded and unchanged and previous.get("fingerprint") == fingerprint:
+                done = result(ImportOutcome("unchanged"), previous.get("summary", []))
                 state.add_pending_run(done.run_row())
                 return done
+            window = self._window(scan, previous)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
-                fetching = background.submit(self._fetch, scan, phases) if state else None
+                fetching = background.submit(self._fetch, scan, phases, window) if config.embedded else None
                 with phases.timed("connect"):
                     store = Store.open(config)
                 try:
                     with phases.timed("connect"):
                         hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
-                    if unchanged and store.last_successful_fingerprint() == fingerprint:
+                        stored_fingerprint = store.last_successful_fingerprint()
+                    if unchanged and stored_fingerprint == fingerprint:
                         outcome = ImportOutcome("unchanged")
                     else:
-                        fetched = fetching.result() if fetching else self._fetch(scan, phases)
+                        if window is not None and stored_fingerprint != previous.get("fingerprint"):
+                            window, fetching = None, None  # the store is not what the state describes: read all
+                        fetched = fetching.result() if fetching else self._fetch(scan, phases, window)
                         outcome = self._write(store, hasher, scan, fetched, phases)
                     store.record_run(result(outcome).run_row())
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
                     lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)
                     done = result(outcome, lines)
-                    if state and done.status == "ok":
-                        state.remember(config.machine_name, fingerprint, list(lines))
+                    if done.status == "ok":
+                        state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
+                                       scan.transcripts)
                     return done
                 finally:
                     store.close()
 
-    def _fingerprint(self, scan: TranscriptScan) -> str:
-        """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
+    def _window(self, scan: TranscriptScan, previous: Mapping[str, Any]) -> Window | None:
+        """What Claude Code's reports read: None for everything (--force, a first import, other settings), else
+        the window of what changed since the last successful import."""
+        if self.force or previous.get("settings") != self._settings() or not isinstance(previous.get("transcripts"),
+                                                                                         dict):
+            return None
+        return read_window(scan, previous["transcripts"], self.config.timezone, first_line_time) or Window()
+
+    def _settings(self) -> str:
         config = self.config
         agents = ",".join(sorted(config.agents)) if config.agents is not None else "all"
-        settings = f"{scan.fingerprint}/{config.ccusage_version}/{config.timezone}/{config.hash_projects}/{agents}"
-        return hashlib.sha256(settings.encode()).hexdigest()
+        return f"{config.ccusage_version}/{config.timezone}/{config.hash_projects}/{agents}"
 
-    def _fetch(self, scan: TranscriptScan, phases: Phases) -> Fetched:
+    def _fingerprint(self, scan: TranscriptScan) -> str:
+        """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
+        return hashlib.sha256(f"{scan.fingerprint}/{self._settings()}".encode()).hexdigest()
+
+    def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None) -> Fetched:
         """Every report this machine's data needs, fetched at once."""
-        reports = reports_to_fetch(self.config, scan)
+        reports = reports_to_fetch(self.config, scan, window)
         if not reports:
-            return Fetched()
-        with phases.timed("fetch"):
+            return Fetched(read=read_description(scan, window), window=window)
+        with phases.timed("fetch"), read_scope(self.config, window) as (scope, window):
             runner = resolve_runner(self.config)
-            documents, errors = self._fetch_all(runner, reports)
-        return Fetched(runner.name, documents, tuple(errors))
+            documents, errors = self._fetch_all(runner, reports, scope)
+        return Fetched(runner.name, documents, tuple(errors), read_description(scan, window), window)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
                phases: Phases) -> ImportOutcome:
         """Transform what was fetched, plan it against the stored rows, write what is new or grew."""
+        window = fetched.window
+        if not fetched.runner and fetched.read:  # transcripts there, none changed: the other agents had no logs
+            return ImportOutcome("ok", read=fetched.read)
         if not fetched.runner:
             return ImportOutcome("empty", errors=(
                 "no coding agent data found (Claude Code: ~/.claude/projects, ~/.config/claude/projects or "
                 "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         documents = fetched.documents
         with phases.timed("write"):
-            context = ParseContext(hasher, scan.session_files, self.config.wants)
+            context = ParseContext(hasher, scan.session_files, self.config.wants, window)
             parsed, failed_reports, agent_errors = self._parse(documents, context)
             files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                             for (project, session), count in scan.session_files.items()}
-            plans, plan_errors = self._plan(store, parsed, files_by_key)
+            in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
+                         for project, session in window.sessions} if window else None
+            plans, plan_errors = self._plan(store, parsed, files_by_key, in_window)
             written = now()
             for plan in plans:
                 store.write_records(plan, self.config.ccusage_version, written)
@@ -2237,14 +2424,16 @@ class ClickHouseImporter:
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
-                             {name: REPORTS[name].size(doc) for name, doc in documents.items()})
+                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read)
 
-    def _fetch_all(self, runner: Runner, reports: Sequence[Report]) -> tuple[dict[str, Any], list[str]]:
+    def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope
+                   ) -> tuple[dict[str, Any], list[str]]:
         """Fetch every report at once (ThreadPoolExecutor); a failed report is named, the others go on."""
         documents: dict[str, Any] = {}
         errors = []
         with ThreadPoolExecutor(max_workers=len(reports)) as pool:
-            futures = {report.name: pool.submit(fetch_report, runner, report, self.config) for report in reports}
+            futures = {report.name: pool.submit(fetch_report, runner, report, self.config, scope)
+                       for report in reports}
             for count, (name, future) in enumerate(futures.items(), 1):
                 self.progress.update(f"fetching ccusage reports {count}/{len(futures)}: {name}")
                 try:
@@ -2271,12 +2460,14 @@ class ClickHouseImporter:
         return (f"`ccusage {report.command} --json` (ccusage {self.config.ccusage_version}) printed JSON of an "
                 f"unknown shape, {outcome}: {problem}")
 
-    def _plan(self, store: Store, parsed: Mapping[str, list[Record]],
-              files_by_key: Mapping[tuple[str, str, str], int]) -> tuple[list[TablePlan], list[str]]:
+    def _plan(self, store: Store, parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
+              in_window: set[tuple[str, str, str]] | None = None) -> tuple[list[TablePlan], list[str]]:
         """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
         its fetched reports cover, so an agent whose report failed keeps every row (no session of it is ever
         zeroed). Claude Code's days are summed from its project-days and every agent's months from the stored and
-        new days, so a value no table can hold stops that whole chain, never half of it."""
+        new days, so a value no table can hold stops that whole chain, never half of it. In an incremental run
+        (`in_window`: the Claude Code sessions the window holds whole) only those sessions are compared: the others
+        were not read, and days before the window were not reported."""
         fetched = [REPORTS[name] for name in parsed]
         incoming: dict[UsageTable, list[Record]] = defaultdict(list)
         for records in parsed.values():
@@ -2284,9 +2475,13 @@ class ClickHouseImporter:
                 incoming[record.table].append(record)
 
         def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
-            covered = {key: r for key, r in stored[table].items() if any(f.covers(table, r.row["agent"])
-                                                                            for f in fetched)}
-            return plan_table(table, records, covered, files)
+            def read_whole(record: Record) -> bool:
+                windowed = in_window is not None and table is SESSIONS and record.row["agent"] == CLAUDE
+                return not windowed or record.key in in_window
+
+            covered = {key: r for key, r in stored[table].items() if read_whole(r) and any(
+                f.covers(table, r.row["agent"]) for f in fetched)}
+            return plan_table(table, [r for r in records if read_whole(r)], covered, files)
 
         stored = {table: store.stored_records(table) for table in (PROJECT_DAYS, DAILY, SESSIONS, BLOCKS)
                   if any(table in report.tables for report in fetched)}
@@ -2314,6 +2509,8 @@ class Fetched:
     runner: str = ""
     documents: Mapping[str, Any] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    read: str = ""  # which transcripts Claude Code's reports read, for the summary
+    window: Window | None = None  # what an incremental run read (None: everything)
 
 
 @dataclass(frozen=True)
@@ -2325,6 +2522,7 @@ class ImportOutcome:
     plans: tuple[TablePlan, ...] = ()
     errors: tuple[str, ...] = ()
     report_rows: Mapping[str, int] = field(default_factory=dict)
+    read: str = ""
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -13,12 +13,11 @@ import re
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTER, ROOT, run_ccusage, run_cli, sql
+from conftest import IMPORTER, run_ccusage, run_cli, sql, sql_many
 from transcripts import HOSTILE_PROJECTS, append_activity, delete_older_than, generate, ground_truth
 
 TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
@@ -39,10 +38,10 @@ def import_ok(env: dict, *args: str) -> str:
     return done.stdout
 
 
-def snapshot(env: dict, machine: str | None = None) -> dict[str, list[dict]]:
+def snapshot_queries(machine: str | None = None) -> dict[str, str]:
     """Every usage table as the views read it (FINAL), in a stable order."""
     where = f"WHERE machine_name = '{machine}'" if machine else ""
-    queries = {
+    return {
         "daily": f"SELECT machine_name, date, {TOKENS}, total_cost FROM ccusage_usage_daily FINAL {where} ORDER BY ALL",
         "monthly": f"SELECT machine_name, month, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL {where} "
         "ORDER BY ALL",
@@ -55,7 +54,15 @@ def snapshot(env: dict, machine: str | None = None) -> dict[str, list[dict]]:
         "models": "SELECT machine_name, record_type, model_name, sum(total_tokens) AS tokens, round(sum(cost), 6) AS c "
         f"FROM ccusage_model_breakdowns FINAL {where} GROUP BY ALL ORDER BY ALL",
     }
-    return {name: sql(env, query) for name, query in queries.items()}
+
+
+def snapshot(env: dict, machine: str | None = None) -> dict[str, list[dict]]:
+    return sql_many(env, snapshot_queries(machine))
+
+
+def without(answers: dict[str, list[dict]], *names: str) -> dict[str, list[dict]]:
+    """A batch of answers less the named ones: what is left is a snapshot."""
+    return {name: rows for name, rows in answers.items() if name not in names}
 
 
 @pytest.fixture
@@ -69,19 +76,30 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
     env = make_env(claude, "laptop", TZ="America/Los_Angeles")  # storage must not depend on the local zone
     out = import_ok(env, "--no-hash-projects")
     assert "Status: ok" in out
+    stored = sql_many(env, {
+        "daily": f"SELECT date, {TOKENS}, total_cost FROM ccusage_usage_daily FINAL",
+        "projects": f"SELECT date, project_name, {TOKENS} FROM ccusage_usage_projects_daily FINAL",
+        "sessions": f"SELECT project_name, session_id, first_activity, last_activity, {TOKENS} "
+                    "FROM ccusage_usage_sessions FINAL",
+        "months": f"SELECT toString(month) AS m, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL",
+        "models": "SELECT model_name, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+                  "sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens "
+                  "FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily' GROUP BY model_name",
+        "blocks": f"SELECT start_time, {TOKENS}, entries FROM ccusage_usage_blocks FINAL",
+        "total": "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL",
+        "session_costs": "SELECT session_id, total_cost FROM ccusage_usage_sessions FINAL",
+        "runs": "SELECT status, report_rows, rows_written, ccusage_version, error_text FROM ccusage_import_runs",
+    })
 
-    daily = {r["date"]: r for r in sql(env, f"SELECT date, {TOKENS}, total_cost FROM ccusage_usage_daily FINAL")}
+    daily = {r["date"]: r for r in stored["daily"]}
     assert {d: row_tokens(r) for d, r in daily.items()} == {d: as_tuple(t) for d, t in truth.by_day().items()}
 
-    projects = sql(env, f"SELECT date, project_name, {TOKENS} FROM ccusage_usage_projects_daily FINAL")
+    projects = stored["projects"]
     assert {(r["date"], r["project_name"]): row_tokens(r) for r in projects} == {
         k: as_tuple(t) for k, t in truth.by_day_project().items()
     }
 
-    sessions = sql(
-        env,
-        f"SELECT project_name, session_id, first_activity, last_activity, {TOKENS} FROM ccusage_usage_sessions FINAL",
-    )
+    sessions = stored["sessions"]
     assert {(r["project_name"], r["session_id"]): row_tokens(r) for r in sessions} == {
         k: as_tuple(t) for k, t in truth.by_session().items()
     }
@@ -93,29 +111,21 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
 
     # Months and per-model rows are derived from the daily report, which (unlike `claude monthly`) drops
     # sub-agent replays of a parent's message; sessions and blocks are stored as their own reports count them.
-    months = sql(env, f"SELECT toString(month) AS m, {TOKENS}, total_cost FROM ccusage_usage_monthly FINAL")
+    months = stored["months"]
     assert {r["m"][:7]: row_tokens(r) for r in months} == {
         m: as_tuple(t) for m, t in truth.by_month(loader="daily").items()
     }
 
-    models = sql(
-        env,
-        "SELECT model_name, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens "
-        "FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily' GROUP BY model_name",
-    )
-    assert {r["model_name"]: row_tokens(r) for r in models} == {
+    assert {r["model_name"]: row_tokens(r) for r in stored["models"]} == {
         m: as_tuple(t) for m, t in truth.by_model(loader="daily").items()
     }
 
-    blocks = sql(env, f"SELECT start_time, {TOKENS}, entries FROM ccusage_usage_blocks FINAL")
     expected_blocks = truth.blocks()
-    assert {r["start_time"][:19]: row_tokens(r) for r in blocks} == {
+    assert {r["start_time"][:19]: row_tokens(r) for r in stored["blocks"]} == {
         s.strftime("%Y-%m-%d %H:%M:%S"): as_tuple(b.tokens) for s, b in expected_blocks.items()
     }
 
-    total = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"]
-    assert total == truth.total().total
+    assert stored["total"][0]["t"] == truth.total().total
 
     ccusage_daily = run_ccusage(ccusage_bin_dir, claude, "daily", "--timezone", "UTC")
     assert len(ccusage_daily["daily"]) == len(daily)
@@ -125,12 +135,11 @@ def test_import_matches_ground_truth_and_ccusage_costs(claude, make_env, ccusage
         month_cost = sum(item["totalCost"] for item in ccusage_daily["daily"] if item["date"].startswith(row["m"][:7]))
         assert row["total_cost"] == pytest.approx(month_cost, rel=1e-9)
     ccusage_sessions = run_ccusage(ccusage_bin_dir, claude, "session", "--timezone", "UTC")
-    session_costs = sql(env, "SELECT session_id, total_cost FROM ccusage_usage_sessions FINAL")
-    assert {r["session_id"]: r["total_cost"] for r in session_costs} == pytest.approx(
+    assert {r["session_id"]: r["total_cost"] for r in stored["session_costs"]} == pytest.approx(
         {item["sessionId"]: item["totalCost"] for item in ccusage_sessions["sessions"]}, rel=1e-9
     )
 
-    runs = sql(env, "SELECT status, report_rows, rows_written, ccusage_version, error_text FROM ccusage_import_runs")
+    runs = stored["runs"]
     assert len(runs) == 1 and runs[0]["status"] == "ok" and runs[0]["ccusage_version"] == "20.0.24"
     assert runs[0]["report_rows"]["sessions"] == len(sessions)
 
@@ -140,21 +149,16 @@ def test_second_import_changes_nothing_and_unchanged_runs_skip_ccusage(claude, m
     generate(claude, seed=3, days=10, sessions=15, end=ended)
     env = make_env(claude)
     import_ok(env)
-    before = snapshot(env)
-    raw_counts = sql(
-        env,
-        "SELECT table, sum(rows) AS r FROM system.parts WHERE active AND database = currentDatabase()"
-        " GROUP BY table ORDER BY table",
-    )
+    with_parts = {**snapshot_queries(), "parts": "SELECT table, sum(rows) AS r FROM system.parts WHERE active AND "
+                  "database = currentDatabase() GROUP BY table ORDER BY table"}
+    first = sql_many(env, with_parts)
+    before, raw_counts = without(first, "parts"), first["parts"]
     forced = import_ok(env, "--force")
     lines = [line.split() for line in forced.splitlines() if line.startswith("ccusage_usage_")]
     assert len(lines) == 5 and all(line[1:3] == ["0", "0"] and line[3] != "0" for line in lines), forced
-    assert snapshot(env) == before
-    assert sql(
-        env,
-        "SELECT table, sum(rows) AS r FROM system.parts WHERE active AND database = currentDatabase()"
-        " GROUP BY table ORDER BY table",
-    ) == [r if r["table"] != "ccusage_import_runs" else {**r, "r": r["r"] + 1} for r in raw_counts]
+    again = sql_many(env, with_parts)
+    assert without(again, "parts") == before
+    assert again["parts"] == [r if r["table"] != "ccusage_import_runs" else {**r, "r": r["r"] + 1} for r in raw_counts]
 
     quick = import_ok(env)
     assert "No transcript changed" in quick
@@ -191,10 +195,12 @@ def test_deleting_old_transcripts_never_shrinks_or_double_counts(claude, make_en
         "ccusage_usage_sessions": "main",
         "ccusage_usage_blocks": "main",
     }
-    for table, loader in loaders.items():
-        assert sql(env, f"SELECT sum(total_tokens) AS t FROM {table} FINAL")[0]["t"] == expected(loader), table
     breakdowns = "SELECT sum(total_tokens) AS t FROM ccusage_model_breakdowns FINAL WHERE record_type = 'daily'"
-    assert sql(env, breakdowns)[0]["t"] == expected("daily")
+    sums = sql_many(env, {**{table: f"SELECT sum(total_tokens) AS t FROM {table} FINAL" for table in loaders},
+                          "breakdowns": breakdowns})
+    for table, loader in loaders.items():
+        assert sums[table][0]["t"] == expected(loader), table
+    assert sums["breakdowns"][0]["t"] == expected("daily")
 
 
 def test_two_machines_keep_their_own_rows(claude, tmp_path, make_env):
@@ -204,21 +210,19 @@ def test_two_machines_keep_their_own_rows(claude, tmp_path, make_env):
     import_ok(first)
     alpha_before = snapshot(first, "alpha")
     import_ok(second)
-    assert snapshot(first, "alpha") == alpha_before
-    per_machine = sql(
-        first,
-        "SELECT machine_name, sum(total_tokens) AS t FROM ccusage_usage_daily FINAL "
-        "GROUP BY machine_name ORDER BY machine_name",
-    )
-    assert per_machine == [
+    after = sql_many(first, {
+        **snapshot_queries("alpha"),
+        "per_machine": "SELECT machine_name, sum(total_tokens) AS t FROM ccusage_usage_daily FINAL "
+                       "GROUP BY machine_name ORDER BY machine_name",
+        "keys": "SELECT machine_name, groupArray(session_key) AS k FROM "
+                "(SELECT * FROM ccusage_usage_sessions FINAL ORDER BY session_key) GROUP BY machine_name",
+    })
+    assert without(after, "per_machine", "keys") == alpha_before
+    assert after["per_machine"] == [
         {"machine_name": "alpha", "t": truth.total().total},
         {"machine_name": "beta", "t": truth.total().total},
     ]
-    keys = sql(
-        first,
-        "SELECT machine_name, groupArray(session_key) AS k FROM "
-        "(SELECT * FROM ccusage_usage_sessions FINAL ORDER BY session_key) GROUP BY machine_name",
-    )
+    keys = after["keys"]
     assert keys[0]["k"] == keys[1]["k"]  # one hash key per database: the same session has the same identity
 
 
@@ -226,13 +230,17 @@ def test_hostile_project_names_are_stored_exactly_or_hashed(claude, make_env):
     truth = generate(claude, seed=9, days=5, sessions=12, projects=HOSTILE_PROJECTS)
     env = make_env(claude)
     import_ok(env)
-    names = {r["project_name"] for r in sql(env, "SELECT DISTINCT project_name FROM ccusage_usage_projects_daily")}
+    hashed = sql_many(env, {
+        "names": "SELECT DISTINCT project_name FROM ccusage_usage_projects_daily",
+        "sessions": "SELECT * FROM ccusage_usage_sessions FINAL",
+        "breakdowns": "SELECT * FROM ccusage_model_breakdowns FINAL",
+        "tokens": "SELECT sum(total_tokens) AS t FROM ccusage_usage_projects_daily FINAL",
+    })
+    names = {r["project_name"] for r in hashed["names"]}
     assert all(len(n) == 16 and int(n, 16) >= 0 for n in names)
-    dump = str(sql(env, "SELECT * FROM ccusage_usage_sessions FINAL")) + str(
-        sql(env, "SELECT * FROM ccusage_model_breakdowns FINAL")
-    )
+    dump = str(hashed["sessions"]) + str(hashed["breakdowns"])
     assert not any(project in dump for project in HOSTILE_PROJECTS if project.startswith(("it", "ü", "semi")))
-    tokens_hashed = sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_projects_daily FINAL")[0]["t"]
+    tokens_hashed = hashed["tokens"][0]["t"]
 
     import_ok(env, "--no-hash-projects")  # switching the flag renames rows, never adds a second copy
     rows = sql(env, f"SELECT project_name, date, {TOKENS} FROM ccusage_usage_projects_daily FINAL")
@@ -283,8 +291,10 @@ def test_two_concurrent_runs_never_interleave(claude, make_env):
     ]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]
     assert [code for code, _, _ in results] == [0, 0], results
-    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"] == truth.total().total
-    assert [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs")] == ["ok", "ok"]
+    stored = sql_many(env, {"total": "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL",
+                            "runs": "SELECT status FROM ccusage_import_runs"})
+    assert stored["total"][0]["t"] == truth.total().total
+    assert [r["status"] for r in stored["runs"]] == ["ok", "ok"]
 
 
 def test_ccusage_missing_says_what_to_install(claude, make_env, tmp_path):
@@ -350,9 +360,12 @@ def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
         assert not Path(f"/proc/{sleeper}").exists() or "Z" in Path(f"/proc/{sleeper}/stat").read_text().split()[2]
     assert message in done.stdout and "claude session" in done.stdout and "ccusage 20.0.24" in done.stdout
     assert "Status: partial" in done.stdout
-    assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL")[0]["t"] == truth.total().total
-    assert sql(env, "SELECT count() AS n FROM ccusage_usage_sessions")[0]["n"] == 0
-    run = sql(env, "SELECT status, error_text FROM ccusage_import_runs")[0]
+    stored = sql_many(env, {"daily": "SELECT sum(total_tokens) AS t FROM ccusage_usage_daily FINAL",
+                            "sessions": "SELECT count() AS n FROM ccusage_usage_sessions",
+                            "runs": "SELECT status, error_text FROM ccusage_import_runs"})
+    assert stored["daily"][0]["t"] == truth.total().total
+    assert stored["sessions"][0]["n"] == 0
+    run = stored["runs"][0]
     assert run["status"] == "partial" and message in run["error_text"]
 
     (fake_bin / "mode").write_text("ok")
@@ -390,31 +403,8 @@ def test_no_claude_data_is_not_an_error(tmp_path, make_env):
     env = make_env(None)
     done = run_cli(env)
     assert done.returncode == 0, done.stderr
-    assert "no Claude Code data directory found" in done.stdout
+    assert "no coding agent data found" in done.stdout
     assert sql(env, "SELECT count() AS n FROM ccusage_usage_daily")[0]["n"] == 0
-
-
-def test_numbered_migrations_apply_once(tmp_path, make_env):
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    (migrations / "002_add_note.sql").write_text(
-        "-- a test migration\nALTER TABLE ccusage_usage_daily ADD COLUMN IF NOT EXISTS note String DEFAULT '';\n"
-    )
-    script = textwrap.dedent(f"""
-        import os, sys
-        from pathlib import Path
-        sys.path.insert(0, {str(ROOT)!r})
-        import ccusage_importer as ci
-        ci.MIGRATIONS_DIR = Path({str(migrations)!r})
-        config = ci.Config.from_env(os.environ)
-        for _ in range(2):
-            store = ci.Store.open(config)
-            print(store.schema_version(), store.query("SELECT count() FROM ccusage_schema_migrations")[1][0][0])
-            store.close()
-    """)
-    done = subprocess.run([sys.executable, "-c", script], env=make_env(None), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["2", "2", "2", "2"]
 
 
 def write_session(claude: Path, name: str, lines: list[tuple[int, str]], mtime: dt.datetime) -> None:
@@ -429,8 +419,10 @@ def write_session(claude: Path, name: str, lines: list[tuple[int, str]], mtime: 
     os.utime(path, (mtime.timestamp(), mtime.timestamp()))
 
 
-def session_totals(env: dict) -> dict[str, int]:
-    rows = sql(env, "SELECT session_id, total_tokens FROM ccusage_usage_sessions FINAL")
+SESSION_TOTALS = "SELECT session_id, total_tokens FROM ccusage_usage_sessions FINAL"
+
+
+def session_totals(rows: list[dict]) -> dict[str, int]:
     return {r["session_id"]: r["total_tokens"] for r in rows}
 
 
@@ -448,19 +440,20 @@ def test_a_resumed_session_never_counts_replayed_history_twice(resumed_name, cla
     write_session(claude, resumed_name, replay_and_more, day + dt.timedelta(minutes=9))
     import_ok(env, "--no-hash-projects")
     truth = ground_truth(claude)
-    assert sum(session_totals(env).values()) == truth.total("main").total
+    stored = sql_many(env, {"sessions": SESSION_TOTALS, "shown": "SELECT session_id FROM ccusage_v_session_summary"})
+    before = session_totals(stored["sessions"])
+    assert sum(before.values()) == truth.total("main").total
     expected = {s: t.total for (_, s), t in truth.by_session().items()}
-    assert {s: t for s, t in session_totals(env).items() if t} == expected
+    assert {s: t for s, t in before.items() if t} == expected
     if resumed_name < "mmmm":  # the resumed file sorts first: it took the original's lines, the original is zero
-        assert session_totals(env)["mmmm-original"] == 0
-        shown = sql(env, "SELECT session_id FROM ccusage_v_session_summary")
-        assert [r["session_id"] for r in shown] == [resumed_name]
+        assert before["mmmm-original"] == 0
+        assert [r["session_id"] for r in stored["shown"]] == [resumed_name]
 
-    before = session_totals(env)
     delete_older_than(claude, day + dt.timedelta(minutes=5))  # Claude Code's cleanup removes the original
     assert not (claude / "projects" / "-home-me-proj" / "mmmm-original.jsonl").exists()
-    out = import_ok(env, "--no-hash-projects")
+    assert "No transcript changed" in import_ok(env, "--no-hash-projects")  # a deletion alone reads nothing
+    out = import_ok(env, "--no-hash-projects", "--force")  # reading everything left, the rules keep history
     if resumed_name > "mmmm":  # the resumed session now holds the replayed lines too: stored as it was
         assert re.search(r"ccusage_usage_sessions +0 +0 +0 +1", out), out
-    assert session_totals(env) == before  # nothing shrinks, nothing is counted twice
+    assert session_totals(sql(env, SESSION_TOTALS)) == before  # nothing shrinks, nothing is counted twice
     assert sum(before.values()) == truth.total("main").total > original
