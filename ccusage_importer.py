@@ -772,14 +772,18 @@ class ShapeError(ValueError):
 
 
 class NameHasher:
-    """Keyed hashes (HMAC-SHA256) for session ids and project paths: stable, and not reversible by guessing."""
+    """Keyed hashes (HMAC-SHA256) for session ids and project paths: stable, and not reversible by guessing.
+    `names` remembers what each hash stands for, for this machine's own name map (never for the database)."""
 
     def __init__(self, key: bytes, hash_names: bool):
         self._key = key
         self.hash_names = hash_names
+        self.names: dict[str, str] = {}
 
     def key_of(self, name: str) -> str:
-        return hmac.new(self._key, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+        key = hmac.new(self._key, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+        self.names[key] = name
+        return key
 
     def display(self, name: str) -> str:
         return self.key_of(name) if self.hash_names else name
@@ -1811,6 +1815,28 @@ class LocalState:
     def __init__(self, folder: Path):
         self.state_file = folder / "ccusage-import-state.json"
         self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
+        self.names_file = folder / "ccusage-import-names.json"
+
+    def names(self) -> dict[str, str]:
+        """Hash -> project path or session id, for every name this machine hashed (names.json, mode 0600)."""
+        try:
+            names = json.loads(self.names_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in names.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(
+            names, dict) else {}
+
+    def remember_names(self, names: Mapping[str, str]) -> None:
+        """Add names to the map; a name stays after its transcript is gone, like the history it names."""
+        known = self.names()
+        if not names or names.items() <= known.items():
+            return
+        self.names_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.names_file.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump({**known, **names}, handle)
+        temporary.replace(self.names_file)
 
     def _machines(self) -> dict[str, Any]:
         try:
@@ -2364,6 +2390,7 @@ class ClickHouseImporter:
                         lines = summary_lines(store.summary(), config.machine_name)
                     lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)
                     done = result(outcome, lines)
+                    state.remember_names(hasher.names)
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
                                        scan.transcripts)
@@ -2965,8 +2992,9 @@ def _dashboard_file(path: Path) -> str:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def write_dashboard(config: Config, target: str, quiet: bool) -> int:
-    """--dashboard [FILE]: the dashboard of the configured store as one HTML file that opens offline."""
+def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str, str] | None = None) -> int:
+    """--dashboard [FILE]: the dashboard of the configured store as one HTML file that opens offline, with the names
+    this machine knows in place of their hashes (the file stays on this machine)."""
     if not target.strip():
         raise UserError("--dashboard FILE: the file name is empty", EXIT_USAGE)
     path = Path(target)
@@ -2974,7 +3002,7 @@ def write_dashboard(config: Config, target: str, quiet: bool) -> int:
     template = _dashboard_file(DASHBOARD_DIR / "template.html")
     libraries = {name: _dashboard_file(DASHBOARD_DIR / "vendor" / name) for name in DASHBOARD_LIBRARIES}
     with _reading_store(config) as store:
-        data = dashboard_data(store, queries, config.timezone)
+        data = readable(dashboard_data(store, queries, config.timezone), names or {})
     data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
     html = render_dashboard(data, template, libraries).encode("utf-8")
     temporary = path.with_name(f".{path.name}.tmp")
@@ -3026,6 +3054,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format of --sql and --query: aligned table, CSV, or JSON lines (default: table)")
     parser.add_argument("--verbose", action="store_true", help="with `--query list`: show each query's parameters")
+    parser.add_argument("--no-names", action="store_true",
+                        help="--sql, --query and --dashboard show project and session hashes, not the names this "
+                             "machine knows")
     parser.add_argument("--version", action="version", version=f"ccusage-import {__version__}")
     return parser
 
@@ -3048,14 +3079,29 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
-def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None) -> int:
+def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None,
+            names: Mapping[str, str] | None = None) -> int:
+    """One query's result, with the names this machine knows in place of their hashes (unless --no-names)."""
     with _reading_store(config) as store:
         columns, rows = store.query(sql, parameters)
-    print(format_table(columns, rows, fmt, terminal_width()))
+    print(format_table(columns, [[readable(value, names or {}) for value in row] for row in rows], fmt,
+                       terminal_width()))
     return EXIT_OK
 
 
-def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, verbose: bool = False) -> int:
+def readable(value: Any, names: Mapping[str, str]) -> Any:
+    """A project or session hash as the name it stands for, where this machine knows it; anything else as it is."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list | tuple):
+        return [readable(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: readable(item, names) for key, item in value.items()}
+    return value
+
+
+def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, verbose: bool = False,
+              names: Mapping[str, str] | None = None) -> int:
     """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead."""
     queries = load_queries()
     if name == "list":
@@ -3065,7 +3111,7 @@ def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, v
               format_table(*query_list(queries), fmt))
         return EXIT_OK
     query = find_query(queries, name)
-    return run_sql(config, query.sql, fmt, query_parameters(query, assignments))
+    return run_sql(config, query.sql, fmt, query_parameters(query, assignments), names)
 
 
 @contextmanager
@@ -3117,12 +3163,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.check:
             return run_check(env, args)
         config = Config.from_env(env, args)
+        names = {} if args.no_names else LocalState(config.state_dir()).names()
         if args.dashboard is not None:
-            return write_dashboard(config, args.dashboard, args.quiet)
+            return write_dashboard(config, args.dashboard, args.quiet, names)
         if args.query is not None:
-            return run_query(config, args.query, args.param, args.format, args.verbose)
+            return run_query(config, args.query, args.param, args.format, args.verbose, names)
         if args.sql is not None:
-            return run_sql(config, args.sql, args.format)
+            return run_sql(config, args.sql, args.format, names=names)
         result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
         if not args.quiet:
             print(render_summary(result, config))

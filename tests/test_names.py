@@ -1,0 +1,56 @@
+"""Names you can read on your own machine (issue 14.3): the tables hold keyed hashes of project paths and session
+ids; the machine that imported them keeps hash -> name in a 0600 file of its own, never in the database, and shows
+the names in --query, --sql and --dashboard (--no-names: hashes only)."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from conftest import run_cli, sql
+from transcripts import generate, ground_truth
+
+HASH = re.compile(r"[0-9a-f]{16}")
+
+
+def test_names_are_shown_locally_and_never_stored(tmp_path, make_env):
+    claude = tmp_path / "claude"
+    generate(claude, seed=71, days=5, sessions=8)
+    truth = ground_truth(claude)
+    projects = {project for project, _ in truth.by_session()}
+    sessions = {session for _, session in truth.by_session()}
+    env = make_env(claude)
+    assert run_cli(env).returncode == 0
+
+    names_file = Path(env["CCUSAGE_IMPORT_DB"]) / "ccusage-import-names.json"
+    assert stat.S_IMODE(names_file.stat().st_mode) == 0o600
+    tables = [r["name"] for r in sql(env, "SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                          "AND engine NOT LIKE '%View%'")]
+    stored = "\n".join(r["row"] for table in tables for r in sql(env, f"SELECT toString(tuple(*)) AS row FROM {table}"))
+    assert stored and not [name for name in projects | sessions if name in stored]  # the database holds no name
+
+    query = "SELECT DISTINCT project_name, session_id FROM ccusage_usage_sessions FINAL ORDER BY ALL"
+    shown = run_cli(env, "--sql", query, "--format", "csv").stdout.splitlines()[1:]
+    assert {tuple(line.split(",")) for line in shown} == set(truth.by_session())
+    hashed = run_cli(env, "--sql", query, "--format", "csv", "--no-names").stdout.splitlines()[1:]
+    assert all(HASH.fullmatch(part) for line in hashed for part in line.split(","))
+
+    listing = run_cli(env, "--query", "project_cost", "--format", "json").stdout
+    assert any(project in listing for project in projects)
+    page = tmp_path / "dashboard.html"
+    assert run_cli(env, "--dashboard", str(page)).returncode == 0
+    html = page.read_text()
+    assert any(project in html for project in projects)
+    assert run_cli(env, "--dashboard", str(page), "--no-names").returncode == 0
+    assert not any(project in page.read_text() for project in projects)
+
+
+def test_a_machine_without_the_map_shows_hashes(tmp_path, make_env):
+    claude = tmp_path / "claude"
+    generate(claude, seed=72, days=2, sessions=3)
+    env = make_env(claude)
+    assert run_cli(env).returncode == 0
+    (Path(env["CCUSAGE_IMPORT_DB"]) / "ccusage-import-names.json").unlink()
+    shown = run_cli(env, "--sql", "SELECT DISTINCT project_name FROM ccusage_usage_sessions", "--format", "csv")
+    assert all(HASH.fullmatch(line) for line in shown.stdout.splitlines()[1:])
