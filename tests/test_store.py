@@ -1,0 +1,223 @@
+"""The write path in this process: ccusage's own JSON recorded in tests/fixtures, transformed, planned against the
+stored rows and written with `Store.write_records` into a real embedded chDB store, then read back.
+
+This is what an import does between fetching the reports and printing its summary, without a process or ccusage
+(as github-to-sqlite tests its `save_*` functions on recorded API answers); the end-to-end tests in test_importer.py
+run the same path through the CLI with the real ccusage. chDB runs one store at a time in a process: each test opens
+its own, and opens a second one only after closing the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ccusage_importer as ci
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HASHER = ci.NameHasher(b"k" * 32, hash_names=True)
+VERSION = "20.0.24"
+WRITTEN = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens")
+CCUSAGE_TOKENS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens")
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def recorded() -> dict[ci.UsageTable, list[ci.Record]]:
+    """Every usage table's records from the recorded reports, derived as an import derives them."""
+    project_days = ci.project_day_records(load("claude_daily_instances.json"), HASHER)
+    days = ci.daily_records(project_days)
+    return {
+        ci.PROJECT_DAYS: project_days,
+        ci.DAILY: days,
+        ci.MONTHLY: ci.monthly_records(days),
+        ci.SESSIONS: ci.session_records(load("claude_session.json"), HASHER),
+        ci.BLOCKS: ci.block_records(load("claude_blocks.json")),
+    }
+
+
+def config_for(folder: Path, **env: str) -> ci.Config:
+    return ci.Config.from_env({"HOME": str(folder), "CCUSAGE_IMPORT_DB": str(folder / "chdb"),
+                               "MACHINE_NAME": "laptop", "TZ": "UTC", **env})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ci.Store]:
+    opened = ci.Store.open(config_for(tmp_path))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def write_all(store: ci.Store, records: dict[ci.UsageTable, list[ci.Record]]) -> dict[str, ci.TablePlan]:
+    """Plan every table against what is stored, then write: what one import run does with its reports."""
+    plans = {table.name: ci.plan_table(table, incoming, store.stored_records(table))
+             for table, incoming in records.items()}
+    for plan in plans.values():
+        assert store.write_records(plan, VERSION, WRITTEN) == len(plan.write)
+    return plans
+
+
+def one_row(store: ci.Store, sql: str) -> dict[str, Any]:
+    columns, [row] = store.query(sql)
+    return dict(zip(columns, row, strict=True))
+
+
+def counts(plan: ci.TablePlan) -> tuple[int, int, int, int]:
+    return (plan.new, plan.changed, plan.unchanged, plan.kept)
+
+
+def raw_rows(store: ci.Store) -> dict[str, int]:
+    """Rows of every table as stored, every version (no FINAL): a write that should not happen shows here."""
+    return {table: one_row(store, f"SELECT count() AS n FROM {table}")["n"]
+            for table in (*(t.name for t in ci.USAGE_TABLES), *ci.CHILD_TABLES)}
+
+
+def test_recorded_reports_are_stored_and_read_back_exactly(store: ci.Store):
+    records = recorded()
+    plans = write_all(store, records)
+    assert {name: counts(plan) for name, plan in plans.items()} == {
+        table.name: (len(incoming), 0, 0, 0) for table, incoming in records.items()}
+    assert {name: len(incoming) for name, incoming in ((t.name, r) for t, r in records.items())} == {
+        "ccusage_usage_projects_daily": 84, "ccusage_usage_daily": 47, "ccusage_usage_monthly": 3,
+        "ccusage_usage_sessions": 79, "ccusage_usage_blocks": 128 - 54}
+
+    for table, incoming in records.items():  # every column and every model's numbers come back as written
+        stored = store.stored_records(table)
+        assert {key: (r.row, r.breakdowns) for key, r in stored.items()} == {
+            r.key: (r.row, r.breakdowns) for r in incoming}, table.name
+
+    for table, report in ((ci.DAILY, "claude_daily.json"), (ci.PROJECT_DAYS, "claude_daily_instances.json"),
+                          (ci.SESSIONS, "claude_session.json")):
+        totals = load(report)["totals"]
+        row = one_row(store, f"SELECT {', '.join(f'sum({c}) AS {c}' for c in TOKENS)}, sum(total_cost) AS cost "
+                             f"FROM {table.name} FINAL WHERE machine_name = 'laptop'")
+        assert [row[c] for c in TOKENS] == [totals[c] for c in CCUSAGE_TOKENS], table.name
+        assert row["cost"] == pytest.approx(totals["totalCost"], rel=1e-9), table.name
+
+    daily = load("claude_daily.json")["totals"]
+    models = one_row(store, "SELECT sum(total_tokens) AS tokens, sum(cost) AS cost FROM ccusage_model_breakdowns "
+                            "FINAL WHERE record_type = 'daily'")
+    assert models["tokens"] == daily["totalTokens"] and models["cost"] == pytest.approx(daily["totalCost"], rel=1e-9)
+    _, months = store.query("SELECT toString(month), total_tokens, total_cost FROM ccusage_usage_monthly FINAL "
+                            "ORDER BY month")
+    assert [(m[:7], tokens) for m, tokens, _ in months] == [
+        (item["month"], item["totalTokens"]) for item in load("claude_monthly.json")["monthly"]]
+    assert [cost for _, _, cost in months] == pytest.approx(
+        [item["totalCost"] for item in load("claude_monthly.json")["monthly"]], rel=1e-9)
+    [(name, cost, tokens, first, last)] = store.summary()["machines"]
+    assert (name, tokens) == ("laptop", daily["totalTokens"]) and cost == pytest.approx(daily["totalCost"], rel=1e-9)
+    dates = [item["date"] for item in load("claude_daily.json")["daily"]]
+    assert (first.isoformat(), last.isoformat()) == (min(dates), max(dates))
+
+
+def test_the_same_reports_again_write_nothing(store: ci.Store):
+    write_all(store, recorded())
+    before = raw_rows(store)
+    plans = write_all(store, recorded())
+    assert {name: counts(plan) for name, plan in plans.items()} == {
+        table.name: (0, 0, len(incoming), 0) for table, incoming in recorded().items()}
+    assert raw_rows(store) == before
+
+
+def test_a_changed_day_is_rewritten_and_a_model_that_left_it_is_zeroed(store: ci.Store):
+    days = recorded()[ci.DAILY]
+    write_all(store, {ci.DAILY: days})
+    old = next(r for r in days if len(r.breakdowns) >= 2)
+    left, stays = sorted(old.breakdowns)[:2]
+    merged = {c: old.breakdowns[left][c] + old.breakdowns[stays][c] for c in old.breakdowns[stays]}
+    breakdowns = {**{m: v for m, v in old.breakdowns.items() if m != left}, stays: merged}
+    models = sorted(breakdowns)
+    changed = ci.DAILY.record({**old.row, "models_used": models, "models_count": len(models)}, breakdowns)
+
+    [plan] = write_all(store, {ci.DAILY: [changed if r.key == old.key else r for r in days]}).values()
+    assert counts(plan) == (0, 1, len(days) - 1, 0) and plan.write == [changed]
+    stored = store.stored_records(ci.DAILY)
+    assert (stored[old.key].row, stored[old.key].breakdowns) == (changed.row, breakdowns)
+    key = {"key": old.record_key, "model": left}
+    _, [(tokens, cost)] = store.query(
+        "SELECT total_tokens, cost FROM ccusage_model_breakdowns FINAL WHERE machine_name = 'laptop' AND "
+        "record_type = 'daily' AND record_key = {key:String} AND model_name = {model:String}", key)
+    _, [(used,)] = store.query(
+        "SELECT is_used FROM ccusage_models_used FINAL WHERE machine_name = 'laptop' AND record_type = 'daily' "
+        "AND record_key = {key:String} AND model_name = {model:String}", key)
+    assert (tokens, cost, used) == (0, 0, 0)
+
+
+def test_history_ccusage_no_longer_reports_is_kept(store: ci.Store):
+    """Claude Code deleted old transcripts: ccusage reports less, the store keeps the fuller rows."""
+    records = recorded()
+    write_all(store, records)
+    before = raw_rows(store)
+    shrunk = {table: incoming[len(incoming) // 2:] for table, incoming in records.items()}
+    smaller_day = shrunk[ci.DAILY][0]
+    fewer = {c: smaller_day.row[c] // 2 for c in TOKENS}
+    shrunk[ci.DAILY][0] = ci.DAILY.record({**smaller_day.row, **fewer}, smaller_day.breakdowns)
+    plans = write_all(store, shrunk)
+    assert plans[ci.DAILY.name].kept == 1 and not any(plan.write for plan in plans.values())
+    assert raw_rows(store) == before
+    for table, incoming in records.items():
+        assert set(store.stored_records(table)) == {r.key for r in incoming}, table.name
+
+
+def test_machines_keep_their_own_rows(store: ci.Store):
+    records = recorded()
+    write_all(store, records)
+    laptop = {table: store.stored_records(table) for table in records}
+    desk = ci.Store(store.client, dataclasses.replace(store.config, machine_name="desk"))
+    assert all(desk.stored_records(table) == {} for table in records)
+    first = {table: incoming[:5] for table, incoming in records.items()}
+    plans = write_all(desk, first)
+    assert {name: counts(plan) for name, plan in plans.items()} == {
+        table.name: (len(incoming), 0, 0, 0) for table, incoming in first.items()}
+    assert {table: store.stored_records(table) for table in records} == laptop
+    _, per_machine = store.query("SELECT machine_name, count() FROM ccusage_usage_sessions FINAL GROUP BY ALL "
+                                 "ORDER BY ALL")
+    assert per_machine == [("desk", 5), ("laptop", len(records[ci.SESSIONS]))]
+
+
+def test_the_hash_key_is_made_once_and_an_explicit_key_must_stay_the_same(tmp_path: Path):
+    own = ci.Store.open(config_for(tmp_path / "own"))
+    try:
+        key = own.hash_key(None)
+        assert len(key) == 32 and own.hash_key(None) == key
+        with pytest.raises(ci.UserError, match="already has its own hash key"):
+            own.hash_key("my-key")
+    finally:
+        own.close()
+    explicit = ci.Store.open(config_for(tmp_path / "explicit"))
+    try:
+        assert explicit.hash_key("my-key") == b"my-key" == explicit.hash_key("my-key")
+        with pytest.raises(ci.UserError, match="differs from the key"):
+            explicit.hash_key("another-key")
+        with pytest.raises(ci.UserError, match="set it to the same key"):
+            explicit.hash_key(None)
+    finally:
+        explicit.close()
+
+
+def test_numbered_migrations_apply_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "002_add_note.sql").write_text(
+        "-- a test migration\nALTER TABLE ccusage_usage_daily ADD COLUMN IF NOT EXISTS note String DEFAULT '';\n"
+    )
+    monkeypatch.setattr(ci, "MIGRATIONS_DIR", migrations)
+    seen = []
+    for _ in range(2):
+        store = ci.Store.open(config_for(tmp_path))
+        try:
+            seen += [store.schema_version(), store.query("SELECT count() FROM ccusage_schema_migrations")[1][0][0]]
+        finally:
+            store.close()
+    assert seen == [2, 2, 2, 2]
