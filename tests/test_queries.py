@@ -1,31 +1,40 @@
-"""queries.sql: its format, and every named query run through the CLI against real imports of three machines.
+"""queries.sql: its format, and every named query run against real imports of three machines.
 
 One store serves the whole module (imports are the slow part): machines A, B and C import generated transcripts with
 the real pinned ccusage into one embedded chDB store. The store is then made awkward on purpose, the way real ones
 get: A keeps working and is imported again (its grown rows are written again under the same keys), every usage row of
 B is written a second time (as a re-import that rewrote everything would leave it until a merge), and C's only
 import is made three hours old. Every query must run; a chosen set must equal the generator's ground truth and
-ccusage's own costs exactly.
+ccusage's own costs exactly. The tests run the queries as `--query NAME --param ...` does, many in one opening of
+the store (conftest.sql_many); the CLI's own `--query` is tested on its output formats and errors.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import os
 import re
+import sys
+import tempfile
+import warnings
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import ROOT, ci, cli_env, run_ccusage, run_cli
+import store_reader
+from conftest import ROOT, ci, cli_env, run_ccusage, run_cli, sql_many
 from transcripts import DEFAULT_PROJECTS, Entry, GroundTruth, Totals, append_activity, generate
 
 QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 NAMES = [q.name for q in QUERIES]
 TOKEN_KEYS = ("input", "output", "cache_creation", "cache_read")
-DEDUPLICATED_TABLES = (*ci.USAGE_TABLES, *ci.CHILD_TABLES)
+DEDUPLICATED_TABLES = (*(table.name for table in ci.USAGE_TABLES), *ci.CHILD_TABLES)
 
 ADMIN_SECTION = "-- == Anthropic Admin API ==\n"
 # Queries that may rightly return no rows on the generated data, and why.
@@ -170,18 +179,46 @@ class PopulatedStore:
     machines: dict[str, Machine]
     runs: int
 
+    @property
+    def env(self) -> dict:
+        return self.machines["A"].env
+
     def query(self, name: str, **params: object) -> list[dict]:
-        return query(self.machines["A"].env, name, **params)
+        return self.answers({name: (name, params)})[name]
+
+    def answers(self, asked: dict[str, tuple[str, dict[str, object]]]) -> dict[str, list[dict]]:
+        """Rows of named queries (label: name and parameters) in one opening of the store."""
+        return sql_many(self.env, {label: named(name, params) for label, (name, params) in asked.items()})
 
 
-def query(env: dict, name: str, **params: object) -> list[dict]:
-    """Rows of a named query, run through the CLI as a user would."""
-    args = ["--query", name, "--format", "json"]
-    for key, value in params.items():
-        args += ["--param", f"{key}={value}"]
-    done = run_cli(env, *args)
-    assert done.returncode == 0 and not done.stderr, f"{name}: {done.stderr}"
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+def named(name: str, params: dict[str, object]) -> tuple[str, dict[str, Any]]:
+    """A named query's SQL and parameters, as `--query NAME --param KEY=VALUE ...` makes them."""
+    query = ci.find_query(QUERIES, name)
+    return query.sql, ci.query_parameters(query, [f"{key}={value}" for key, value in params.items()])
+
+
+QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # Python hides these
+
+
+@contextmanager
+def printed_to_stderr() -> Iterator[list[str]]:
+    """What the block would show on a command's stderr: written to sys.stderr or to fd 2 (where chDB writes), and
+    the warnings Python shows. The list gets the text when the block ends."""
+    text: list[str] = []
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with redirect_stderr(io.StringIO()) as python:
+                yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            shown = [str(w.message) for w in caught if not issubclass(w.category, QUIET_WARNINGS)]
+            text.append(python.getvalue() + sink.read().decode(errors="replace") + "\n".join(shown))
 
 
 def cli_ok(env: dict, *args: str) -> None:
@@ -210,12 +247,14 @@ def store(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -> Po
     a = machines["A"]
     a.truth = append_activity(Path(a.env["CLAUDE_CONFIG_DIR"]), start=now - dt.timedelta(minutes=30), minutes=25)
     cli_ok(a.env, "--no-hash-projects")
-    for table in DEDUPLICATED_TABLES:
-        cli_ok(a.env, "--sql", f"INSERT INTO {table} SELECT * FROM {table} FINAL WHERE machine_name = 'B'")
     # The import runs log is a MergeTree and finished_at is not in its sorting key, so a synchronous mutation can
     # move C's only import three hours back: the honest way to get an old import without waiting or a fake clock.
-    cli_ok(a.env, "--sql", "ALTER TABLE ccusage_import_runs UPDATE finished_at = finished_at - INTERVAL 3 HOUR "
-                           "WHERE machine_name = 'C' SETTINGS mutations_sync = 2")
+    sql_many(a.env, {
+        **{table: f"INSERT INTO {table} SELECT * FROM {table} FINAL WHERE machine_name = 'B'"
+           for table in DEDUPLICATED_TABLES},
+        "aged": "ALTER TABLE ccusage_import_runs UPDATE finished_at = finished_at - INTERVAL 3 HOUR "
+                "WHERE machine_name = 'C' SETTINGS mutations_sync = 2",
+    })
     for machine in machines.values():
         report = run_ccusage(ccusage_bin_dir, Path(machine.env["CLAUDE_CONFIG_DIR"]), "daily")
         machine.daily_cost = {item["date"]: item["totalCost"] for item in report["daily"]}
@@ -247,14 +286,37 @@ def tokens(totals: Totals) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def every_answer(store: PopulatedStore) -> dict[str, tuple[list[dict], str]]:
+    """Every named query with its defaults, in one opening of the store in this process: its rows, and what running
+    it printed to stderr."""
+    answers = {}
+    with store_reader.opened(store.env) as reading:
+        for name in NAMES:
+            with printed_to_stderr() as printed:
+                rows = store_reader.answer(reading, named(name, {}))
+            answers[name] = (rows, printed[0])
+    return answers
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_every_query_runs_by_name(store: PopulatedStore, name: str):
-    rows = store.query(name)
+def test_every_query_runs_by_name(every_answer: dict[str, tuple[list[dict], str]], name: str):
+    rows, printed = every_answer[name]
+    assert not printed, f"{name}: {printed}"
     assert rows or name in MAY_BE_EMPTY, f"{name} returned no rows"
 
 
+def test_a_named_query_through_the_cli_gives_what_the_tests_read(store: PopulatedStore):
+    """The tests read named queries many to one opening of the store; the CLI, one a process, gives the same rows."""
+    done = run_cli(store.env, "--query", "daily_cost_30d", "--param", "machine=B", "--param", "days=365",
+                   "--format", "json")
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows and rows == store.query("daily_cost_30d", machine="B", days=365)
+
+
 def test_query_list_and_errors_through_the_cli(store: PopulatedStore):
-    env = store.machines["A"].env
+    env = store.env
     listed = [json.loads(line) for line in run_cli(env, "--query", "list", "--format", "json").stdout.splitlines()]
     assert [row["name"] for row in listed] == NAMES
     assert listed[0] == {"name": QUERIES[0].name, "params": ", ".join(map(str, QUERIES[0].params)),
@@ -293,25 +355,27 @@ def test_daily_cost_series_equals_ccusage_per_day(store: PopulatedStore):
     machines = store.machines.values()
     expected_cost = summed(m.daily_cost for m in machines)
     expected_tokens = summed(m.truth.by_day() for m in machines)
-    rows = store.query("daily_cost_30d")
+    answers = store.answers({"all": ("daily_cost_30d", {}), "only_b": ("daily_cost_30d", {"machine": "B", "days": 365}),
+                             "line": ("chart_line_daily_cost", {}), "change": ("daily_cost_change", {"days": 10})})
+    rows = answers["all"]
     assert [r["date"] for r in rows] == sorted(expected_cost)
     for row in rows:
         assert row["cost_usd"] == pytest.approx(expected_cost[row["date"]], rel=1e-9)
         assert row["tokens"] == expected_tokens[row["date"]].total
         assert row["machines"] == sum(row["date"] in m.daily_cost for m in machines)
 
-    only_b = store.query("daily_cost_30d", machine="B", days=365)
+    only_b = answers["only_b"]
     b = store.machines["B"]
     assert {r["date"]: r["cost_usd"] for r in only_b} == pytest.approx(b.daily_cost, rel=1e-9)
 
-    line = store.query("chart_line_daily_cost")
+    line = answers["line"]
     first = min(expected_cost)
     today = dt.datetime.now(dt.UTC).date()
     assert line[0]["time"] == first and len(line) == (today - dt.date.fromisoformat(first)).days + 1
     for point in line:
         assert point["cost_usd"] == pytest.approx(expected_cost.get(point["time"], 0.0), rel=1e-9)
 
-    change = {r["date"]: r for r in store.query("daily_cost_change", days=10)}
+    change = {r["date"]: r for r in answers["change"]}
     assert len(change) == 10
     for day, row in change.items():
         previous = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
@@ -322,11 +386,12 @@ def test_daily_cost_series_equals_ccusage_per_day(store: PopulatedStore):
 def test_model_totals_equal_the_ground_truth(store: PopulatedStore):
     machines = store.machines
     expected = summed(m.by(lambda e: e.model) for m in machines.values())
-    rows = store.query("model_cost_all_time")
+    answers = store.answers({"all": ("model_cost_all_time", {}), "only_c": ("model_cost_all_time", {"machine": "C"})})
+    rows = answers["all"]
     assert {r["model_name"]: tokens_of(r) for r in rows} == {model: tokens(t) for model, t in expected.items()}
     assert [r["cost_usd"] for r in rows] == sorted((r["cost_usd"] for r in rows), reverse=True)
     assert sum(r["cost_share_pct"] for r in rows) == pytest.approx(100, abs=0.05)
-    only_c = store.query("model_cost_all_time", machine="C")
+    only_c = answers["only_c"]
     assert {r["model_name"]: tokens_of(r) for r in only_c} == {
         model: tokens(t) for model, t in machines["C"].by(lambda e: e.model).items()}
     assert sum(r["cost_usd"] for r in only_c) == pytest.approx(sum(machines["C"].daily_cost.values()), rel=1e-9)
@@ -334,7 +399,9 @@ def test_model_totals_equal_the_ground_truth(store: PopulatedStore):
 
 def test_machine_totals_equal_the_ground_truth(store: PopulatedStore):
     machines = store.machines
-    overview = {r["machine_name"]: r for r in store.query("machine_overview")}
+    answers = store.answers({"overview": ("machine_overview", {}), "ranking": ("machine_ranking", {"days": 365}),
+                             "summary": ("dashboard_summary", {})})
+    overview = {r["machine_name"]: r for r in answers["overview"]}
     assert sorted(overview) == ["A", "B", "C"]
     for name, machine in machines.items():
         row, days = overview[name], sorted(machine.truth.by_day())
@@ -344,11 +411,11 @@ def test_machine_totals_equal_the_ground_truth(store: PopulatedStore):
         assert row["projects"] == len(machine.truth.by_project())
         assert row["sessions"] == len(machine.truth.by_session())
 
-    ranking = store.query("machine_ranking", days=365)
+    ranking = answers["ranking"]
     assert [r["machine_name"] for r in ranking] == sorted(machines, key=lambda n: -overview[n]["cost_usd"])
     assert [r["rank"] for r in ranking] == [1, 2, 3]
 
-    summary = store.query("dashboard_summary")[0]
+    summary = answers["summary"][0]
     assert summary["all_time_cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in overview.values()), rel=1e-9)
     assert summary["all_time_tokens"] == sum(m.truth.total().total for m in machines.values())
     assert summary["machines"] == 3
@@ -359,11 +426,12 @@ def test_machine_totals_equal_the_ground_truth(store: PopulatedStore):
 def test_projects_equal_the_ground_truth(store: PopulatedStore):
     machines = store.machines
     expected = summed(m.truth.by_project() for m in machines.values())
-    rows = store.query("project_cost", limit=100)
+    answers = store.answers({"projects": ("project_cost", {"limit": 100}), "shared": ("machine_shared_projects", {})})
+    rows = answers["projects"]
     assert {r["project"]: r["tokens"] for r in rows} == {p: t.total for p, t in expected.items()}
     on_machines = {p: sum(p in m.truth.by_project() for m in machines.values()) for p in expected}
     assert {r["project"]: r["machines"] for r in rows} == on_machines
-    shared = store.query("machine_shared_projects")
+    shared = answers["shared"]
     assert sorted(r["project"] for r in shared) == sorted(p for p, count in on_machines.items() if count > 1)
     assert 0 < len(shared) < len(expected)
 
@@ -394,29 +462,33 @@ def test_row_counts_equal_the_ground_truth(store: PopulatedStore):
         "ccusage_models_used": breakdowns + block_models,
         "ccusage_import_runs": store.runs,
     }
-    rows = store.query("table_row_counts")
+    answers = store.answers({"all": ("table_row_counts", {}), "only_c": ("table_row_counts", {"machine": "C"})})
+    rows = answers["all"]
     assert {r["table_name"]: r["rows"] for r in rows} == expected
     assert {r["machines"] for r in rows} == {3}
-    only_c = store.query("table_row_counts", machine="C")
+    only_c = answers["only_c"]
     assert {r["table_name"]: r["rows"] for r in only_c}["ccusage_usage_daily"] == len(
         store.machines["C"].truth.by_day())
 
 
 def test_machine_freshness_flags_the_machine_whose_last_import_is_old(store: PopulatedStore):
-    rows = {r["machine_name"]: r for r in store.query("machine_freshness")}
+    answers = store.answers({"default": ("machine_freshness", {}),
+                             "relaxed": ("machine_freshness", {"stale_hours": 4})})
+    rows = {r["machine_name"]: r for r in answers["default"]}
     assert {name: row["is_stale"] for name, row in rows.items()} == {"A": 0, "B": 0, "C": 1}
     assert 3 <= rows["C"]["hours_since"] < 3.5 and rows["A"]["hours_since"] < 0.5
     assert rows["C"]["last_status"] == "ok" and rows["C"]["last_usage_day"] == max(store.machines["C"].truth.by_day())
-    relaxed = {r["machine_name"]: r["is_stale"] for r in store.query("machine_freshness", stale_hours=4)}
+    relaxed = {r["machine_name"]: r["is_stale"] for r in answers["relaxed"]}
     assert relaxed == {"A": 0, "B": 0, "C": 0}
 
 
 def test_active_block_is_the_running_block_of_the_working_machine(store: PopulatedStore):
     start, block = max(store.machines["A"].truth.blocks().items())
-    rows = {r["machine_name"]: r for r in store.query("active_block")}
+    answers = store.answers({"blocks": ("active_block", {}), "summary": ("dashboard_summary", {})})
+    rows = {r["machine_name"]: r for r in answers["blocks"]}
     row = rows["A"]
     assert row["start_time"] == start.strftime("%Y-%m-%d %H:%M:%S")
     assert (row["tokens"], row["entries"]) == (block.tokens.total, block.entries)
     assert 0 < row["minutes_left"] <= 300 and 0 <= row["data_age_minutes"] < 30
     assert row["projected_total_cost"] >= row["cost_usd"] > 0 and row["burn_rate_cost_per_hour"] > 0
-    assert store.query("dashboard_summary")[0]["active_blocks"] == len(rows)
+    assert answers["summary"][0]["active_blocks"] == len(rows)
