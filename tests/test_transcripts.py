@@ -216,20 +216,24 @@ def hostile_truth(tmp_path_factory: pytest.TempPathFactory) -> GroundTruth:
     return generate(root, seed=11, days=6, sessions=30, lines_per_session=50, projects=HOSTILE_PROJECTS, end=END)
 
 
+@pytest.mark.slow
 def test_default_dataset_matches_ccusage(ccusage: Ccusage, default_truth: GroundTruth) -> None:
     _check_all(ccusage, default_truth)
 
 
+@pytest.mark.slow
 def test_hostile_project_names_match_ccusage(ccusage: Ccusage, hostile_truth: GroundTruth) -> None:
     assert set(hostile_truth.by_project()) == set(HOSTILE_PROJECTS)
     _check_all(ccusage, hostile_truth)
 
 
+@pytest.mark.slow
 def test_non_utc_timezone_matches_ccusage(ccusage: Ccusage, default_truth: GroundTruth) -> None:
     assert default_truth.by_day("Asia/Tokyo") != default_truth.by_day("UTC")
     _check_daily(ccusage, default_truth, "Asia/Tokyo")
 
 
+@pytest.mark.slow
 def test_sidechain_replays_are_the_only_disagreement(
     ccusage: Ccusage, default_truth: GroundTruth, tmp_path: Path
 ) -> None:
@@ -243,6 +247,7 @@ def test_sidechain_replays_are_the_only_disagreement(
     assert _totals(daily["totals"]) == _totals(session["totals"]) == truth.total()
 
 
+@pytest.mark.slow
 def test_append_and_delete_match_ccusage(ccusage: Ccusage, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     before = generate(tmp_path, seed=3, days=8, sessions=16, lines_per_session=40, end=now)
