@@ -8,6 +8,9 @@ For each history size it measures, in one run:
   (d) new hour   an import after appending one hour of activity (a few hundred lines);
   (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
                  day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
+Then, on a machine with Claude Code, Codex CLI, Gemini CLI and OpenCode logs (tests/agent_logs.py, --agents-scale):
+  (f) full import of every agent, (g) nothing new (nothing may run), (h) one new hour of Codex only (Claude Code's
+  reports may not run), each with its totals checked against `ccusage daily --by-agent`.
 For each: wall time, CPU time and peak memory of the whole process tree (sampled every 20 ms), the importer
 process's own peak memory (its exact high-water mark, getrusage), that peak minus the engine's own footprint, and
 the wall-time ratio to (a). The engine's footprint is the peak of a process that only opens an empty embedded store
@@ -41,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from agent_logs import ENV_VARS, append_codex_activity, generate_machine  # noqa: E402
 from transcripts import append_activity, delete_older_than, generate  # noqa: E402
 
 import ccusage_importer as ci  # noqa: E402
@@ -209,16 +213,62 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     return results
 
 
+def bench_agents(workdir: Path, env: dict, runner: ci.Runner, scale: int) -> list[tuple[str, Measurement]]:
+    """(f), (g), (h): every agent on one machine."""
+    machine = workdir / f"agents-{scale}"
+    if not (machine / "claude" / "projects").exists():
+        generate_machine(machine, seed=7, days=30, scale=scale,
+                         end=datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2))
+    scratch = Path(tempfile.mkdtemp(prefix="bench-agents-", dir=workdir))
+    try:
+        shutil.copytree(machine, scratch / "machine")  # (h) changes the copy; each file keeps its time
+        env = {**env, **{variable: str(scratch / "machine" / agent) for agent, variable in ENV_VARS.items()},
+               "CCUSAGE_IMPORT_DB": str(scratch / "store" / "chdb"), "MACHINE_NAME": "bench"}
+        importer = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "ccusage_importer.py")]
+        results = [("(f) full import, every agent", measure([importer], env))]
+        check_totals(unified_totals(runner, env), agent_totals(env), "full import of every agent")
+        results.append(("(g) second import, nothing new", measure([importer], env)))
+        codex = scratch / "machine" / "codex"
+        newest = max(path.stat().st_mtime for path in codex.rglob("*.jsonl"))
+        append_codex_activity(codex, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5))
+        results.append(("(h) import after one new hour of Codex", measure([importer], env)))
+        check_totals(unified_totals(runner, env), agent_totals(env), "import after one new hour of Codex")
+        return results
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def unified_totals(runner: ci.Runner, env: dict) -> dict[str, float]:
+    """Tokens and cost per agent from ccusage's own unified daily report."""
+    argv = [*runner.argv, "daily", "--by-agent", "--json", "--offline", "--timezone", "UTC"]
+    doc = json.loads(subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout)
+    totals: dict[str, float] = {}
+    for day in doc["daily"]:
+        for item in day["agents"]:
+            totals[f"{item['agent']}_tokens"] = totals.get(f"{item['agent']}_tokens", 0) + item["totalTokens"]
+            totals[f"{item['agent']}_cost"] = totals.get(f"{item['agent']}_cost", 0.0) + item["totalCost"]
+    return totals
+
+
+def agent_totals(env: dict) -> dict[str, float]:
+    query = ("SELECT agent, sum(total_tokens) AS tokens, sum(total_cost) AS cost FROM ccusage_usage_daily FINAL "
+             "GROUP BY agent")
+    done = subprocess.run([sys.executable, str(ROOT / "ccusage_importer.py"), "--sql", query, "--format", "json"],
+                          env=env, capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {f"{r['agent']}_{k}": r[k] for r in rows for k in ("tokens", "cost")}
+
+
 def check_totals(expected: dict[str, float], got: dict[str, float], what: str) -> None:
     if not same_totals(expected, got):
         raise SystemExit(f"{what}: stored totals {got} differ from ccusage's {expected}")
 
 
-def report(lines: int, results: list[tuple[str, Measurement]], engine_mb: float) -> str:
+def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float) -> str:
     """One Markdown table; the importer's memory above the engine only for runs that opened the engine."""
     base = results[0][1].wall
-    rows = [f"\n### {lines:,} transcript lines\n",
-            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | above engine MB | phases | ratio to (a) |",
+    rows = [f"\n### {title}\n",
+            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | above engine MB | phases | ratio to first |",
             "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, m in results:
         split = phases(m.output)
@@ -227,9 +277,10 @@ def report(lines: int, results: list[tuple[str, Measurement]], engine_mb: float)
         steps = ", ".join(f"{k} {v:.2f}" for k, v in split.items()) or "–"
         rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {above} | {steps} | "
                     f"{m.wall / base:.3f} |")
-    new_day = next(m.wall for name, m in results if name.startswith("(e) "))
-    left = next(m.wall for name, m in results if name.startswith("(e') "))
-    rows.append(f"\n(e) ÷ (e'), both reading what the cleanup left: {new_day / left:.3f}")
+    new_day = next((m.wall for name, m in results if name.startswith("(e) ")), None)
+    left = next((m.wall for name, m in results if name.startswith("(e') ")), None)
+    if new_day and left:
+        rows.append(f"\n(e) ÷ (e'), both reading what the cleanup left: {new_day / left:.3f}")
     return "\n".join(rows)
 
 
@@ -237,6 +288,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ccusage-import-bench")
+    parser.add_argument("--agents-scale", type=int, default=20,
+                        help="size of the every-agent machine (tests/agent_logs.py generate_machine scale; 0: skip)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TZ": "UTC", "HOME": str(args.workdir / "home")}
@@ -248,7 +301,10 @@ def main() -> None:
     engine_mb = engine_footprint(args.workdir, env)
     print(f"engine alone (clickhouse-connect over chDB, empty store, one insert): peak {engine_mb:.0f} MB")
     for lines in args.lines:
-        print(report(lines, bench(lines, args.workdir, env, runner), engine_mb), flush=True)
+        print(report(f"{lines:,} transcript lines", bench(lines, args.workdir, env, runner), engine_mb), flush=True)
+    if args.agents_scale:
+        results = bench_agents(args.workdir, env, runner, args.agents_scale)
+        print(report(f"every agent (scale {args.agents_scale}), ratios to (f)", results, engine_mb), flush=True)
 
 
 if __name__ == "__main__":
