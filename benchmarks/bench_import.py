@@ -268,7 +268,7 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
     """One Markdown table; the importer's memory above the engine only for runs that opened the engine."""
     base = results[0][1].wall
     rows = [f"\n### {title}\n",
-            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | above engine MB | phases | ratio to first |",
+            "| scenario | wall s | CPU s | tree peak MB | importer peak MB | above engine MB | phases | ratio |",
             "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, m in results:
         split = phases(m.output)
