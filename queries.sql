@@ -1625,6 +1625,57 @@ LEFT JOIN api ON api.date = calendar.date
 WHERE local_tokens > 0 OR api_tokens > 0
 ORDER BY date;
 
+-- name: admin_estimated_vs_billed
+-- description: Estimated vs reported vs billed per UTC day over the last `days` days: the local ccusage estimate of Claude Code (agent claude, all machines or one `machine`: what the importing machines ran), the Admin API's Claude Code report (tokens and Claude Code's own estimate: every user of the organisation, on the Claude API only), and the billed token cost of Claude models (cost_report: every API use of the organisation, not only Claude Code; Claude Code on a subscription is not in it; web search and other costs left out); differences in % (local vs reported tokens and cost, each estimate vs billed) where both sides have a value; estimates are never added to the bill; local days are CCUSAGE_TIMEZONE days
+-- params: days:UInt32=30, machine:String=
+WITH
+    calendar AS (
+        SELECT today() - number AS date
+        FROM numbers(least({days:UInt32}, toUInt32(today()) + 1))
+    ),
+    local AS (
+        SELECT date, sum(total_tokens) AS tokens, sum(total_cost) AS cost_usd, uniqExact(machine_name) AS machines
+        FROM ccusage_usage_daily FINAL
+        WHERE agent = 'claude' AND ({machine:String} = '' OR machine_name = {machine:String})
+        GROUP BY date
+    ),
+    reported AS (
+        SELECT date, sum(input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens) AS tokens,
+               sum(estimated_cost_usd) AS estimate_usd
+        FROM claude_code_model_usage FINAL
+        GROUP BY date
+    ),
+    billed AS (
+        SELECT date, sum(amount_usd) AS usd
+        FROM claude_api_costs FINAL
+        WHERE cost_type = 'tokens' AND model != ''
+        GROUP BY date
+    )
+SELECT
+    calendar.date AS date,
+    local.machines AS machines,
+    local.tokens AS local_tokens,
+    reported.tokens AS reported_tokens,
+    if(local_tokens > 0 AND reported_tokens > 0,
+       round(100 * (toFloat64(local_tokens) - reported_tokens) / reported_tokens, 2), NULL) AS local_vs_reported_tokens_pct,
+    local.cost_usd AS local_estimate_usd,
+    reported.estimate_usd AS reported_estimate_usd,
+    if(local_estimate_usd > 0 AND reported_estimate_usd > 0,
+       round(100 * (local_estimate_usd - toFloat64(reported_estimate_usd)) / toFloat64(reported_estimate_usd), 2),
+       NULL) AS local_vs_reported_usd_pct,
+    billed.usd AS billed_usd,
+    if(local_estimate_usd > 0 AND billed_usd > 0,
+       round(100 * (local_estimate_usd - toFloat64(billed_usd)) / toFloat64(billed_usd), 2), NULL) AS local_vs_billed_pct,
+    if(reported_estimate_usd > 0 AND billed_usd > 0,
+       round(100 * (toFloat64(reported_estimate_usd) - toFloat64(billed_usd)) / toFloat64(billed_usd), 2),
+       NULL) AS reported_vs_billed_pct
+FROM calendar
+LEFT JOIN local ON local.date = calendar.date
+LEFT JOIN reported ON reported.date = calendar.date
+LEFT JOIN billed ON billed.date = calendar.date
+WHERE local_tokens > 0 OR reported_tokens > 0 OR billed_usd != 0
+ORDER BY date;
+
 -- name: admin_usage_hourly
 -- description: Tokens per UTC hour over the last `hours` hours (Admin API messages usage in hourly buckets, imported for recent days only), all models added up or one `model`, cache writes 5m and 1h apart; hours without usage are left out
 -- params: hours:UInt32=48, model:String=

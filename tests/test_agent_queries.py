@@ -41,6 +41,7 @@ WITHOUT_AGENT = {
     "chart_pie_agent_cost": "its slices are the agents",
     "machine_freshness": "about imports, which cover every agent of a machine at once",
     "admin_claude_code_vs_local": "compares Claude Code with the Admin API's Claude Code report: agent claude only",
+    "admin_estimated_vs_billed": "Claude Code beside the Admin API's Claude Code report and bill: agent claude only",
 }
 
 # For each query with an `agent` parameter whose rows add up over agents: (key columns, additive columns). With
