@@ -24,6 +24,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
+import http.client
 import io
 import json
 import logging
@@ -39,7 +40,9 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 import zoneinfo
 from collections import defaultdict
@@ -63,6 +66,7 @@ NATIVE_PORTS = {9000: "9000 (native)", 9440: "9440 (native over TLS)"}
 HTTPS_PORTS = {443, 8443}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_BUDGET = 4  # --alerts: a budget is exceeded
 
 
 class UserError(Exception):
@@ -175,8 +179,8 @@ def wanted_agents(env: Mapping[str, str]) -> frozenset[str] | None:
 
 
 # What ccusage (and npx or bunx, which start it) may see of our environment: where the logs are, where packages
-# and caches are, how to reach the registry, locale and zone. Never CH_PASSWORD, ANTHROPIC_ADMIN_KEY or
-# CCUSAGE_HASH_KEY: a third-party process's environment is readable in /proc/<pid>/environ.
+# and caches are, how to reach the registry, locale and zone. Never CH_PASSWORD, ANTHROPIC_ADMIN_KEY,
+# CCUSAGE_HASH_KEY or CCUSAGE_ALERT_WEBHOOK: a third-party process's environment is readable in /proc/<pid>/environ.
 CHILD_ENV_NAMES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TEMP", "TMP", "LANG", "LANGUAGE", "TZ", "TERM",
     "NO_COLOR", "FORCE_COLOR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
@@ -185,7 +189,7 @@ CHILD_ENV_NAMES = frozenset({
     "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "NVM_DIR", "NODE_PATH", "VOLTA_HOME", "BUN_INSTALL",
 })
 CHILD_ENV_PREFIXES = ("LC_", "npm_config_", "NPM_CONFIG_")
-SECRET_VARIABLES = ("CH_PASSWORD", "CCUSAGE_HASH_KEY", "ANTHROPIC_ADMIN_KEY")
+SECRET_VARIABLES = ("CH_PASSWORD", "CCUSAGE_HASH_KEY", "ANTHROPIC_ADMIN_KEY", "CCUSAGE_ALERT_WEBHOOK")
 
 
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -223,6 +227,88 @@ def redact(text: str, forms: Iterable[str]) -> str:
     return text
 
 
+def url_secret_forms(url: str) -> list[str]:
+    """A webhook URL is a secret whose tokens are in its path or query (Slack: /services/T…/B…/…): every form of the
+    whole URL, of its path and query, of a password in it, and of each part of them that looks like a token (8
+    characters with a digit, or 20 characters), so that none of them can be printed alone either."""
+    if not url:
+        return []
+    parts = urllib.parse.urlsplit(url)
+    after_host = url[url.index(parts.netloc) + len(parts.netloc):] if parts.netloc else url
+    pieces = {url, after_host, parts.password or ""}
+    pieces.update(piece for piece in re.split(r"[/?&=#;]", after_host)
+                  if len(piece) >= 20 or (len(piece) >= 8 and re.search(r"\d", piece)))
+    return sorted({form for piece in pieces for form in secret_forms(piece)}, key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Spending limits watched after every import and by --alerts; None: not set."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    block_tokens: int | None = None
+    block_tokens_max: bool = False  # CCUSAGE_BLOCK_TOKEN_LIMIT=max: the largest finished block seen, as ccusage's
+    scope: str = "all"  # all: every machine of the store together; machine: this machine alone
+
+    @property
+    def any(self) -> bool:
+        return (self.daily_usd is not None or self.monthly_usd is not None or self.block_tokens is not None
+                or self.block_tokens_max)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Budgets:
+        """The CCUSAGE_BUDGET_* settings; a value that is not one is a usage error naming the variable."""
+        limit = env.get("CCUSAGE_BLOCK_TOKEN_LIMIT", "").strip()
+        if limit and limit.lower() != "max" and not (limit.isdigit() and 0 < int(limit) < 2 ** 64):
+            raise UserError(f"CCUSAGE_BLOCK_TOKEN_LIMIT={limit!r} must be a token count above 0, or max (the "
+                            "largest block seen)", EXIT_USAGE)
+        scope = env.get("CCUSAGE_BUDGET_SCOPE", "").strip() or "all"
+        if scope not in ("all", "machine"):
+            raise UserError(f"CCUSAGE_BUDGET_SCOPE={scope!r} must be machine or all", EXIT_USAGE)
+        return cls(daily_usd=_dollars(env, "CCUSAGE_BUDGET_DAILY_USD"),
+                   monthly_usd=_dollars(env, "CCUSAGE_BUDGET_MONTHLY_USD"),
+                   block_tokens=int(limit) if limit.isdigit() else None,
+                   block_tokens_max=limit.lower() == "max", scope=scope)
+
+
+def _dollars(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?", raw) or float(raw) <= 0 or not math.isfinite(float(raw)):
+        raise UserError(f"{name}={raw!r} must be an amount of US dollars above 0, such as 25 or 7.50", EXIT_USAGE)
+    return float(raw)
+
+
+def alert_settings(env: Mapping[str, str]) -> tuple[str, bool]:
+    """CCUSAGE_ALERT_WEBHOOK (an http(s) URL, never shown: it is a secret) and CCUSAGE_ALERT_DESKTOP (1 or 0)."""
+    webhook = env.get("CCUSAGE_ALERT_WEBHOOK", "").strip()
+    if webhook:
+        parts = urllib.parse.urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError("CCUSAGE_ALERT_WEBHOOK is not an http:// or https:// URL (its value is not shown: it is "
+                            "a secret)", EXIT_USAGE)
+    desktop = env.get("CCUSAGE_ALERT_DESKTOP", "").strip()
+    if desktop not in ("", "0", "1"):
+        raise UserError(f"CCUSAGE_ALERT_DESKTOP={desktop!r} must be 1 (on) or 0 (off)", EXIT_USAGE)
+    return webhook, desktop == "1"
+
+
+# What a desktop notifier needs besides the child environment: the session's display and message bus.
+DESKTOP_ENV_NAMES = ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")
+
+
+def desktop_environment(env: Mapping[str, str], child_env: Mapping[str, str]) -> dict[str, str]:
+    """The child environment plus the session's display variables; under cron, which has no session bus address,
+    the user's bus at /run/user/UID/bus when it exists (where notify-send finds the desktop)."""
+    desktop = {**child_env, **{name: env[name] for name in DESKTOP_ENV_NAMES if env.get(name)}}
+    bus = Path(f"/run/user/{os.getuid()}/bus")
+    if "DBUS_SESSION_BUS_ADDRESS" not in desktop and bus.exists():
+        desktop["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
+    return desktop
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs, read once from the environment and the command line."""
@@ -253,6 +339,10 @@ class Config:
     claude_dirs_setting: str = "~/.config/claude or ~/.claude"
     child_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    budgets: Budgets = Budgets()
+    alert_webhook: str = field(default="", repr=False)
+    alert_desktop: bool = False
+    desktop_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -305,6 +395,7 @@ class Config:
         claude_setting = env.get("CLAUDE_CONFIG_DIR", "").strip()
         lock_timeout = arg("lock_timeout")
         agents = wanted_agents(env)
+        webhook, desktop = alert_settings(env)
         return cls(
             machine_name=machine,
             ch_host=host,
@@ -332,7 +423,11 @@ class Config:
             claude_dirs_setting=f"CLAUDE_CONFIG_DIR={claude_setting}" if claude_setting else
             "~/.config/claude or ~/.claude",
             child_env=child_environment(env),
-            secrets=tuple(secret_forms(password, user) + secret_forms(hash_key or "")),
+            secrets=tuple(secret_forms(password, user) + secret_forms(hash_key or "") + url_secret_forms(webhook)),
+            budgets=Budgets.from_env(env),
+            alert_webhook=webhook,
+            alert_desktop=desktop,
+            desktop_env=desktop_environment(env, child_environment(env)) if desktop else {},
         )
 
     def store_description(self) -> str:
@@ -355,7 +450,8 @@ class Config:
         return self.data_dir / f"server-{hashlib.sha256(target.encode()).hexdigest()[:12]}.lock"
 
     def redact(self, text: str) -> str:
-        """Remove the password and an explicit hash key, in every encoding, from text that may be printed or stored."""
+        """Remove the password, an explicit hash key and the alert webhook URL, in every encoding, from text that may
+        be printed or stored."""
         return redact(text, self.secrets)
 
 
@@ -1340,7 +1436,8 @@ def _emptied(old: Record, files: int) -> Record:
 
 CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
 ALL_TABLES = (*(t.name for t in USAGE_TABLES), *CHILD_TABLES, "ccusage_import_runs", "ccusage_settings",
-              "ccusage_schema_migrations")
+              "ccusage_schema_migrations", "ccusage_alerts")
+IN_SCOPE = "({machine:String} = '' OR machine_name = {machine:String})"  # a budget's machines: one, or ('') all
 VIEWS = (
     "ccusage_v_daily_summary",
     "ccusage_v_session_summary",
@@ -1695,6 +1792,50 @@ class Store:
         ).result_rows
         return rows[0][0] if rows else None
 
+    # -- budgets and alerts -------------------------------------------------------------------------------------
+
+    def budget_usage(self, day: dt.date, machine: str = "") -> BudgetUsage:
+        """What budgets are held against, for one machine or ('') all: cost per machine on `day` and in its month,
+        the 5-hour blocks active now (ccusage_v_active_blocks) and the largest finished block's tokens."""
+        scope = {"machine": machine, "day": day, "month": day.replace(day=1)}
+        _, days = self.query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_daily FINAL WHERE date = "
+                             "{day:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
+        _, months = self.query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_monthly FINAL WHERE month = "
+                               "{month:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
+        _, blocks = self.query("SELECT machine_name, start_time, end_time, total_tokens, projected_total_tokens "
+                               "FROM ccusage_v_active_blocks WHERE " + IN_SCOPE + " ORDER BY start_time, machine_name",
+                               scope)
+        _, [(largest,)] = self.query("SELECT max(total_tokens) FROM ccusage_usage_blocks FINAL WHERE NOT (is_active "
+                                     "= 1 AND end_time > now64(3)) AND " + IN_SCOPE, scope)
+        return BudgetUsage(day, dict(days), dict(months), tuple(
+            ActiveBlock(name, utc(start), utc(end), int(tokens), None if projected is None else int(projected))
+            for name, start, end, tokens, projected in blocks), int(largest))
+
+    def first_alert(self, key: Mapping[str, str]) -> AlertClaim | None:
+        """The first recorded claim of a breach (its kind, period and scope): by the server's clock, then claim id."""
+        _, rows = self.query("SELECT claim_id, machine_name, created_at FROM ccusage_alerts WHERE kind = {kind:String} "
+                             "AND period = {period:String} AND scope = {scope:String} ORDER BY created_at, claim_id "
+                             "LIMIT 1", key)
+        return AlertClaim(str(rows[0][0]), rows[0][1], utc(rows[0][2])) if rows else None
+
+    def claim_alert(self, breach: BudgetState, settle: float) -> tuple[bool, AlertClaim | None]:
+        """Whether this run notifies `breach`: none if a claim of it is recorded, else insert ours, wait `settle`
+        seconds (a racing insert the server stamped earlier lands meanwhile) and read back; the first claim wins.
+        Our claim not visible yet (a lagging replica) counts as won: a second notice rather than none."""
+        if (first := self.first_alert(breach.key)) is not None:
+            return False, first
+        claim = str(uuid.uuid4())
+        self.client.command(
+            "INSERT INTO ccusage_alerts (kind, period, scope, claim_id, machine_name, threshold, value, machines, "
+            "message, created_at) SELECT {kind:String}, {period:String}, {scope:String}, {claim:UUID}, "
+            "{machine:String}, {threshold:Float64}, {value:Float64}, {machines:Array(String)}, {message:String}, "
+            "now64(3)", parameters={**breach.key, "claim": claim, "machine": self.config.machine_name,
+                                    "threshold": breach.limit, "value": breach.value,
+                                    "machines": list(breach.machines), "message": self.config.redact(breach.text())})
+        time.sleep(settle)
+        first = self.first_alert(breach.key)
+        return first is None or first.claim_id == claim, first
+
     # -- reading ------------------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -2028,6 +2169,7 @@ class RunResult:
     report_rows: Mapping[str, int] = field(default_factory=dict)
     summary_lines: tuple[str, ...] = ()
     read: str = ""  # which transcripts were read (the window of an incremental run)
+    budgets: Watched | None = None  # the budgets' state after the run, when any is set (never its exit code)
 
     @property
     def exit_code(self) -> int:
@@ -2068,6 +2210,8 @@ def render_summary(result: RunResult, config: Config) -> str:
     for error in result.errors:
         out.append(f"❌ {error}")
     out.extend(result.summary_lines)
+    if result.budgets is not None:
+        out.extend(result.budgets.lines())
     phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.phases.items())
     out.append(f"Status: {result.status} ({phases})")
     return config.redact("\n".join(out))
@@ -2355,10 +2499,10 @@ class ClickHouseImporter:
             scan = scan_transcripts(config.claude_dirs, config.agent_dirs)
             fingerprint = self._fingerprint(scan)
 
-        def result(outcome: ImportOutcome, summary: Sequence[str] = ()) -> RunResult:
+        def result(outcome: ImportOutcome, summary: Sequence[str] = (), budgets: Watched | None = None) -> RunResult:
             return RunResult(uuid.uuid4(), config.machine_name, started, now(), outcome.status,
                              config.ccusage_version, scan.files, fingerprint, phases, outcome.runner, outcome.plans,
-                             outcome.errors, outcome.report_rows, tuple(summary), outcome.read)
+                             outcome.errors, outcome.report_rows, tuple(summary), outcome.read, budgets)
 
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
             state = LocalState(config.state_dir())
@@ -2389,7 +2533,11 @@ class ClickHouseImporter:
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
                     lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)
-                    done = result(outcome, lines)
+                    budgets = None
+                    if config.budgets.any:
+                        with phases.timed("budgets"):
+                            budgets = watch_budgets(store, config)
+                    done = result(outcome, lines, budgets)
                     state.remember_names(hasher.names)
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
@@ -2550,6 +2698,214 @@ class ImportOutcome:
     errors: tuple[str, ...] = ()
     report_rows: Mapping[str, int] = field(default_factory=dict)
     read: str = ""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Alerts: budgets held against every machine's usage, each breach notified once per period
+# ----------------------------------------------------------------------------------------------------------------
+
+ALERT_TITLE = "ccusage-import"
+ALERT_CLAIM_SETTLE = 1.0  # seconds between a claim's insert and its read-back on a server (see ccusage_alerts)
+WEBHOOK_TIMEOUT = 5.0  # seconds per attempt, and one retry after WEBHOOK_RETRY_DELAY
+WEBHOOK_RETRY_DELAY = 1.0
+ALERT_DEADLINE = 15.0  # seconds all webhook posts of one run may take together
+DESKTOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ActiveBlock:
+    """A 5-hour block active now on one machine: its tokens so far and ccusage's projection to its end."""
+
+    machine: str
+    start: dt.datetime
+    end: dt.datetime
+    tokens: int
+    projected: int | None
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """What the store holds for the budgets' current periods, in one scope (Store.budget_usage)."""
+
+    day: dt.date
+    day_cost: Mapping[str, float]  # machine -> cost on `day`
+    month_cost: Mapping[str, float]  # machine -> cost in the month of `day`
+    blocks: tuple[ActiveBlock, ...] = ()
+    largest_block: int = 0  # tokens of the largest finished block, the limit `max` stands for (0: none yet)
+
+
+@dataclass(frozen=True)
+class AlertClaim:
+    """A recorded claim of a breach: which run (claim_id) of which machine notified it, and when."""
+
+    claim_id: str
+    machine: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """One budget held against its current period: ok, exceeded, or (a block) will exceed by ccusage's projection.
+    (kind, period, scope) is the breach's identity in ccusage_alerts: one notice each."""
+
+    kind: str  # daily_cost, monthly_cost, block_tokens or block_projection
+    period: str  # 2026-11-21, 2026-11, or a block's start (2026-11-21 15:00 UTC); blocks: '' when none is active
+    scope: str  # all, or machine:NAME
+    limit: float
+    value: float  # cost, tokens, or the projected tokens
+    machines: tuple[str, ...]
+    status: str = "ok"  # ok, exceeded, will exceed
+    limit_is_max: bool = False
+    so_far: int = 0  # block_projection: the tokens used so far
+    until: str = ""  # blocks: when the block ends
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"kind": self.kind, "period": self.period, "scope": self.scope}
+
+    def text(self) -> str:
+        """One line: what, the value, the limit, the period, which machines."""
+        who = "all machines: " + (", ".join(self.machines) or "none") if self.scope == "all" else (
+            "machine " + self.scope.removeprefix("machine:"))
+        if self.kind in ("daily_cost", "monthly_cost"):
+            daily = self.kind == "daily_cost"
+            what, limit = f"{'daily' if daily else 'monthly'} cost ${self.value:,.2f}", f"the ${self.limit:,.2f} budget"
+            when = f"{'on' if daily else 'in'} {self.period}"
+        elif not self.limit:
+            return f"5-hour block: no finished block yet to take the max limit from ({who})"
+        elif not self.period:
+            return f"5-hour block: none active ({who})"
+        else:
+            limit = f"the {self.limit:,.0f}-token limit" + (" (max: the largest block seen)" * self.limit_is_max)
+            what = f"5-hour block {self.value:,.0f} tokens"
+            if self.kind == "block_projection":
+                what = (f"5-hour block projected to reach {self.value:,.0f} tokens by its end at {self.until} "
+                        f"(now {self.so_far:,}),")
+            when = f"in the block from {self.period}"
+        prefix = {"exceeded": "🚨 budget exceeded: ", "will exceed": "⚠️ budget will be exceeded: "}.get(self.status, "")
+        return f"{prefix}{what} {'of' if self.status == 'ok' else 'over'} {limit} {when} ({who})"
+
+
+def evaluate_budgets(budgets: Budgets, usage: BudgetUsage, scope: str) -> list[BudgetState]:
+    """Every budget set, held against the usage of its current period: the day and month of `usage.day`, and the
+    5-hour blocks active now (all machines' together: one window from the first one's start). Over means strictly
+    more; a block that is not over yet but whose projection is gives a `will exceed` state. Pure."""
+    states = []
+    for kind, limit, period, costs in (
+            ("daily_cost", budgets.daily_usd, usage.day.isoformat(), usage.day_cost),
+            ("monthly_cost", budgets.monthly_usd, usage.day.strftime("%Y-%m"), usage.month_cost)):
+        if limit is not None:
+            value, machines = math.fsum(costs.values()), tuple(sorted(m for m, cost in costs.items() if cost))
+            status = "exceeded" if value > limit else "ok"
+            states.append(BudgetState(kind, period, scope, limit, value, machines, status))
+    if budgets.block_tokens is None and not budgets.block_tokens_max:
+        return states
+    is_max = budgets.block_tokens_max
+    cap = usage.largest_block if is_max else budgets.block_tokens or 0
+    blocks = usage.blocks if cap else ()
+    if not blocks:
+        return [*states, BudgetState("block_tokens", "", scope, cap, 0, (), limit_is_max=is_max)]
+    tokens = sum(block.tokens for block in blocks)
+    projected = sum(block.tokens if block.projected is None else block.projected for block in blocks)
+    machines = tuple(sorted({block.machine for block in blocks}))
+    period = min(block.start for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
+    until = max(block.end for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
+    if tokens <= cap < projected:
+        return [*states, BudgetState("block_projection", period, scope, cap, projected, machines, "will exceed",
+                                     is_max, tokens, until)]
+    status = "exceeded" if tokens > cap else "ok"
+    return [*states, BudgetState("block_tokens", period, scope, cap, tokens, machines, status, is_max, until=until)]
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What holding the budgets against the store found: every state, and one line per breach with how (or that
+    earlier) it was notified."""
+
+    states: tuple[BudgetState, ...]
+    breaches: tuple[str, ...]
+
+    @property
+    def exceeded(self) -> bool:
+        return any(state.status == "exceeded" for state in self.states)
+
+    def lines(self) -> list[str]:
+        within = [state.text() for state in self.states if state.status == "ok"]
+        return [*self.breaches, *(["Within budget: " + "; ".join(within)] if within else [])]
+
+
+def watch_budgets(store: Store, config: Config) -> Watched:
+    """Hold every budget set against the store, and notify each breach that no run has notified before."""
+    machine = config.machine_name if config.budgets.scope == "machine" else ""
+    today = now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    states = evaluate_budgets(config.budgets, store.budget_usage(today, machine),
+                              f"machine:{machine}" if machine else "all")
+    deadline = time.monotonic() + ALERT_DEADLINE
+    lines = []
+    for breach in (state for state in states if state.status != "ok"):
+        won, first = store.claim_alert(breach, 0.0 if config.embedded else ALERT_CLAIM_SETTLE)
+        how = notify(breach, config, deadline) if won or first is None else (
+            f"notified {first.at:%Y-%m-%d %H:%M UTC} by {first.machine}")
+        lines.append(config.redact(f"{breach.text()} — {how}"))
+    return Watched(tuple(states), tuple(lines))
+
+
+def notify(breach: BudgetState, config: Config, deadline: float) -> str:
+    """Send a breach this run claimed to the webhook and the desktop, where set; the log has the caller's line."""
+    sent, failed = ["log"], []
+    if config.alert_webhook:
+        problem = post_webhook(config.alert_webhook, f"{ALERT_TITLE}: {breach.text()}", deadline)
+        sent += ["webhook"] if problem is None else []
+        failed += [f"webhook not delivered: {problem}"] if problem else []
+    if config.alert_desktop:
+        problem = desktop_notify(breach.text(), config.desktop_env)
+        sent += ["desktop"] if problem is None else []
+        failed += [f"no desktop notification: {problem}"] if problem else []
+    return "; ".join([f"notified now: {', '.join(sent)}", *failed])
+
+
+def post_webhook(url: str, text: str, deadline: float, timeout: float = WEBHOOK_TIMEOUT) -> str | None:
+    """POST {"text": text} as JSON (what Slack-style incoming webhooks take), retried once, never past `deadline`
+    (time.monotonic()): an import waits for a dead webhook a few seconds at most. None when delivered, else why
+    not, in words that never hold the URL."""
+    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": f"ccusage-import/{__version__}"})
+    problem, attempts = "no time left", 0
+    while attempts < 2 and (left := deadline - time.monotonic()) > 0:
+        if attempts:
+            time.sleep(min(WEBHOOK_RETRY_DELAY, left))
+            left = deadline - time.monotonic()
+        attempts += 1
+        try:
+            with urllib.request.urlopen(request, timeout=max(min(timeout, left), 0.1)):
+                return None
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            problem = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            problem = "timed out" if isinstance(reason, TimeoutError) else first_line(
+                str(reason) or type(reason).__name__)
+    return f"{problem} ({attempts} attempt{'s' * (attempts != 1)})"
+
+
+def desktop_notify(text: str, env: Mapping[str, str]) -> str | None:
+    """Show `text` with notify-send (Linux) or osascript (macOS), whichever is on env's PATH; None when shown."""
+    path = env.get("PATH", "")
+    if tool := shutil.which("notify-send", path=path):
+        argv = [tool, ALERT_TITLE, text]
+    elif tool := shutil.which("osascript", path=path):
+        argv = [tool, "-e", "on run argv", "-e", f'display notification (item 1 of argv) with title "{ALERT_TITLE}"',
+                "-e", "end run", text]
+    else:
+        return "neither notify-send nor osascript is on PATH"
+    try:
+        done = subprocess.run(argv, env=dict(env), capture_output=True, timeout=DESKTOP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return f"{Path(tool).name} did not finish within {DESKTOP_TIMEOUT:g} s"
+    except OSError as exc:
+        return f"{Path(tool).name}: {first_line(str(exc))}"
+    return None if done.returncode == 0 else f"{Path(tool).name} exited with {done.returncode}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -3049,6 +3405,9 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--dashboard", nargs="?", const=DEFAULT_DASHBOARD_FILE, metavar="FILE",
                        help="write a self-contained HTML dashboard of the store that opens offline "
                             f"(default FILE: {DEFAULT_DASHBOARD_FILE})")
+    modes.add_argument("--alerts", action="store_true",
+                       help="hold the budgets (CCUSAGE_BUDGET_*, CCUSAGE_BLOCK_TOKEN_LIMIT) against the store, notify "
+                            f"new breaches; one line per breach, exit {EXIT_BUDGET} if a budget is exceeded")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of --query (repeatable); parameters not given take their defaults")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -3114,6 +3473,18 @@ def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, v
     return run_sql(config, query.sql, fmt, query_parameters(query, assignments), names)
 
 
+def run_alerts(config: Config, quiet: bool) -> int:
+    """--alerts: one line per breach (notified now, or when and by whom before), then the budgets within limits."""
+    if not config.budgets.any:
+        raise UserError("--alerts: no budget is set (CCUSAGE_BUDGET_DAILY_USD, CCUSAGE_BUDGET_MONTHLY_USD or "
+                        "CCUSAGE_BLOCK_TOKEN_LIMIT)", EXIT_USAGE)
+    with _reading_store(config) as store:
+        watched = watch_budgets(store, config)
+    for line in watched.breaches if quiet else watched.lines():
+        print(config.redact(line))
+    return EXIT_BUDGET if watched.exceeded else EXIT_OK
+
+
 @contextmanager
 def _reading_store(config: Config) -> Iterator[Store]:
     """A store for reading: the embedded one is opened under the lock (one process at a time)."""
@@ -3156,7 +3527,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = build_parser().parse_args(argv)
     env = dict(os.environ if env is None else env)
     secret_texts = tuple(secret_forms(env.get("CH_PASSWORD", ""), env.get("CH_USER", "").strip() or "default")
-                         + secret_forms(env.get("CCUSAGE_HASH_KEY", "")))
+                         + secret_forms(env.get("CCUSAGE_HASH_KEY", ""))
+                         + url_secret_forms(env.get("CCUSAGE_ALERT_WEBHOOK", "").strip()))
 
     def body() -> int:
         check_modes(args)
@@ -3170,11 +3542,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return run_query(config, args.query, args.param, args.format, args.verbose, names)
         if args.sql is not None:
             return run_sql(config, args.sql, args.format, names=names)
+        if args.alerts:
+            return run_alerts(config, args.quiet)
         result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
         if not args.quiet:
             print(render_summary(result, config))
-        elif result.errors:
-            print(config.redact("\n".join(f"error: {e}" for e in result.errors)), file=sys.stderr)
+        else:
+            problems = [f"error: {e}" for e in result.errors] + list(result.budgets.breaches if result.budgets else ())
+            if problems:
+                print(config.redact("\n".join(problems)), file=sys.stderr)
         return result.exit_code
 
     return run_main(body, lambda text: redact(text, secret_texts))

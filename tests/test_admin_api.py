@@ -804,17 +804,19 @@ def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, en
     assert validation(env) == (1, ["✗ nothing imported from the Admin API yet (run claude_admin_importer.py first)"])
     assert backfill(env, day(1), day(7), "--hourly-days", "3").returncode == 0
     code, lines = validation(env)
-    assert code == 0 and [line[0] for line in lines] == ["✓"] * 5
+    assert code == 0 and [line[0] for line in lines] == ["✓"] * 6
     assert lines[0] == ("✓ daily billed cost at most $100.00: highest $22.82 on 2025-08-01, $103.31 over "
                         "2025-08-01…2025-08-07")
     assert lines[1] == ("✓ no day missing in 2025-08-01…2025-08-07 (7 days, 3 daily reports; hourly usage on 3 of "
                         "them)")
     assert lines[4] == ("✓ hourly usage adds up to daily usage, key by key, on the 3 finished day(s) imported both "
                         "ways")
+    assert lines[5] == ("✓ Claude Code tokens: no finished day with both local tokens and the Claude Code report; 5 "
+                        "day(s) with only one of them not compared")  # no local import here: tests/test_estimates.py
 
     assert backfill(env, day(10), day(11)).returncode == 0  # 2025-08-08 and 09 never imported
     code, lines = validation(env)
-    assert code == 1 and [line[0] for line in lines] == ["✓", "✗", "✓", "✓", "✓"]
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✗", "✓", "✓", "✓", "✓"]
     assert lines[1] == ("✗ days missing in 2025-08-01…2025-08-11: cost_report: 2 day(s) 2025-08-08…2025-08-09; "
                         "usage_messages: 2 day(s) 2025-08-08…2025-08-09; claude_code: 2 day(s) 2025-08-08…2025-08-09")
 
@@ -824,7 +826,7 @@ def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, en
                                       "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
     assert backfill(env, day(11), day(11), "--force").returncode == 0
     code, lines = validation(env, "--since", "2025-08-10", "--until", "2025-08-11")
-    assert code == 1 and [line[0] for line in lines] == ["✗", "✓", "✓", "✓", "✓"]
+    assert code == 1 and [line[0] for line in lines] == ["✗", "✓", "✓", "✓", "✓", "✓"]
     assert lines[0].startswith("✗ daily billed cost above $100.00 on 1 day(s): 2025-08-11 $175.70")
     assert validation(env, "--since", "2025-08-10", "--until", "2025-08-11", "--max-daily-cost", "500")[0] == 0
 
@@ -838,7 +840,7 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
     for _ in range(2):
         sql(env, "INSERT INTO claude_api_usage SELECT * FROM usage_copy FINAL")
     code, lines = validation(env)
-    assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓", "✗"]
+    assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓", "✗", "✓"]
     assert lines[2] == ("✗ duplicates: claude_api_usage is a MergeTree, so a re-import adds rows instead of replacing "
                         "them; claude_api_usage: 12 duplicate natural key(s) (24 rows, 12 keys)")
     assert lines[4] == ("✗ hourly usage does not add up to daily usage on 1 of 1 day(s): 2025-08-01 (12 key(s)) — an "
@@ -937,7 +939,7 @@ def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
     assert backfill(env, day(1), day(3)).returncode == 0
     assert admin_line(run_cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
     lines = admin_line(admin(env, "--check"))
-    assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 5 validations clean"), lines
+    assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 6 validations clean"), lines
     api.data.extra_costs[day(3)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
                                      "description": "Claude Opus 5 Usage - Output Tokens", "model": "claude-opus-5",
                                      "token_type": "output_tokens", "workspace_id": "wrkspc_big"}]
