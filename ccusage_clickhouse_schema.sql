@@ -217,6 +217,31 @@ CREATE TABLE IF NOT EXISTS ccusage_import_runs
 ENGINE = MergeTree
 ORDER BY (machine_name, started_at);
 
+-- One claim per budget breach notified (ccusage_importer.py's budgets: CCUSAGE_BUDGET_*, CCUSAGE_BLOCK_TOKEN_LIMIT).
+-- A breach is (kind, period, scope): kind daily_cost, monthly_cost, block_tokens or block_projection; period the
+-- day (2026-11-21), month (2026-11) or 5-hour block (its start, 2026-11-21 15:00 UTC); scope 'all' or
+-- 'machine:NAME'. A run notifies a breach only if no claim of it is recorded: it inserts its claim (created_at is
+-- the server's clock), waits a moment (1 s on a server) and reads back; the first claim by (created_at, claim_id)
+-- wins, and only its run sends the webhook and desktop notification. So a second run or a second machine never
+-- notifies again, and two machines racing agree on one winner as long as each insert lands within that moment.
+-- A plain MergeTree, not a ReplacingMergeTree: a merge must never drop the first claim, or the winner could
+-- change. Losing claims stay as rows (rare: only a race makes one). No URL or secret is stored here.
+CREATE TABLE IF NOT EXISTS ccusage_alerts
+(
+    kind         LowCardinality(String),
+    period       String,
+    scope        String,
+    claim_id     UUID,
+    machine_name LowCardinality(String),
+    threshold    Float64,
+    value        Float64,
+    machines     Array(String),
+    message      String,
+    created_at   DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (kind, period, scope, created_at, claim_id);
+
 CREATE OR REPLACE VIEW ccusage_v_daily_summary AS
 SELECT
     machine_name,
