@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -3255,10 +3256,11 @@ PER_MACHINE_DATASETS = (
 AGENT_SPLIT_DATASETS = (
     ("agent_days", "agent_cost_daily"),
 )
-SHARED_DATASETS = (  # rows that name their machine (and agent)
+SHARED_DATASETS = (  # rows that name their machine (and agent), or are about every machine's Claude Code
     ("agents", "agent_summary"),
     ("active_blocks", "active_block"),
     ("freshness", "machine_freshness"),
+    ("estimates", "admin_estimated_vs_billed"),
 )
 
 
@@ -3269,7 +3271,10 @@ def dashboard_parameters(query: NamedQuery, machine: str, timezone: str, agent: 
 
 
 def json_cell(value: Any) -> Any:
-    """A query result cell as JSON: ISO dates, UTC times, lists; NaN and infinity as null."""
+    """A query result cell as JSON: ISO dates, UTC times, lists, decimals (the Admin API's exact dollars) as
+    numbers; NaN and infinity as null."""
+    if isinstance(value, Decimal):
+        return float(value)
     if isinstance(value, dt.datetime):
         return utc(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
