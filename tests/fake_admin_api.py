@@ -74,6 +74,7 @@ class OrgData:
     extra_costs: dict[dt.date, list[dict[str, Any]]] = field(default_factory=dict)
     dropped_costs: dict[dt.date, int] = field(default_factory=dict)
     dropped_hourly: dict[dt.datetime, int] = field(default_factory=dict)  # hour -> its first results left out
+    code_overrides: dict[dt.date, list[dict[str, Any]]] = field(default_factory=dict)  # day -> its records instead
 
     def cost_results(self, day: dt.date) -> list[dict[str, Any]]:
         """Finest grain: one result per workspace and description, amounts in cents with fractional cents."""
@@ -138,7 +139,10 @@ class OrgData:
                 for h, results in enumerate(hours)]
 
     def code_records(self, day: dt.date) -> list[dict[str, Any]]:
-        """Five actor-rows; the same user local and remote; optional fields present or absent; both date forms."""
+        """Five actor-rows; the same user local and remote; optional fields present or absent; both date forms.
+        A day in `code_overrides` has the records a test chose instead."""
+        if day in self.code_overrides:
+            return self.code_overrides[day]
         if empty_day(day):
             return []
         rng = random.Random(f"code {day}")
@@ -190,6 +194,20 @@ class OrgData:
     def code_estimate_cents(self, days: list[dt.date]) -> Decimal:
         return sum((Decimal(str(m["estimated_cost"]["amount"])) for d in days for r in self.code_records(d)
                     for m in r["model_breakdown"]), Decimal(0))
+
+
+def code_record(day: dt.date, email: str, models: dict[str, tuple[dict[str, int], int]]) -> dict[str, Any]:
+    """One user's Claude Code record of a day as a test chooses it: per model, its tokens (input, output,
+    cache_read, cache_creation) and Claude Code's estimated cost in cents."""
+    return {
+        "date": day.isoformat(), "actor": {"type": "user_actor", "email_address": email},
+        "organization_id": "12345678-1234-5678-1234-567812345678", "customer_type": "api", "terminal_type": "vscode",
+        "core_metrics": {"num_sessions": 1, "lines_of_code": {"added": 0, "removed": 0}, "commits_by_claude_code": 0,
+                         "pull_requests_by_claude_code": 0},
+        "tool_actions": {},
+        "model_breakdown": [{"model": model, "tokens": tokens, "estimated_cost": {"currency": "USD", "amount": cents}}
+                            for model, (tokens, cents) in models.items()],
+    }
 
 
 def value_at(obj: Any, path: tuple[str, ...]) -> Any:
