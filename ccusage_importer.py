@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __version__ = "1.0.0"
 
@@ -3388,8 +3388,16 @@ def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `error:` line and exit 2, like every other expected failure."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ccusage_importer.py",
         description="Import ccusage reports of Claude Code usage into ClickHouse (embedded chDB by default).",
     )

@@ -49,6 +49,7 @@ from ccusage_importer import (
     EXIT_USAGE,
     CheckResult,
     Config,
+    OneLineParser,
     Progress,
     ShapeError,
     Store,
@@ -1224,7 +1225,7 @@ def _percent_arg(text: str) -> Decimal:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="claude_admin_importer.py",
         description="Import the Anthropic Admin API's cost, usage and Claude Code reports into the ccusage-import "
                     "database. Without arguments: re-import the last 3 days (late data is restated).")

@@ -267,8 +267,9 @@ def test_dashboard_failures_are_one_line(store: Store, tmp_path: Path):
         ("--dashboard", str(tmp_path / "no-such-dir" / "d.html")):
             (ci.EXIT_FAILED, f"error: cannot write {tmp_path / 'no-such-dir' / 'd.html'}: No such file or directory\n"),
         ("--dashboard", "x.html", "--sql", "SELECT 1"):
-            (ci.EXIT_USAGE, "error: give --dashboard alone, not with --sql or --query\n"),
-        ("--dashboard", " "): (ci.EXIT_USAGE, "error: --dashboard FILE: the file name is empty\n"),
+            (ci.EXIT_USAGE, "error: argument --sql: not allowed with argument --dashboard "
+                            "(see ccusage_importer.py --help)\n"),
+        ("--dashboard", " "): (ci.EXIT_USAGE, "error: --dashboard: the file name is empty\n"),
     }
     for args, (code, message) in failures.items():
         done = run_cli(store.env, *args)
