@@ -34,7 +34,7 @@ EOF
 
 TABLES="ccusage_usage_daily ccusage_usage_monthly ccusage_usage_sessions ccusage_usage_blocks
 ccusage_usage_projects_daily ccusage_model_breakdowns ccusage_models_used ccusage_import_runs ccusage_settings
-ccusage_schema_migrations"
+ccusage_schema_migrations ccusage_alerts"
 FAILED=0
 STALE_HOURS=2
 SECRET_FORMS=()

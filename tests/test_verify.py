@@ -30,7 +30,7 @@ PASSWORD = 'Vf-pw "q" \\b $x \'y\' <z>&'
 DISTINCT = "Vf-pw"
 TABLES = ["ccusage_usage_daily", "ccusage_usage_monthly", "ccusage_usage_sessions", "ccusage_usage_blocks",
           "ccusage_usage_projects_daily", "ccusage_model_breakdowns", "ccusage_models_used", "ccusage_import_runs",
-          "ccusage_settings", "ccusage_schema_migrations"]
+          "ccusage_settings", "ccusage_schema_migrations", "ccusage_alerts"]
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -178,14 +178,15 @@ def test_healthy_server_shows_counts_the_view_and_flags_the_stale_machine(server
     assert re.fullmatch(rf"✅ server: ClickHouse 18\.16\.\d+ at http://127\.0\.0\.1:{server.port} answered in \d+ ms",
                         lines[1])
     counts = {"ccusage_usage_daily": 3, "ccusage_import_runs": 4, "ccusage_settings": 2}
-    assert lines[2:12] == [f"✅ {table}: {counts.get(table, 0)} rows" for table in TABLES]
-    assert lines[12] == "✅ ccusage_v_daily_summary: 2 machine-days, $1.75 in the last 7 days"
-    assert re.fullmatch(r"⚠️ machine desk: last import 3 h \d+ min ago, more than 2 h \(last run: ok\)", lines[13])
-    assert lines[14] == ("   fix: on desk, check its cron job (crontab -l) and log "
+    rows = 2 + len(TABLES)
+    assert lines[2:rows] == [f"✅ {table}: {counts.get(table, 0)} rows" for table in TABLES]
+    assert lines[rows] == "✅ ccusage_v_daily_summary: 2 machine-days, $1.75 in the last 7 days"
+    assert re.fullmatch(r"⚠️ machine desk: last import 3 h \d+ min ago, more than 2 h \(last run: ok\)", lines[rows + 1])
+    assert lines[rows + 2] == ("   fix: on desk, check its cron job (crontab -l) and log "
                          "(~/.local/state/ccusage-import/import.log)")
-    assert re.fullmatch(r"✅ machine laptop: last import 1\d min ago \(ok\)", lines[15])
-    assert lines[16] == "⚠️ machine tower: no successful import yet (last run: failed)"
-    assert lines[17].startswith("✅ ccusage on this machine: runs via ")
+    assert re.fullmatch(r"✅ machine laptop: last import 1\d min ago \(ok\)", lines[rows + 3])
+    assert lines[rows + 4] == "⚠️ machine tower: no successful import yet (last run: failed)"
+    assert lines[rows + 5].startswith("✅ ccusage on this machine: runs via ")
     assert lines[-1] == "All checks passed."
 
     relaxed = verify(server_env(server, healthy), "--stale-hours", "4")
