@@ -35,11 +35,16 @@ IMPORTER = ROOT / "ccusage_importer.py"
 CCUSAGE_VERSION = ci.DEFAULT_CCUSAGE_VERSION
 
 
+# Fixtures that make a test end to end: the real ccusage, the Admin importer run as a process against the fake API
+# (tests/test_admin_api.py `env`), a real clickhouse-server (tests/test_verify.py `server`).
+END_TO_END_FIXTURES = {"ccusage_bin_dir", "env", "server"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that needs the real ccusage is an end-to-end test: mark it slow."""
+    """An end-to-end test (see END_TO_END_FIXTURES) is marked slow: `-m "not slow"` keeps the fast ones."""
     for item in items:
-        if "ccusage_bin_dir" in getattr(item, "fixturenames", ()):
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
