@@ -107,8 +107,8 @@ WHERE dateDiff('day', date, today()) < {days:UInt32}
 ORDER BY date;
 
 -- name: top_days
--- description: The `limit` most expensive days of all time, all machines and agents added up (or one machine), with the models used
--- params: limit:UInt32=10, machine:String=
+-- description: The `limit` most expensive days of all time, all machines and agents added up (or one machine, one agent), with the models used
+-- params: limit:UInt32=10, machine:String=, agent:String=
 SELECT
     date,
     sum(total_cost) AS cost_usd,
@@ -117,6 +117,7 @@ SELECT
     arraySort(groupUniqArrayArray(models_used)) AS models
 FROM ccusage_usage_daily FINAL
 WHERE ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY date
 ORDER BY cost_usd DESC, date DESC
 LIMIT {limit:UInt32};
@@ -985,8 +986,8 @@ WHERE ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String});
 
 -- name: anomaly_days
--- description: Days of the last `days` days whose cost is above mean + `sigma` standard deviations of the days with usage, all machines and agents added up per day first (or one machine)
--- params: days:UInt32=90, sigma:Float64=2, machine:String=
+-- description: Days of the last `days` days whose cost is above mean + `sigma` standard deviations of the days with usage, all machines and agents added up per day first (or one machine, one agent)
+-- params: days:UInt32=90, sigma:Float64=2, machine:String=, agent:String=
 SELECT
     date,
     cost_usd,
@@ -1007,6 +1008,7 @@ FROM
         FROM ccusage_usage_daily FINAL
         WHERE dateDiff('day', date, today()) < {days:UInt32}
           AND ({machine:String} = '' OR machine_name = {machine:String})
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY date
     )
 )

@@ -36,8 +36,6 @@ USAGE_READ = re.compile(r"\b(?:FROM|JOIN)\s+(ccusage_(?:usage_\w+|model_breakdow
 
 # Queries over usage tables without an `agent` parameter, and why.
 WITHOUT_AGENT = {
-    "top_days": "tests/test_queries.py pins its parameter list (its owner adds `agent` there)",
-    "anomaly_days": "tests/test_queries.py pins its parameter list (its owner adds `agent` there)",
     "chart_pie_agent_cost": "its slices are the agents",
     "machine_freshness": "about imports, which cover every agent of a machine at once",
     "admin_claude_code_vs_local": "compares Claude Code with the Admin API's Claude Code report: agent claude only",
@@ -50,6 +48,7 @@ WITHOUT_AGENT = {
 # leave months without usage out, so theirs are checked against the truth instead.
 ADDITIVE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "daily_cost_30d": (("date",), ("cost_usd", "tokens")),
+    "top_days": (("date",), ("cost_usd", "tokens")),  # with every day (limit = all), each agent's days add up
     "daily_tokens_90d": (("date",), ("input", "output", "cache_creation", "cache_read", "tokens", "cost_usd")),
     "daily_cost_change": (("date",), ("cost_usd", "previous_day_cost_usd")),
     "period_comparison": ((), ("current_cost_usd", "previous_cost_usd", "current_tokens", "previous_tokens")),
@@ -106,6 +105,7 @@ ADDITIVE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 NOT_ADDITIVE = {
     "cost_forecast": "a regression line over the days: checked to run for every agent",
     "anomaly_days_by_machine": "thresholds per machine: one row per (machine, day), test below",
+    "anomaly_days": "mean and deviation over the days of the agents chosen: checked to run for every agent",
     "table_row_counts": "import runs are not per agent: the usage tables add up, test below",
     "data_freshness": "one row per table, machine and agent already: agent '' is their union, test below",
 }

@@ -126,14 +126,15 @@ def test_parser_keeps_names_descriptions_parameters_and_sql():
 
 def test_parameters_take_their_defaults_their_types_and_nothing_else():
     query = ci.find_query(QUERIES, "anomaly_days")
-    assert [str(p) for p in query.params] == ["days:UInt32=90", "sigma:Float64=2", "machine:String="]
-    assert ci.query_parameters(query, []) == {"days": 90, "sigma": 2.0, "machine": ""}
+    assert [str(p) for p in query.params] == ["days:UInt32=90", "sigma:Float64=2", "machine:String=",
+                                              "agent:String="]
+    assert ci.query_parameters(query, []) == {"days": 90, "sigma": 2.0, "machine": "", "agent": ""}
     assert ci.query_parameters(query, ["days=7", "machine=it's; DROP TABLE x", "sigma=2.5"]) == {
-        "days": 7, "sigma": 2.5, "machine": "it's; DROP TABLE x"}
+        "days": 7, "sigma": 2.5, "machine": "it's; DROP TABLE x", "agent": ""}
     assert ci.query_parameters(query, ["machine=a=b"])["machine"] == "a=b"
     problems = {
         "limit=3": "query anomaly_days has no parameter 'limit'; its parameters: days:UInt32=90, sigma:Float64=2, "
-                   "machine:String=",
+                   "machine:String=, agent:String=",
         "days=-1": "--param days: '-1' is not a UInt32",
         "days=4294967296": "--param days: '4294967296' is not a UInt32",
         "days=1.5": "--param days: '1.5' is not a UInt32",
@@ -331,7 +332,7 @@ def test_query_list_and_errors_through_the_cli(store: PopulatedStore):
         ("--query", "no_such_query"): "error: no query named 'no_such_query' in queries.sql; valid names: list, "
                                       + ", ".join(NAMES),
         ("--query", "top_days", "--param", "days=3"): "error: query top_days has no parameter 'days'; its "
-                                                      "parameters: limit:UInt32=10, machine:String=",
+                                                      "parameters: limit:UInt32=10, machine:String=, agent:String=",
         ("--query", "top_days", "--param", "limit=ten"): "error: --param limit: 'ten' is not a UInt32",
         ("--param", "limit=3"): "error: --param goes with --query NAME",
         ("--query", "list", "--param", "limit=3"): "error: --query list takes no --param",
