@@ -1,27 +1,34 @@
 """The Admin API importer against a local imitation of the Anthropic Admin API (tests/fake_admin_api.py).
 
-The first tests are pure (transforms, retry decisions, planning, in-process). The rest run the importer as a
-subprocess, as cron would, with ANTHROPIC_BASE_URL pointing at the local server and its own chDB store, and read
-the store back through `ccusage_importer.py --sql`. Expected values come from the server's own data (Decimal sums
-of the amount strings it served), never from the importer.
+The first tests are pure (transforms, retry decisions, planning, in-process). The rest run the whole importer,
+`claude_admin_importer.main(argv, env)`, with ANTHROPIC_BASE_URL pointing at the local server and its own chDB
+store, and read the store back as `ccusage_importer.py --sql` would (conftest.sql). They run it in this process,
+its output read at the file descriptors as a parent reads a child's pipes (a process start costs about 1 s); a few
+start it as a process, as cron would, where only a process shows it: exit codes as a shell sees them, a run killed
+mid-way. Expected values come from the server's own data (Decimal sums of the amount strings it served), never from
+the importer.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import math
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli_env, run_ccusage, run_cli, sql
+from conftest import ENGINE_ZONE, ROOT, cli_env, reads_here, run_ccusage, run_cli, sql, sql_many
 from fake_admin_api import (
     CODE_PATH,
     COST_PATH,
@@ -35,6 +42,7 @@ from fake_admin_api import (
 )
 from transcripts import generate
 
+import ccusage_importer as ci
 import claude_admin_importer as cai
 from ccusage_importer import ShapeError, UserError
 
@@ -307,7 +315,7 @@ def test_client_gives_up_on_a_spend_cap_and_on_bad_requests(api):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The importer as a subprocess
+# The whole importer: main() in this process, or a process where only a process shows it
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -323,12 +331,74 @@ def env(tmp_path: Path, api: FakeAdminApi) -> dict[str, str]:
     }
 
 
-def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """One run; whatever happens, the key is never printed and nothing ends in a traceback."""
+def admin_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """One run as a process, as cron starts it; whatever happens, the key is never printed and nothing ends in a
+    traceback."""
     done = subprocess.run([sys.executable, str(ADMIN), *args], env=env, capture_output=True, text=True, timeout=180)
     assert KEY not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """One run of main() in this process, with the same checks as admin_process: its exit code, and its output read
+    at the file descriptors (what C code writes too). An exception main() lets out is the traceback a process would
+    print: it fails the test here. In a process only where this process's chDB keeps another clock than env's TZ."""
+    if not engine_keeps_the_clock_of(env):
+        return admin_process(env, *args)
+    done = run_here(cai.main, env, *args)
+    assert KEY not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def run_here(main: Callable[[list[str], dict[str, str]], int], env: dict[str, str], *args: str
+             ) -> subprocess.CompletedProcess:
+    """A script's main(argv, env) in this process, as a process would end: its exit code and its output."""
+    with captured_output() as output:
+        try:
+            code = main(list(args), env)
+        except SystemExit as exc:  # argparse's exit, which a process turns into its exit code
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["main", *args], code, output["stdout"], output["stderr"])
+
+
+@contextmanager
+def captured_output() -> Iterator[dict[str, str]]:
+    """What this process writes to its stdout and stderr meanwhile, at the file descriptors 1 and 2 and through
+    sys.stdout and sys.stderr, as UTF-8 text once the block ends (within pytest's own capture, which it leaves)."""
+    output: dict[str, str] = {}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    streams = sys.stdout, sys.stderr
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdout, sys.stderr = (io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                                                       write_through=True) for fd in (1, 2))
+            yield output
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            for name, file in (("stdout", out), ("stderr", err)):
+                file.seek(0)
+                output[name] = file.read().decode("utf-8")
+
+
+def engine_keeps_the_clock_of(env: dict[str, str]) -> bool:
+    """Whether chDB in this process keeps the clock of env's TZ (UTC here), as a new process would: its zone is
+    fixed when it first starts, so learn it first on a store of its own (conftest.sql_many notes it)."""
+    if not ENGINE_ZONE and reads_here(env):
+        with tempfile.TemporaryDirectory() as folder:
+            sql_many({**env, "CCUSAGE_IMPORT_DB": str(Path(folder) / "chdb"), "HOME": folder}, {"zone": "SELECT 1"})
+    return reads_here(env)
 
 
 def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str) -> subprocess.CompletedProcess:
@@ -402,7 +472,8 @@ def stored_text(env: dict[str, str]) -> str:
 
 
 def test_backfill_reads_every_page_and_stores_exact_dollars(api, env):
-    done = backfill(env, AUG[0], AUG[-1])
+    # As cron runs it: a process, whose exit code and output a shell sees, and chDB's ending with the process.
+    done = admin_process(env, "--since", AUG[0].isoformat(), "--until", AUG[-1].isoformat())
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     # Every page token the server issued was requested exactly once, with the first page's limit and filters
@@ -517,11 +588,12 @@ def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
     denied = admin(env, "--days", "1")
     assert denied.returncode == 1 and "error: the Admin API denied access (HTTP 403 permission_error" in denied.stderr
 
-    missing = admin({k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"})
+    # Exit codes 1 and 2 as a shell sees them: processes (they stop before the engine starts).
+    missing = admin_process({k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"})
     assert missing.returncode == 1 and missing.stderr.startswith("error: ANTHROPIC_ADMIN_KEY is not set")
     plain = admin({**env, "ANTHROPIC_BASE_URL": "http://api.example.com"})
     assert plain.returncode == 1 and "is plain http: the Admin key would travel unencrypted" in plain.stderr
-    usage = admin(env, "--until", "2025-08-01")
+    usage = admin_process(env, "--until", "2025-08-01")
     assert usage.returncode == 2 and usage.stderr == "error: --until needs --since\n"
 
     with socket.socket() as probe:
@@ -854,9 +926,10 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
 
 
 def named(env: dict[str, str], name: str, **params: object) -> list[dict]:
-    """Rows of a named query of queries.sql, run through the main CLI as a user would."""
+    """Rows of a named query of queries.sql, run through the main CLI's main() as a user would (in this process,
+    as admin() runs the Admin importer; in a process where this process's chDB keeps another clock)."""
     args = ["--query", name, "--format", "json", *(f"--param={k}={v}" for k, v in params.items())]
-    done = run_cli(env, *args)
+    done = run_here(ci.main, env, *args) if engine_keeps_the_clock_of(env) else run_cli(env, *args)
     assert done.returncode == 0 and not done.stderr, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
