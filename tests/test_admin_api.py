@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ENGINE_ZONE, ROOT, cli_env, reads_here, run_ccusage, run_cli, sql, sql_many
@@ -405,15 +406,29 @@ def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str) -> 
     return admin(env, "--since", first.isoformat(), "--until", last.isoformat(), *more)
 
 
-def one(env: dict[str, str], query: str) -> dict:
-    rows = sql(env, query)
+Read = tuple[str, Callable[[list[dict]], Any]]  # a query and what its rows say
+
+
+def read(env: dict[str, str], *reads: Read) -> list[Any]:
+    """What each read says, all from one opening of the store (an opening costs an engine start, about 0.4 s)."""
+    rows = sql_many(env, {str(n): query for n, (query, _) in enumerate(reads)})
+    return [say(rows[str(n)]) for n, (_, say) in enumerate(reads)]
+
+
+def only_row(rows: list[dict]) -> dict:
     assert len(rows) == 1, rows
     return rows[0]
 
 
+def status_of(rows: list[dict]) -> dict[tuple[str, str], str]:
+    return {(r["report"], r["date"]): r["status"] for r in rows}
+
+
+STATUSES: Read = ("SELECT report, date, status FROM claude_api_import_days FINAL", status_of)
+
+
 def statuses(env: dict[str, str]) -> dict[tuple[str, str], str]:
-    return {(r["report"], r["date"]): r["status"] for r in sql(
-        env, "SELECT report, date, status FROM claude_api_import_days FINAL")}
+    return read(env, STATUSES)[0]
 
 
 def ok_everywhere(days: list[dt.date], hourly: list[dt.date] = LAST_WEEK) -> dict[tuple[str, str], str]:
@@ -445,9 +460,16 @@ def expected_totals(data: OrgData, days: list[dt.date]) -> dict:
     }
 
 
+def totals_of(rows: list[dict]) -> dict:
+    return {k: Decimal(v) if k in ("cents", "usd", "code_estimate_usd") else int(v)
+            for k, v in only_row(rows).items()}
+
+
+STORED_TOTALS: Read = (TOTALS, totals_of)
+
+
 def stored_totals(env: dict[str, str]) -> dict:
-    row = one(env, TOTALS)
-    return {k: Decimal(v) if k in ("cents", "usd", "code_estimate_usd") else int(v) for k, v in row.items()}
+    return read(env, STORED_TOTALS)[0]
 
 
 # Per table: rows read with FINAL, distinct natural keys, and a hash of the FINAL rows without imported_at.
@@ -457,8 +479,15 @@ SNAPSHOT = " UNION ALL ".join(
     for spec in cai.ALL_SPECS)
 
 
+def snapshot_of(rows: list[dict]) -> dict[str, tuple[int, int, int]]:
+    return {r["t"]: (int(r["n"]), int(r["keys"]), int(r["h"])) for r in rows}
+
+
+SNAPSHOTS: Read = (SNAPSHOT, snapshot_of)
+
+
 def snapshot(env: dict[str, str]) -> dict[str, tuple[int, int, int]]:
-    return {r["t"]: (int(r["n"]), int(r["keys"]), int(r["h"])) for r in sql(env, SNAPSHOT)}
+    return read(env, SNAPSHOTS)[0]
 
 
 def stored_text(env: dict[str, str]) -> str:
@@ -489,13 +518,15 @@ def test_backfill_reads_every_page_and_stores_exact_dollars(api, env):
     assert all(s.params["group_by[]"] == list(cai.USAGE_DIMENSIONS) for s in api.requests_to(USAGE_PATH))
     assert all("claude_admin_importer.py" in s.user_agent for s in api.seen)
 
-    assert stored_totals(env) == expected_totals(api.data, AUG)
-    per_day = {r["date"]: Decimal(r["usd"]) for r in sql(
-        env, "SELECT date, toString(sum(amount_usd)) AS usd FROM claude_api_costs FINAL GROUP BY date")}
+    totals, per_day, stored_statuses, code = read(
+        env, STORED_TOTALS,
+        ("SELECT date, toString(sum(amount_usd)) AS usd FROM claude_api_costs FINAL GROUP BY date",
+         lambda rows: {r["date"]: Decimal(r["usd"]) for r in rows}), STATUSES,
+        ("SELECT count() AS n, arraySort(groupUniqArray(is_remote)) AS remote, "
+         "arraySort(groupUniqArray(subscription_type)) AS subscription FROM claude_code_productivity FINAL", only_row))
+    assert totals == expected_totals(api.data, AUG)
     assert per_day == {d.isoformat(): api.data.billed_cents([d]) / 100 for d in AUG if not empty_day(d)}
-    assert statuses(env) == ok_everywhere(AUG)
-    code = one(env, "SELECT count() AS n, arraySort(groupUniqArray(is_remote)) AS remote, "
-                    "arraySort(groupUniqArray(subscription_type)) AS subscription FROM claude_code_productivity FINAL")
+    assert stored_statuses == ok_everywhere(AUG)
     assert code == {"n": 55, "remote": ["", "false", "true"], "subscription": ["", "enterprise"]}
     empty = "2025-08-02 ok: cost_report 0 rows ($0.00 billed), usage_messages 0 rows, claude_code 0+0 rows"
     assert empty in done.stdout.splitlines()
@@ -521,8 +552,8 @@ def test_reimport_changes_nothing_and_a_restated_day_is_replaced(api, env):
     api.data.extra_costs[day(3)] = [{"amount": "0.00001", "currency": "USD", "cost_type": "code_execution",
                                      "description": "Code Execution Usage", "workspace_id": None}]
     assert backfill(env, day(3), day(3), "--force").returncode == 0
-    assert stored_totals(env) == expected_totals(api.data, week)
-    after = snapshot(env)
+    totals, after = read(env, STORED_TOTALS, SNAPSHOTS)
+    assert totals == expected_totals(api.data, week)
     assert after["claude_api_costs"][:2] == (before["claude_api_costs"][0] + 1,) * 2  # 3 zero rows + 1 new key
     assert {t: v for t, v in after.items() if t != "claude_api_costs"} == {
         t: v for t, v in before.items() if t != "claude_api_costs"}
@@ -535,9 +566,10 @@ def test_scheduled_run_imports_the_last_days(api, env):
     days = [now.date() - dt.timedelta(days=n) for n in (2, 1, 0)]
     assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(days)
     assert api.days_requested(USAGE_PATH, "1h") == set(days)  # hourly usage for every day of a scheduled run
-    assert statuses(env) == {(report, d.isoformat()): cai.day_status(d, now) for report in cai.REPORTS
-                             for d in days}
-    assert stored_totals(env) == expected_totals(api.data, days)
+    stored_statuses, totals = read(env, STATUSES, STORED_TOTALS)
+    assert stored_statuses == {(report, d.isoformat()): cai.day_status(d, now) for report in cai.REPORTS
+                               for d in days}
+    assert totals == expected_totals(api.data, days)
     assert f"claude-admin-import {cai.__version__}: {api.url} → embedded chDB at" in done.stdout
 
     api.seen.clear()
@@ -631,9 +663,10 @@ def test_failed_days_are_named_and_retry_failed_reruns_only_them(api, env):
     assert retry.returncode == 0, retry.stderr
     assert {s.path for s in api.seen} == {CODE_PATH}
     assert api.days_requested(CODE_PATH) == {day(3), day(10)}
-    assert statuses(env) == ok_everywhere(AUG)
-    assert stored_totals(env) == expected_totals(api.data, AUG)
-    assert all(n == keys for n, keys, _ in snapshot(env).values())
+    stored_statuses, totals, snapshots = read(env, STATUSES, STORED_TOTALS, SNAPSHOTS)
+    assert stored_statuses == ok_everywhere(AUG)
+    assert totals == expected_totals(api.data, AUG)
+    assert all(n == keys for n, keys, _ in snapshots.values())
     assert KEY not in stored_text(env)
     assert "No failed day to retry." in admin(env, "--retry-failed").stdout
 
@@ -652,8 +685,9 @@ def test_a_failed_reimport_keeps_its_earlier_data_counted_and_says_so(api, env):
     assert line.endswith(f" rows; ❌ claude_code (last re-import failed, earlier data kept): {failure}")
     assert done.stderr == (f"error: 1 day(s) failed: 2025-08-03 (claude_code: earlier data kept) (first: {failure}); "
                            "run again with --retry-failed\n")
-    assert snapshot(env) == before  # the re-imported reports are unchanged, the failed one is left as it was
-    assert statuses(env) == ok_everywhere(days, hourly=days) | {("claude_code", "2025-08-03"): "failed_kept"}
+    snapshots, stored_statuses = read(env, SNAPSHOTS, STATUSES)
+    assert snapshots == before  # the re-imported reports are unchanged, the failed one is left as it was
+    assert stored_statuses == ok_everywhere(days, hourly=days) | {("claude_code", "2025-08-03"): "failed_kept"}
     code, lines = validation(env)
     assert code == 0 and lines[1] == (
         "✓ no day missing in 2025-08-01…2025-08-03 (3 days, 3 daily reports; hourly usage on 3 of them); last "
@@ -678,8 +712,9 @@ def test_a_failed_reimport_keeps_its_earlier_data_counted_and_says_so(api, env):
 
     api.faults.clear()
     assert admin(env, "--retry-failed").returncode == 0
-    assert statuses(env) == ok_everywhere([*days, day(4)], hourly=[*days, day(4)])
-    assert snapshot(env)["claude_code_productivity"][:2] == (before["claude_code_productivity"][0] + 5,) * 2
+    stored_statuses, snapshots = read(env, STATUSES, SNAPSHOTS)
+    assert stored_statuses == ok_everywhere([*days, day(4)], hourly=[*days, day(4)])
+    assert snapshots["claude_code_productivity"][:2] == (before["claude_code_productivity"][0] + 5,) * 2
     code, lines = validation(env)
     assert code == 0 and lines[1] == ("✓ no day missing in 2025-08-01…2025-08-04 (4 days, 3 daily reports; hourly "
                                       "usage on 4 of them)")
@@ -758,20 +793,24 @@ def test_interrupted_backfill_resumes_where_it_stopped(api, env):
     assert done.returncode == 0, done.stderr
     assert api.days_requested(COST_PATH) == api.days_requested(CODE_PATH) == set(AUG[7:])
     assert api.days_requested(USAGE_PATH, "1h") == set(LAST_WEEK)
-    assert statuses(env) == ok_everywhere(AUG)
-    assert stored_totals(env) == expected_totals(api.data, AUG)
-    assert all(n == keys for n, keys, _ in snapshot(env).values())
+    stored_statuses, totals, snapshots = read(env, STATUSES, STORED_TOTALS, SNAPSHOTS)
+    assert stored_statuses == ok_everywhere(AUG)
+    assert totals == expected_totals(api.data, AUG)
+    assert all(n == keys for n, keys, _ in snapshots.values())
 
 
-def usage_by_key(env: dict[str, str], spec: cai.TableSpec) -> dict[tuple[str, ...], tuple[int, ...]]:
+def usage_by_key(spec: cai.TableSpec) -> Read:
     """Per UTC day and usage key, the six counts of claude_api_usage or claude_api_usage_hourly (zero keys left out)."""
     dims = ", ".join(cai.USAGE_DIMENSIONS)
-    rows = sql(env, f"SELECT toString({spec.day_sql}) AS day, {dims}, "
-                    f"{', '.join(f'sum({m}) AS {m}' for m in cai.USAGE_COUNTS)} FROM {spec.name} FINAL "
-                    f"GROUP BY day, {dims}")
-    found = {(r["day"], *(r[d] for d in cai.USAGE_DIMENSIONS)): tuple(int(r[m]) for m in cai.USAGE_COUNTS)
-             for r in rows}
-    return {key: counts for key, counts in found.items() if any(counts)}
+
+    def counts_of(rows: list[dict]) -> dict[tuple[str, ...], tuple[int, ...]]:
+        found = {(r["day"], *(r[d] for d in cai.USAGE_DIMENSIONS)): tuple(int(r[m]) for m in cai.USAGE_COUNTS)
+                 for r in rows}
+        return {key: counts for key, counts in found.items() if any(counts)}
+
+    return (f"SELECT toString({spec.day_sql}) AS day, {dims}, "
+            f"{', '.join(f'sum({m}) AS {m}' for m in cai.USAGE_COUNTS)} FROM {spec.name} FINAL GROUP BY day, {dims}",
+            counts_of)
 
 
 def test_hourly_usage_adds_up_to_the_daily_usage_and_a_rerun_changes_nothing(api, env):
@@ -784,20 +823,20 @@ def test_hourly_usage_adds_up_to_the_daily_usage_and_a_rerun_changes_nothing(api
                for s in hourly_requests)
     assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
 
-    daily, hourly = usage_by_key(env, cai.USAGE), usage_by_key(env, cai.USAGE_HOURLY)
+    daily, hourly, stored, pages, before = read(
+        env, usage_by_key(cai.USAGE), usage_by_key(cai.USAGE_HOURLY),
+        ("SELECT toString(hour) AS hour, count() AS n FROM claude_api_usage_hourly FINAL GROUP BY hour",
+         lambda rows: {r["hour"]: int(r["n"]) for r in rows}),
+        ("SELECT report, pages FROM claude_api_import_days FINAL", list), SNAPSHOTS)
     assert len(hourly) == 6 * 12  # the last week's days with usage (2025-08-12 has none) × 12 keys
     assert hourly == {key: counts for key, counts in daily.items() if key[0] >= "2025-08-08"}
     served = {f"{d} {h:02d}:00:00": len(FakeAdminApi._group_usage(results, USAGE_GROUPS))
               for d in LAST_WEEK for h, results in enumerate(api.data.usage_results_by_hour(d)) if results}
-    stored = {r["hour"]: int(r["n"]) for r in sql(
-        env, "SELECT toString(hour) AS hour, count() AS n FROM claude_api_usage_hourly FINAL GROUP BY hour")}
     assert stored == served  # one row per served hour and key; empty hours have none
-    pages = sql(env, "SELECT report, pages FROM claude_api_import_days FINAL")
     assert {int(r["pages"]) for r in pages if r["report"] == cai.HOURLY} == {7}
     rows_8th = sum(n for hour, n in served.items() if hour.startswith("2025-08-08"))
     assert f"usage_messages 12 rows, usage_messages_hourly {rows_8th} rows, claude_code 5+7 rows" in done.stdout
 
-    before = snapshot(env)
     api.seen.clear()
     again = backfill(env, AUG[0], AUG[-1])
     assert again.returncode == 0 and api.seen == []
@@ -814,11 +853,12 @@ def test_hourly_usage_adds_up_to_the_daily_usage_and_a_rerun_changes_nothing(api
     api.data.dropped_hourly[at(9, hour)] = 1
     assert backfill(env, day(9), day(9), "--force").returncode == 0
     gone = (results[0]["model"], results[0]["api_key_id"] or "", results[0]["workspace_id"] or "")
-    rows = sql(env, "SELECT toHour(hour) AS h, model, api_key_id, workspace_id, output_tokens, "
-                    "uncached_input_tokens FROM claude_api_usage_hourly FINAL WHERE toDate(hour) = '2025-08-09'")
+    rows, snapshots = read(env, ("SELECT toHour(hour) AS h, model, api_key_id, workspace_id, output_tokens, "
+                                 "uncached_input_tokens FROM claude_api_usage_hourly FINAL "
+                                 "WHERE toDate(hour) = '2025-08-09'", list), SNAPSHOTS)
     assert [(int(r["output_tokens"]), int(r["uncached_input_tokens"])) for r in rows
             if (int(r["h"]), r["model"], r["api_key_id"], r["workspace_id"]) == (hour, *gone)] == [(0, 0)]
-    assert snapshot(env)["claude_api_usage_hourly"][:2] == before["claude_api_usage_hourly"][:2]
+    assert snapshots["claude_api_usage_hourly"][:2] == before["claude_api_usage_hourly"][:2]
     code, lines = validation(env)
     assert code == 1 and lines[4] == (
         "✗ hourly usage does not add up to daily usage on 1 of 7 day(s): 2025-08-09 (1 key(s)) — an hourly page "
@@ -907,10 +947,9 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
     assert backfill(env, day(1), day(1)).returncode == 0
     assert validation(env)[0] == 0
     # The seed's bug: a table without dedup, loaded twice. Swap claude_api_usage for a plain MergeTree, fill it twice.
-    sql(env, "CREATE TABLE usage_copy AS claude_api_usage ENGINE = MergeTree ORDER BY date")
-    sql(env, "EXCHANGE TABLES usage_copy AND claude_api_usage")
-    for _ in range(2):
-        sql(env, "INSERT INTO claude_api_usage SELECT * FROM usage_copy FINAL")
+    sql_many(env, {"copy": "CREATE TABLE usage_copy AS claude_api_usage ENGINE = MergeTree ORDER BY date",
+                   "swap": "EXCHANGE TABLES usage_copy AND claude_api_usage",
+                   **{f"fill {n}": "INSERT INTO claude_api_usage SELECT * FROM usage_copy FINAL" for n in (1, 2)}})
     code, lines = validation(env)
     assert code == 1 and [line[0] for line in lines] == ["✓", "✓", "✗", "✓", "✗", "✓"]
     assert lines[2] == ("✗ duplicates: claude_api_usage is a MergeTree, so a re-import adds rows instead of replacing "
