@@ -393,6 +393,21 @@ def captured_output() -> Iterator[dict[str, str]]:
                 output[name] = file.read().decode("utf-8")
 
 
+def test_output_is_read_as_a_parent_reads_a_child_s_pipes():
+    """What admin() checks for the key and a traceback: print()s, and writes to the file descriptors (C code's)."""
+    def main(argv: list[str], env: dict[str, str]) -> int:
+        print("out:", *argv)
+        print(f"err: {env['WHO']} ✓", file=sys.stderr)
+        os.write(1, b"fd 1\n")
+        os.write(2, b"fd 2\n")
+        raise SystemExit(2)
+
+    done = run_here(main, {"WHO": "me"}, "a", "b")
+    assert (done.returncode, done.stdout, done.stderr) == (2, "out: a b\nfd 1\n", "err: me ✓\nfd 2\n")
+    print("after")  # the streams are back: pytest's capture has this, not the run
+    assert "after" not in done.stdout
+
+
 def engine_keeps_the_clock_of(env: dict[str, str]) -> bool:
     """Whether chDB in this process keeps the clock of env's TZ (UTC here), as a new process would: its zone is
     fixed when it first starts, so learn it first on a store of its own (conftest.sql_many notes it)."""
