@@ -979,11 +979,16 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
                                       "with billed cost counts Claude Code twice")
 
 
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """A run of the main CLI, ccusage_importer.main(), in this process as admin() runs the Admin importer (in a
+    process where this process's chDB keeps another clock than env's TZ)."""
+    return run_here(ci.main, env, *args) if engine_keeps_the_clock_of(env) else run_cli(env, *args)
+
+
 def named(env: dict[str, str], name: str, **params: object) -> list[dict]:
-    """Rows of a named query of queries.sql, run through the main CLI's main() as a user would (in this process,
-    as admin() runs the Admin importer; in a process where this process's chDB keeps another clock)."""
+    """Rows of a named query of queries.sql, run through the main CLI as a user would."""
     args = ["--query", name, "--format", "json", *(f"--param={k}={v}" for k, v in params.items())]
-    done = run_here(ci.main, env, *args) if engine_keeps_the_clock_of(env) else run_cli(env, *args)
+    done = cli(env, *args)
     assert done.returncode == 0 and not done.stderr, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
@@ -1003,7 +1008,7 @@ def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, en
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     truth = generate(tmp_path / "claude", seed=7, days=4, sessions=5, end=now - dt.timedelta(hours=2))
     local = cli_env(ccusage_bin_dir, Path(env["HOME"]), Path(env["CCUSAGE_IMPORT_DB"]), tmp_path / "claude", "laptop")
-    assert run_cli(local).returncode == 0
+    assert cli(local).returncode == 0
     assert admin(env, "--days", "6").returncode == 0
     days = [now.date() - dt.timedelta(days=n) for n in range(5, -1, -1)]
     billed = {d.isoformat(): api.data.billed_cents([d]) / 100 for d in days if not empty_day(d)}
@@ -1064,7 +1069,7 @@ def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
     first = admin(env, "--check")
     assert admin_line(first) == [] and "no store yet" in first.stdout  # a check creates nothing
     assert backfill(env, day(1), day(3)).returncode == 0
-    assert admin_line(run_cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
+    assert admin_line(cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
     lines = admin_line(admin(env, "--check"))
     assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 6 validations clean"), lines
     api.data.extra_costs[day(3)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
