@@ -1204,24 +1204,18 @@ def _date_arg(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def _money_arg(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except decimal.InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in dollars") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in dollars")
-    return value
+def _amount_arg(what: str) -> Callable[[str], Decimal]:
+    """An argparse type for a decimal of zero or more (dollars, a percentage), refused with what it should be."""
+    def parse(text: str) -> Decimal:
+        try:
+            value = Decimal(text)
+        except decimal.InvalidOperation:
+            value = Decimal("NaN")
+        if not value.is_finite() or value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
 
-
-def _percent_arg(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except decimal.InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1243,9 +1237,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-run only the days (and reports) whose last import failed (within --since/--until)")
     parser.add_argument("--validate", action="store_true",
                         help="check the stored data for the red flags of broken imports (no API call); exit 1 if any")
-    parser.add_argument("--max-daily-cost", type=_money_arg, default=DEFAULT_MAX_DAILY_COST, metavar="USD",
+    parser.add_argument("--max-daily-cost", type=_amount_arg("an amount in dollars"), default=DEFAULT_MAX_DAILY_COST,
+                        metavar="USD",
                         help="--validate flags a day billed more than this (default 100: the cents-as-dollars bug)")
-    parser.add_argument("--max-token-difference", type=_percent_arg, default=DEFAULT_MAX_TOKEN_DIFFERENCE,
+    parser.add_argument("--max-token-difference", type=_amount_arg("a percentage"),
+                        default=DEFAULT_MAX_TOKEN_DIFFERENCE,
                         metavar="PCT",
                         help="--validate flags a day whose local Claude Code tokens (all machines) differ from the "
                              "Claude Code report's by more than this many %% of them (default 10)")

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import store_reader  # noqa: E402
+from browser import Browser, find_chromium  # noqa: E402
 
 import ccusage_importer as ci  # noqa: E402
 
@@ -46,6 +47,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, which .ci/run installs; the tests never install anything themselves."""
+    binary = find_chromium()
+    if not binary:
+        unavailable("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    return binary
+
+
+@pytest.fixture
+def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
+    """Headless Chromium over its DevTools pipe (tests/browser.py), with a profile of its own."""
+    with Browser(chromium, tmp_path / "profile") as running:
+        yield running
 
 
 def unavailable(reason: str):

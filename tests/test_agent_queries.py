@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 from agent_logs import generate_codex, generate_machine, machine_env, run_ccusage
-from browser import Browser, find_chromium
-from conftest import ci, cli_env, run_cli, sql_many, unavailable
+from browser import Browser
+from conftest import ci, cli_env, run_cli, sql_many
 from test_dashboard import ARTIFACTS, CHARTS_JS, GRAFANA_FILE, assert_offline_and_quiet, grafana_sql, open_page
 from transcripts import append_activity, generate
 
@@ -467,18 +467,6 @@ def test_the_admin_comparison_counts_claude_code_only(store: AgentStore):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    binary = find_chromium()
-    if not binary:
-        unavailable("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    return binary
-
-
-@pytest.fixture
-def browser(chromium: str, tmp_path: Path):
-    with Browser(chromium, tmp_path / "profile") as running:
-        yield running
 
 
 def choose(browser: Browser, select: str, value: str) -> None:

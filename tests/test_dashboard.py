@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browser import Browser, find_chromium
-from conftest import IMPORTER, ROOT, ci, cli_env, run_ccusage, run_cli, sql, sql_many, unavailable
+from browser import Browser
+from conftest import IMPORTER, ROOT, ci, cli_env, run_ccusage, run_cli, sql, sql_many
 from transcripts import DEFAULT_PROJECTS, GroundTruth, append_activity, generate
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -88,19 +88,6 @@ def store(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -> St
     return Store(env, machines, page)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's chromium, which .ci/run installs; the tests never install anything themselves."""
-    binary = find_chromium()
-    if not binary:
-        unavailable("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    return binary
-
-
-@pytest.fixture
-def browser(chromium: str, tmp_path: Path):
-    with Browser(chromium, tmp_path / "profile") as running:
-        yield running
 
 
 def open_page(browser: Browser, page: Path, width: int, height: int, mobile: bool = False) -> str:
