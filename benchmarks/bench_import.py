@@ -89,7 +89,10 @@ def measure(argv_list: list[list[str]], env: dict, parallel: int = 1) -> Measure
     outputs: list[str] = []
 
     def run_one(argv: list[str]) -> None:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Started by a small shell, not forked straight from this (large) process: Linux keeps a process's memory
+        # high-water mark across exec, so a direct child's getrusage peak would start at this process's size.
+        shell = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *argv]
+        process = subprocess.Popen(shell, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         outputs.append(process.communicate()[0])
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{outputs[-1][-2000:]}")
