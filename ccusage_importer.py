@@ -695,7 +695,9 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
     transcripts: dict[str, Transcript] = {}
     for base in dirs:
         entries = []
+        root = str(base)
         for folder, _, names in os.walk(base):
+            below = tuple(folder[len(root) + 1:].split(os.sep)) if folder != root else ()  # no Path per file: 17k
             for name in names:
                 if name.endswith(".jsonl"):
                     path = os.path.join(folder, name)
@@ -705,7 +707,7 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
                         continue
                     entries.append((path, stat.st_size, stat.st_mtime_ns))
                     mtimes.append(stat.st_mtime)
-                    session = session_of(Path(path).relative_to(base).parts)
+                    session = session_of((*below, name))
                     session_files[session] += 1
                     transcripts[path] = Transcript(stat.st_size, stat.st_mtime_ns, session)
         for path, size, mtime in sorted(entries):
