@@ -178,7 +178,7 @@ def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_
         if shown.returncode != 0:
             pytest.skip(f"this checkout lacks the commit {OLD_RELEASE} (a shallow clone?)")
         (old / name).write_bytes(shown.stdout)
-    generate(tmp_path / "claude", seed=13, days=40, sessions=30)
+    generate(tmp_path / "claude", seed=13, days=40, sessions=30, end=END)  # in the past: no block still active
     env = make_env(tmp_path / "claude")
 
     def old_release(*args: str) -> subprocess.CompletedProcess:

@@ -267,7 +267,9 @@ def test_empty_results_still_print_their_shape(fmt, expected, make_env):
 
 
 def test_force_with_nothing_changed_writes_nothing(tmp_path, make_env):
-    generate(tmp_path / "claude", seed=37, days=40, sessions=60)  # months summed from many days: float noise
+    # months summed from many days (float noise); ended in the past, so no 5-hour block is still active (an active
+    # block's burn rate and projection move with the clock and are rewritten on purpose)
+    generate(tmp_path / "claude", seed=37, days=40, sessions=60, end=dt.datetime(2026, 11, 21, 20, 7, tzinfo=dt.UTC))
     env = make_env(tmp_path / "claude")
     assert run_cli(env).returncode == 0
     for _ in range(2):
