@@ -613,12 +613,13 @@ def reports_to_fetch(config: Config, scan: TranscriptScan, window: Window | None
 def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
     """Run one ccusage report with a timeout and retries; return its parsed JSON or raise ReportError."""
     scope = scope or ReadScope(tuple(str(p) for p in config.claude_dirs))
-    with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:
-        claude_dirs = scope.claude_folders if not report.for_agents else (empty,)
+    child_env = {**config.child_env, "NO_COLOR": config.child_env.get("NO_COLOR", "1")}
+    if not report.for_agents:
+        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.claude_folders)},
+                      scope.since)
+    with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:  # every agent but Claude Code: an empty one
         (Path(empty) / "projects").mkdir()
-        return _fetch(runner, report, config, {**config.child_env, "CLAUDE_CONFIG_DIR": ",".join(claude_dirs),
-                                               "NO_COLOR": config.child_env.get("NO_COLOR", "1")},
-                      None if report.for_agents else scope.since)
+        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": empty}, None)
 
 
 def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[str, str],
