@@ -1550,9 +1550,14 @@ class Store:
     def connect(cls, config: Config) -> Store:
         try:
             import clickhouse_connect
+            from clickhouse_connect.driver import options as driver_options
             from clickhouse_connect.driver.exceptions import ClickHouseError
         except ImportError as exc:
             raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
+        if "pandas" not in sys.modules:
+            # The driver asks whether each insert's data is a pandas DataFrame, importing pandas (chDB installs it)
+            # to ask: 0.5 s of CPU and ~60 MB per run. Rows here are lists; tell it pandas is absent.
+            driver_options.pd = None
         progress = Progress(True)
         try:
             if config.embedded:

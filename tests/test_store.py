@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,20 @@ def test_numbered_migrations_apply_once(tmp_path: Path, monkeypatch: pytest.Monk
         finally:
             store.close()
     assert seen == [2, 2, 2, 2]
+
+
+def test_an_import_never_loads_pandas(tmp_path: Path):
+    """chDB installs pandas, and the driver would import it (0.5 s of CPU, ~40 MB) to ask whether each insert is a
+    DataFrame: a run that writes must not pay for it."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+import ccusage_importer as ci
+store = ci.Store.open(ci.Config.from_env({{"HOME": {str(tmp_path)!r}, "CCUSAGE_IMPORT_DB": {str(tmp_path / "chdb")!r},
+                                          "MACHINE_NAME": "laptop", "TZ": "UTC"}}))
+store.insert("ccusage_settings", [["probe", "1"]], ["name", "value"])
+print(store.query("SELECT value FROM ccusage_settings WHERE name = 'probe'")[1], "pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[('1',)]", "False"]
