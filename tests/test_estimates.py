@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from browser import Browser
-from conftest import ROOT, cli_env, run_ccusage, run_cli
+from conftest import ROOT, cli_env, run_ccusage, run_cli, sql
 from fake_admin_api import FakeAdminApi, code_record
 from test_dashboard import ARTIFACTS, CHARTS_JS, assert_offline_and_quiet, open_page
 from transcripts import Totals, generate
@@ -69,6 +69,7 @@ class Estimates:
     plan: dict[str, dt.date]  # "equal", "+5 %", "+25 %", "local only", "reported only"
     before: Path  # the dashboard written before the Admin API import
     after: Path
+    projects: set[str]  # the generator's project names, stored only as keyed hashes
 
 
 def project_day_costs(report: dict[str, Any]) -> dict[str, float]:
@@ -102,6 +103,7 @@ def estimates(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -
     db = base / "store" / "chdb"
     local: dict[dt.date, dict[str, tuple[Totals, float]]] = {}
     env: dict[str, str] = {}
+    projects: set[str] = set()
     for name, (seed, end, days, sessions) in MACHINES.items():
         claude = base / f"claude-{name}"
         truth = generate(claude, seed=seed, days=days, sessions=sessions, end=end)
@@ -109,6 +111,7 @@ def estimates(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -
         done = run_cli(env, "--quiet")
         assert done.returncode == 0, done.stdout + done.stderr
         costs = project_day_costs(run_ccusage(ccusage_bin_dir, claude, "daily", "--instances"))
+        projects |= {project for project, _ in truth.by_session()}
         for day, totals in truth.by_day().items():
             local.setdefault(dt.date.fromisoformat(day), {})[name] = (totals, costs[day])
     local_days = sorted(local)
@@ -148,7 +151,7 @@ def estimates(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -
                             tokens, cents, billed)
     after = base / "after.html"
     assert run_cli(env, "--dashboard", str(after), "--quiet").returncode == 0
-    yield Estimates(admin_env, days, plan, before, after)
+    yield Estimates(admin_env, days, plan, before, after, projects)
 
 
 def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -376,8 +379,13 @@ def test_the_section_shows_each_day_with_its_differences(estimates: Estimates, b
     browser.evaluate("(() => { const s = document.getElementById('machine'); s.value = '';"
                      " s.dispatchEvent(new Event('change')); })()")
     choose_days(browser, FIRST, LAST)
+    # The store holds keyed hashes only; this machine's name map gives the page the names (issue 14.3).
+    labels = browser.evaluate("Chart.getChart('chart-projects').data.labels")
+    assert labels and set(labels) <= estimates.projects, labels
+    assert estimates.projects.isdisjoint(row["row"] for row in sql(
+        estimates.env, "SELECT DISTINCT project_name AS row FROM ccusage_usage_sessions"))
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.screenshot(ARTIFACTS / "dashboard-estimates.png")
+    browser.screenshot(ARTIFACTS / "dashboard-estimates.png")  # the new section and the names: docs' screenshot
     assert_offline_and_quiet(browser, estimates.after)
 
 
