@@ -11,6 +11,7 @@ A test that needs the real ccusage (`ccusage_bin_dir`, and so `make_env`) runs e
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import json
 import os
@@ -78,14 +79,17 @@ def ccusage_bin_dir() -> Path:
     prefix = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ccusage-import-tests" / (
         f"ccusage-{CCUSAGE_VERSION}")
     bin_dir = prefix / "node_modules" / ".bin"
-    if not (bin_dir / "ccusage").exists():
-        npm = shutil.which("npm")
-        if not npm:
-            unavailable("npm is not installed: the tests need the real ccusage")
-        done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund",
-                               f"ccusage@{CCUSAGE_VERSION}"], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            unavailable(f"npm install ccusage@{CCUSAGE_VERSION} failed: {done.stderr[-500:]}")
+    prefix.mkdir(parents=True, exist_ok=True)
+    with (prefix / "install.lock").open("w") as lock:  # pytest-xdist's workers install it once between them
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (bin_dir / "ccusage").exists():
+            npm = shutil.which("npm")
+            if not npm:
+                unavailable("npm is not installed: the tests need the real ccusage")
+            done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund",
+                                   f"ccusage@{CCUSAGE_VERSION}"], capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                unavailable(f"npm install ccusage@{CCUSAGE_VERSION} failed: {done.stderr[-500:]}")
     return bin_dir
 
 
