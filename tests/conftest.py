@@ -1,8 +1,11 @@
 """Shared test fixtures: the real pinned ccusage, an isolated environment per test, and ways to run the CLI.
 
-Every importer run happens in a subprocess, as a user or cron would start it: a subprocess proves exit codes and
-output, and holds the store only while it runs. Reads of a store (`sql`, `sql_many`) open it in this process, as
-the CLI's `--sql` would (tests/store_reader.py), because a new process per read costs about 1 s.
+An importer run (`run_cli`) is `main(argv, env)` in this process, its exit code and its output read at the file
+descriptors as a parent reads a child's pipes: a new process per run costs about 1 s (Python and chDB starting).
+It runs as a process where this process's chDB keeps another clock than the run's TZ (chDB's zone is fixed when it
+first starts), or when a test asks (`process=True`); the cron, lock and concurrency tests start processes of their
+own. Reads of a store (`sql`, `sql_many`) open it in this process too, as the CLI's `--sql` would
+(tests/store_reader.py).
 
 A test that needs the real ccusage (`ccusage_bin_dir`, and so `make_env`) runs end to end and is marked `slow`:
 `uv run pytest -m "not slow"` runs the rest in seconds.
@@ -13,13 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import functools
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -121,9 +127,68 @@ def make_env(tmp_path: Path, ccusage_bin_dir: Path):
     return build
 
 
-def run_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(env: dict, *args: str, timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess:
+    """A run of `ccusage_importer.py ARGS` with the environment `env`: its exit code and output.
+
+    In this process (`main(argv, env)`, output read at the file descriptors) where that gives what a process would,
+    which saves starting Python and chDB (about 0.6 s of CPU a run); in a process with `process=True`, and where
+    this process's chDB keeps another clock than env's TZ. `timeout` bounds a process only."""
+    if not process and engine_keeps_the_clock_of(env):
+        return run_here(ci.main, env, *args)
     return subprocess.run([sys.executable, str(IMPORTER), *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_here(main: Callable[[list[str], dict[str, str]], int], env: dict[str, str], *args: str
+             ) -> subprocess.CompletedProcess:
+    """A script's main(argv, env) in this process, as a process would end: its exit code and its output."""
+    with captured_output() as output:
+        try:
+            code = main(list(args), env)
+        except SystemExit as exc:  # argparse's exit, which a process turns into its exit code
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["main", *args], code, output["stdout"], output["stderr"])
+
+
+@contextmanager
+def captured_output() -> Iterator[dict[str, str]]:
+    """What this process writes to its stdout and stderr meanwhile, at the file descriptors 1 and 2 and through
+    sys.stdout and sys.stderr, as UTF-8 text once the block ends (within pytest's own capture, which it leaves)."""
+    output: dict[str, str] = {}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    streams = sys.stdout, sys.stderr
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdout, sys.stderr = (io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                                                       write_through=True) for fd in (1, 2))
+            yield output
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            for name, file in (("stdout", out), ("stderr", err)):
+                file.seek(0)
+                output[name] = file.read().decode("utf-8")
+
+
+def engine_keeps_the_clock_of(env: dict[str, str]) -> bool:
+    """Whether chDB in this process keeps the clock of env's TZ (UTC here), as a new process would: its zone is
+    fixed when it first starts, so learn it first on a store of its own (conftest.sql_many notes it)."""
+    if not ENGINE_ZONE and reads_here(env):
+        with tempfile.TemporaryDirectory() as folder:
+            sql_many({"TZ": env["TZ"], "CCUSAGE_IMPORT_DB": str(Path(folder) / "chdb"), "HOME": folder},
+                     {"zone": "SELECT 1"})
+    return reads_here(env)
+
+
 
 
 def sql(env: dict, query: str) -> list[dict]:

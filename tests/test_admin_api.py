@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import math
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENGINE_ZONE, ROOT, cli_env, reads_here, run_ccusage, run_cli, sql, sql_many
+from conftest import ROOT, cli_env, engine_keeps_the_clock_of, run_ccusage, run_cli, run_here, sql, sql_many
 from fake_admin_api import (
     CODE_PATH,
     COST_PATH,
@@ -43,7 +40,6 @@ from fake_admin_api import (
 )
 from transcripts import generate
 
-import ccusage_importer as ci
 import claude_admin_importer as cai
 from ccusage_importer import ShapeError, UserError
 
@@ -353,46 +349,6 @@ def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-def run_here(main: Callable[[list[str], dict[str, str]], int], env: dict[str, str], *args: str
-             ) -> subprocess.CompletedProcess:
-    """A script's main(argv, env) in this process, as a process would end: its exit code and its output."""
-    with captured_output() as output:
-        try:
-            code = main(list(args), env)
-        except SystemExit as exc:  # argparse's exit, which a process turns into its exit code
-            code = exc.code if isinstance(exc.code, int) else 1
-    return subprocess.CompletedProcess(["main", *args], code, output["stdout"], output["stderr"])
-
-
-@contextmanager
-def captured_output() -> Iterator[dict[str, str]]:
-    """What this process writes to its stdout and stderr meanwhile, at the file descriptors 1 and 2 and through
-    sys.stdout and sys.stderr, as UTF-8 text once the block ends (within pytest's own capture, which it leaves)."""
-    output: dict[str, str] = {}
-    sys.stdout.flush()
-    sys.stderr.flush()
-    streams = sys.stdout, sys.stderr
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            sys.stdout, sys.stderr = (io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
-                                                       write_through=True) for fd in (1, 2))
-            yield output
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            sys.stdout, sys.stderr = streams
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            for name, file in (("stdout", out), ("stderr", err)):
-                file.seek(0)
-                output[name] = file.read().decode("utf-8")
-
-
 def test_output_is_read_as_a_parent_reads_a_child_s_pipes():
     """What admin() checks for the key and a traceback: print()s, and writes to the file descriptors (C code's)."""
     def main(argv: list[str], env: dict[str, str]) -> int:
@@ -406,15 +362,6 @@ def test_output_is_read_as_a_parent_reads_a_child_s_pipes():
     assert (done.returncode, done.stdout, done.stderr) == (2, "out: a b\nfd 1\n", "err: me ✓\nfd 2\n")
     print("after")  # the streams are back: pytest's capture has this, not the run
     assert "after" not in done.stdout
-
-
-def engine_keeps_the_clock_of(env: dict[str, str]) -> bool:
-    """Whether chDB in this process keeps the clock of env's TZ (UTC here), as a new process would: its zone is
-    fixed when it first starts, so learn it first on a store of its own (conftest.sql_many notes it)."""
-    if not ENGINE_ZONE and reads_here(env):
-        with tempfile.TemporaryDirectory() as folder:
-            sql_many({**env, "CCUSAGE_IMPORT_DB": str(Path(folder) / "chdb"), "HOME": folder}, {"zone": "SELECT 1"})
-    return reads_here(env)
 
 
 def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str) -> subprocess.CompletedProcess:
@@ -979,16 +926,10 @@ def test_validate_flags_duplicates_and_cost_columns_in_productivity(api, env):
                                       "with billed cost counts Claude Code twice")
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """A run of the main CLI, ccusage_importer.main(), in this process as admin() runs the Admin importer (in a
-    process where this process's chDB keeps another clock than env's TZ)."""
-    return run_here(ci.main, env, *args) if engine_keeps_the_clock_of(env) else run_cli(env, *args)
-
-
 def named(env: dict[str, str], name: str, **params: object) -> list[dict]:
     """Rows of a named query of queries.sql, run through the main CLI as a user would."""
     args = ["--query", name, "--format", "json", *(f"--param={k}={v}" for k, v in params.items())]
-    done = cli(env, *args)
+    done = run_cli(env, *args)
     assert done.returncode == 0 and not done.stderr, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
@@ -1008,7 +949,7 @@ def test_named_queries_answer_from_the_admin_tables_beside_local_ccusage(api, en
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     truth = generate(tmp_path / "claude", seed=7, days=4, sessions=5, end=now - dt.timedelta(hours=2))
     local = cli_env(ccusage_bin_dir, Path(env["HOME"]), Path(env["CCUSAGE_IMPORT_DB"]), tmp_path / "claude", "laptop")
-    assert cli(local).returncode == 0
+    assert run_cli(local).returncode == 0
     assert admin(env, "--days", "6").returncode == 0
     days = [now.date() - dt.timedelta(days=n) for n in range(5, -1, -1)]
     billed = {d.isoformat(): api.data.billed_cents([d]) / 100 for d in days if not empty_day(d)}
@@ -1069,7 +1010,7 @@ def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
     first = admin(env, "--check")
     assert admin_line(first) == [] and "no store yet" in first.stdout  # a check creates nothing
     assert backfill(env, day(1), day(3)).returncode == 0
-    assert admin_line(cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
+    assert admin_line(run_cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
     lines = admin_line(admin(env, "--check"))
     assert len(lines) == 1 and lines[0].startswith("✅ Admin API data: 6 validations clean"), lines
     api.data.extra_costs[day(3)] = [{"amount": "15000", "currency": "USD", "cost_type": "tokens",
