@@ -1563,9 +1563,10 @@ class Store:
             if config.embedded:
                 cls._wait_for_other_programs(config, progress)
                 config.embedded_path.mkdir(parents=True, exist_ok=True)
-                bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
-                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
-                bootstrap.close()
+                if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
+                    bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
+                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
+                    bootstrap.close()
                 client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
                                                        database=config.ch_database)
             else:

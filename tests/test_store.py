@@ -240,3 +240,13 @@ print(store.query("SELECT value FROM ccusage_settings WHERE name = 'probe'")[1],
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[('1',)]", "False"]
+
+
+def test_an_embedded_store_creates_its_database(tmp_path: Path):
+    opened = ci.Store.open(config_for(tmp_path, CH_DATABASE="team_usage"))
+    try:
+        _, rows = opened.query("SELECT currentDatabase(), count() FROM system.tables "
+                               "WHERE database = 'team_usage' AND name = 'ccusage_usage_daily'")
+    finally:
+        opened.close()
+    assert rows == [("team_usage", 1)]
