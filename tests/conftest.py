@@ -48,6 +48,12 @@ CCUSAGE_VERSION = ci.DEFAULT_CCUSAGE_VERSION
 END_TO_END_FIXTURES = {"ccusage_bin_dir", "env", "server"}
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`--numprocesses=auto`: two workers per core (at most 8), because a worker spends much of its time waiting for
+    ccusage, a server or a timeout under test."""
+    return min(2 * (os.cpu_count() or 1), 8)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """An end-to-end test (see END_TO_END_FIXTURES) is marked slow: `-m "not slow"` keeps the fast ones."""

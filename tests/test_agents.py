@@ -195,11 +195,15 @@ def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_
                 if table == "ccusage_models_used" else "sum(total_tokens)" for table in tables}
 
     def state(read) -> dict:
-        return {table: read(f"SELECT count() AS raw, {measures[table]} AS measure, "
-                            f"(SELECT count() FROM {table} FINAL) AS final FROM {table}") for table in tables}
+        """Each table's raw rows, their measure and its rows after FINAL, in one query (one old-release process)."""
+        rows = read(" UNION ALL ".join(
+            f"SELECT '{table}' AS t, count() AS raw, {measures[table]} AS measure, "
+            f"(SELECT count() FROM {table} FINAL) AS final FROM {table}" for table in tables))
+        return {row.pop("t"): row for row in rows}
 
-    before = state(lambda query: json.loads(old_release("--sql", query, "--format", "json").stdout))
-    after = state(lambda query: sql(env, query)[0])
+    before = state(lambda query: [json.loads(line) for line in
+                                  old_release("--sql", query, "--format", "json").stdout.splitlines()])
+    after = state(lambda query: sql(env, query))
     assert after == before and before["ccusage_usage_daily"]["raw"] > 0
     for table in tables:
         assert sql(env, f"SELECT groupUniqArray(agent) AS agents FROM {table}")[0]["agents"] == ["claude"]

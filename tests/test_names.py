@@ -8,7 +8,7 @@ import re
 import stat
 from pathlib import Path
 
-from conftest import run_cli, sql
+from conftest import run_cli, sql, sql_many
 from transcripts import generate, ground_truth
 
 HASH = re.compile(r"[0-9a-f]{16}")
@@ -27,7 +27,8 @@ def test_names_are_shown_locally_and_never_stored(tmp_path, make_env):
     assert stat.S_IMODE(names_file.stat().st_mode) == 0o600
     tables = [r["name"] for r in sql(env, "SELECT name FROM system.tables WHERE database = currentDatabase() "
                                           "AND engine NOT LIKE '%View%'")]
-    stored = "\n".join(r["row"] for table in tables for r in sql(env, f"SELECT toString(tuple(*)) AS row FROM {table}"))
+    dumps = sql_many(env, {table: f"SELECT toString(tuple(*)) AS row FROM {table}" for table in tables})
+    stored = "\n".join(r["row"] for rows in dumps.values() for r in rows)
     assert stored and not [name for name in projects | sessions if name in stored]  # the database holds no name
 
     query = "SELECT DISTINCT project_name, session_id FROM ccusage_usage_sessions FINAL ORDER BY ALL"
