@@ -27,6 +27,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,7 @@ import ccusage_importer as ci  # noqa: E402
 
 IMPORTER = ROOT / "ccusage_importer.py"
 CCUSAGE_VERSION = ci.DEFAULT_CCUSAGE_VERSION
+QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 
 
 # Fixtures that make a test end to end: the real ccusage, the Admin importer run as a process against the fake API
@@ -225,6 +227,12 @@ def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, 
                           capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def named_query(name: str, params: Mapping[str, object]) -> tuple[str, dict[str, Any]]:
+    """A named query's SQL and parameters, as `--query NAME --param KEY=VALUE ...` makes them (for `sql_many`)."""
+    query = ci.find_query(QUERIES, name)
+    return query.sql, ci.query_parameters(query, [f"{key}={value}" for key, value in params.items()])
 
 
 def reads_here(env: dict) -> bool:

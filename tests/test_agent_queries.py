@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 from agent_logs import generate_codex, generate_machine, machine_env, run_ccusage
 from browser import Browser
-from conftest import ci, cli_env, run_cli, sql_many
+from conftest import QUERIES, ci, cli_env, named_query, run_cli, sql_many
 from test_dashboard import ARTIFACTS, CHARTS_JS, GRAFANA_FILE, assert_offline_and_quiet, grafana_sql, open_page
 from transcripts import append_activity, generate
 
-QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 AGENT_QUERIES = [q.name for q in QUERIES if any(p.name == "agent" for p in q.params)]
 AGENTS = ("claude", "codex", "gemini", "opencode")
 LABELS = {"claude": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "opencode": "OpenCode"}
@@ -173,13 +172,8 @@ class AgentStore:
 
     def answers(self, asked: dict[Any, tuple[str, dict[str, str]]]) -> dict[Any, list[dict]]:
         """Rows of named queries (label: name and parameters), as `--query` runs them, in one opening of the store."""
-        labels = list(asked)
-        sqls = {}
-        for index, label in enumerate(labels):
-            name, params = asked[label]
-            query = ci.find_query(QUERIES, name)
-            sqls[str(index)] = (query.sql, ci.query_parameters(query, [f"{k}={v}" for k, v in params.items()]))
-        rows = sql_many(self.env, sqls)
+        labels = list(asked)  # any hashable label; sql_many's are text
+        rows = sql_many(self.env, {str(index): named_query(*asked[label]) for index, label in enumerate(labels)})
         return {label: rows[str(index)] for index, label in enumerate(labels)}
 
     def query(self, name: str, **params: str) -> list[dict]:

@@ -24,14 +24,12 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import store_reader
-from conftest import ROOT, ci, cli_env, run_ccusage, run_cli, sql_many
+from conftest import QUERIES, ROOT, ci, cli_env, named_query, run_ccusage, run_cli, sql_many
 from transcripts import DEFAULT_PROJECTS, Entry, GroundTruth, Totals, append_activity, generate
 
-QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 NAMES = [q.name for q in QUERIES]
 TOKEN_KEYS = ("input", "output", "cache_creation", "cache_read")
 DEDUPLICATED_TABLES = (*(table.name for table in ci.USAGE_TABLES), *ci.CHILD_TABLES)
@@ -189,13 +187,7 @@ class PopulatedStore:
 
     def answers(self, asked: dict[str, tuple[str, dict[str, object]]]) -> dict[str, list[dict]]:
         """Rows of named queries (label: name and parameters) in one opening of the store."""
-        return sql_many(self.env, {label: named(name, params) for label, (name, params) in asked.items()})
-
-
-def named(name: str, params: dict[str, object]) -> tuple[str, dict[str, Any]]:
-    """A named query's SQL and parameters, as `--query NAME --param KEY=VALUE ...` makes them."""
-    query = ci.find_query(QUERIES, name)
-    return query.sql, ci.query_parameters(query, [f"{key}={value}" for key, value in params.items()])
+        return sql_many(self.env, {label: named_query(name, params) for label, (name, params) in asked.items()})
 
 
 QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # Python hides these
@@ -295,7 +287,7 @@ def every_answer(store: PopulatedStore) -> dict[str, tuple[list[dict], str]]:
     with store_reader.opened(store.env) as reading:
         for name in NAMES:
             with printed_to_stderr() as printed:
-                rows = store_reader.answer(reading, named(name, {}))
+                rows = store_reader.answer(reading, named_query(name, {}))
             answers[name] = (rows, printed[0])
     return answers
 
