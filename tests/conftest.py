@@ -187,18 +187,6 @@ def captured_output() -> Iterator[dict[str, str]]:
                 output[name] = file.read().decode("utf-8")
 
 
-def engine_keeps_the_clock_of(env: dict[str, str]) -> bool:
-    """Whether chDB in this process keeps the clock of env's TZ (UTC here), as a new process would: its zone is
-    fixed when it first starts, so learn it first on a store of its own (conftest.sql_many notes it)."""
-    if not ENGINE_ZONE and reads_here(env):
-        with tempfile.TemporaryDirectory() as folder:
-            sql_many({"TZ": env["TZ"], "CCUSAGE_IMPORT_DB": str(Path(folder) / "chdb"), "HOME": folder},
-                     {"zone": "SELECT 1"})
-    return reads_here(env)
-
-
-
-
 def sql(env: dict, query: str) -> list[dict]:
     """Rows of a query against the store of `env`, as the CLI's `--sql QUERY --format json` prints them."""
     return sql_many(env, {"rows": query})["rows"]
@@ -207,20 +195,26 @@ def sql(env: dict, query: str) -> list[dict]:
 ENGINE_ZONE: list[str] = []  # the time zone of chDB in this process, fixed when it first starts: learnt then
 
 
+def engine_keeps_the_clock_of(env: Mapping[str, str]) -> bool:
+    """Whether chDB in this process keeps the clock of env's TZ, as a new process with env would (for today() and
+    times as text). Its zone is fixed when it first starts here: the first call starts it on a scratch store."""
+    if not ENGINE_ZONE:
+        with tempfile.TemporaryDirectory() as folder, store_reader.opened(
+                {"CCUSAGE_IMPORT_DB": str(Path(folder) / "chdb"), "HOME": folder}) as store:
+            ENGINE_ZONE.append(store.query("SELECT timezone()")[1][0][0])
+    zone = env.get("TZ", "")
+    return bool(zone) and same_clock(zone, ENGINE_ZONE[0])
+
+
 def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, list[dict]]:
     """The rows of many queries (SQL, or SQL and its parameters) in one opening of the store of `env`, in order.
 
-    Read in this process when that gives what the CLI would (a server store; an embedded one when chDB here keeps the
-    clock of env's TZ, for today() and times as text), else by tests/store_reader.py in a process with env. Each
-    opening here leaves chDB's threads of that engine start behind (about 10, 3 MB): fine for a test session.
+    Read in this process when that gives what the CLI would (a server store, or an embedded one where
+    `engine_keeps_the_clock_of(env)`), else by tests/store_reader.py in a process with env. Each opening here leaves
+    chDB's threads of that engine start behind (about 10, 3 MB): fine for a test session.
     """
-    embedded = ci.Config.from_env(env).embedded
-    if not embedded or reads_here(env):
-        with store_reader.opened(env) as store:
-            if embedded and not ENGINE_ZONE:
-                ENGINE_ZONE.append(store.query("SELECT timezone()")[1][0][0])
-            if not embedded or reads_here(env):
-                return {name: store_reader.answer(store, query) for name, query in queries.items()}
+    if not ci.Config.from_env(env).embedded or engine_keeps_the_clock_of(env):
+        return store_reader.read(env, queries)
     asked = {name: [query, {}] if isinstance(query, str) else [query[0], dict(query[1])]
              for name, query in queries.items()}
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "store_reader.py")], input=json.dumps(asked), env=env,
@@ -233,12 +227,6 @@ def named_query(name: str, params: Mapping[str, object]) -> tuple[str, dict[str,
     """A named query's SQL and parameters, as `--query NAME --param KEY=VALUE ...` makes them (for `sql_many`)."""
     query = ci.find_query(QUERIES, name)
     return query.sql, ci.query_parameters(query, [f"{key}={value}" for key, value in params.items()])
-
-
-def reads_here(env: dict) -> bool:
-    """Whether chDB in this process keeps the clock of env's TZ (not yet known before it first started: try)."""
-    zone = env.get("TZ", "")
-    return bool(zone) and (not ENGINE_ZONE or same_clock(zone, ENGINE_ZONE[0]))
 
 
 @functools.cache
