@@ -1556,7 +1556,7 @@ class Store:
             raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
         if "pandas" not in sys.modules:
             # The driver asks whether each insert's data is a pandas DataFrame, importing pandas (chDB installs it)
-            # to ask: 0.5 s of CPU and ~60 MB per run. Rows here are lists; tell it pandas is absent.
+            # to ask: 0.5 s of CPU and 40–90 MB per run. Rows here are lists; tell it pandas is absent.
             driver_options.pd = None
         progress = Progress(True)
         try:
