@@ -39,8 +39,10 @@ import store_reader  # noqa: E402
 from browser import Browser, find_chromium  # noqa: E402
 
 import ccusage_importer as ci  # noqa: E402
+import claude_admin_importer as cai  # noqa: E402
 
 IMPORTER = ROOT / "ccusage_importer.py"
+ADMIN_IMPORTER = ROOT / "claude_admin_importer.py"
 CCUSAGE_VERSION = ci.DEFAULT_CCUSAGE_VERSION
 QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 
@@ -135,16 +137,27 @@ def make_env(tmp_path: Path, ccusage_bin_dir: Path):
     return build
 
 
-def run_cli(env: dict, *args: str, timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess:
-    """A run of `ccusage_importer.py ARGS` with the environment `env`: its exit code and output.
+def run_script(script: Path, main: Callable[[list[str], dict[str, str]], int], env: dict, *args: str,
+               timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess:
+    """A run of `script ARGS` with the environment `env`: its exit code and output.
 
     In this process (`main(argv, env)`, output read at the file descriptors) where that gives what a process would,
     which saves starting Python and chDB (about 0.6 s of CPU a run); in a process with `process=True`, and where
     this process's chDB keeps another clock than env's TZ. `timeout` bounds a process only."""
     if not process and engine_keeps_the_clock_of(env):
-        return run_here(ci.main, env, *args)
-    return subprocess.run([sys.executable, str(IMPORTER), *args], env=env, capture_output=True, text=True,
+        return run_here(main, env, *args)
+    return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_cli(env: dict, *args: str, timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess:
+    """`ccusage_importer.py ARGS` (see run_script)."""
+    return run_script(IMPORTER, ci.main, env, *args, timeout=timeout, process=process)
+
+
+def run_admin(env: dict, *args: str, timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess:
+    """`claude_admin_importer.py ARGS` (see run_script)."""
+    return run_script(ADMIN_IMPORTER, cai.main, env, *args, timeout=timeout, process=process)
 
 
 def run_here(main: Callable[[list[str], dict[str, str]], int], env: dict[str, str], *args: str

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, cli_env, engine_keeps_the_clock_of, run_ccusage, run_cli, run_here, sql, sql_many
+from conftest import ADMIN_IMPORTER, cli_env, run_admin, run_ccusage, run_cli, run_here, sql, sql_many
 from fake_admin_api import (
     CODE_PATH,
     COST_PATH,
@@ -43,7 +43,6 @@ from transcripts import generate
 import claude_admin_importer as cai
 from ccusage_importer import ShapeError, UserError
 
-ADMIN = ROOT / "claude_admin_importer.py"
 KEY = "sk-ant-admin01-QxTESTKEY-7f3c9e1d2b4a6c8e0f1a3b5c7d9e-never-show-me"
 AUG = [dt.date(2025, 8, d) for d in range(1, 15)]  # two 7-day windows; the 2nd, 7th and 12th are empty days
 LAST_WEEK = AUG[7:]  # a backfill of AUG imports hourly usage for these days (its last 7) by default
@@ -328,22 +327,11 @@ def env(tmp_path: Path, api: FakeAdminApi) -> dict[str, str]:
     }
 
 
-def admin_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """One run as a process, as cron starts it; whatever happens, the key is never printed and nothing ends in a
-    traceback."""
-    done = subprocess.run([sys.executable, str(ADMIN), *args], env=env, capture_output=True, text=True, timeout=180)
-    assert KEY not in done.stdout + done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
-
-
-def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """One run of main() in this process, with the same checks as admin_process: its exit code, and its output read
-    at the file descriptors (what C code writes too). An exception main() lets out is the traceback a process would
-    print: it fails the test here. In a process only where this process's chDB keeps another clock than env's TZ."""
-    if not engine_keeps_the_clock_of(env):
-        return admin_process(env, *args)
-    done = run_here(cai.main, env, *args)
+def admin(env: dict[str, str], *args: str, process: bool = False) -> subprocess.CompletedProcess:
+    """One run (conftest.run_admin: main() in this process, or a process where asked or needed); whatever happens,
+    the key is never printed and nothing ends in a traceback (in this process, an exception main() lets out fails
+    the test)."""
+    done = run_admin(env, *args, timeout=180, process=process)
     assert KEY not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done
@@ -364,8 +352,9 @@ def test_output_is_read_as_a_parent_reads_a_child_s_pipes():
     assert "after" not in done.stdout
 
 
-def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str) -> subprocess.CompletedProcess:
-    return admin(env, "--since", first.isoformat(), "--until", last.isoformat(), *more)
+def backfill(env: dict[str, str], first: dt.date, last: dt.date, *more: str, process: bool = False
+             ) -> subprocess.CompletedProcess:
+    return admin(env, "--since", first.isoformat(), "--until", last.isoformat(), *more, process=process)
 
 
 Read = tuple[str, Callable[[list[dict]], Any]]  # a query and what its rows say
@@ -464,7 +453,7 @@ def stored_text(env: dict[str, str]) -> str:
 
 def test_backfill_reads_every_page_and_stores_exact_dollars(api, env):
     # As cron runs it: a process, whose exit code and output a shell sees, and chDB's ending with the process.
-    done = admin_process(env, "--since", AUG[0].isoformat(), "--until", AUG[-1].isoformat())
+    done = backfill(env, AUG[0], AUG[-1], process=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     # Every page token the server issued was requested exactly once, with the first page's limit and filters
@@ -583,11 +572,11 @@ def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
     assert denied.returncode == 1 and "error: the Admin API denied access (HTTP 403 permission_error" in denied.stderr
 
     # Exit codes 1 and 2 as a shell sees them: processes (they stop before the engine starts).
-    missing = admin_process({k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"})
+    missing = admin({k: v for k, v in env.items() if k != "ANTHROPIC_ADMIN_KEY"}, process=True)
     assert missing.returncode == 1 and missing.stderr.startswith("error: ANTHROPIC_ADMIN_KEY is not set")
     plain = admin({**env, "ANTHROPIC_BASE_URL": "http://api.example.com"})
     assert plain.returncode == 1 and "is plain http: the Admin key would travel unencrypted" in plain.stderr
-    usage = admin_process(env, "--until", "2025-08-01")
+    usage = admin(env, "--until", "2025-08-01", process=True)
     assert usage.returncode == 2 and usage.stderr == "error: --until needs --since\n"
 
     with socket.socket() as probe:
@@ -738,8 +727,8 @@ def test_an_echoed_key_leaves_the_process_in_no_form(env):
 
 def test_interrupted_backfill_resumes_where_it_stopped(api, env):
     api.hold_day = day(10)  # the second window's third Claude Code day hangs until the run is killed
-    run = subprocess.Popen([sys.executable, str(ADMIN), "--since", "2025-08-01", "--until", "2025-08-14"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, str(ADMIN_IMPORTER), "--since", "2025-08-01", "--until", "2025-08-14"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert api.arrived.wait(120)
     finally:

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import math
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,14 +24,13 @@ from typing import Any
 
 import pytest
 from browser import Browser
-from conftest import ROOT, cli_env, run_ccusage, run_cli, sql
+from conftest import cli_env, run_admin, run_ccusage, run_cli, sql
 from fake_admin_api import FakeAdminApi, code_record
 from test_dashboard import ARTIFACTS, CHARTS_JS, assert_offline_and_quiet, open_page
 from transcripts import Totals, generate
 
 import claude_admin_importer as cai
 
-ADMIN = ROOT / "claude_admin_importer.py"
 KEY = "sk-ant-admin01-EstimatesTEST-4d2b9f1c7e3a5b8d0c2e4f6a8b1d-never-show-me"
 FIRST, LAST = dt.date(2025, 8, 2), dt.date(2025, 8, 9)  # the Admin API's days: local usage is 08-04…08-08
 MACHINES = {  # name: (seed, the end of its transcripts, days before it, sessions)
@@ -155,8 +153,8 @@ def estimates(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -
 
 
 def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """One run of claude_admin_importer.py, as cron would start it; the key never shows, nothing ends in a traceback."""
-    done = subprocess.run([sys.executable, str(ADMIN), *args], env=env, capture_output=True, text=True, timeout=300)
+    """One run of claude_admin_importer.py (conftest.run_admin); the key never shows, nothing ends in a traceback."""
+    done = run_admin(env, *args)
     assert KEY not in done.stdout + done.stderr and "Traceback" not in done.stderr, done.stderr
     return done
 
