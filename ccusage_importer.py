@@ -456,6 +456,17 @@ class Config:
         return redact(text, self.secrets)
 
 
+def embedded_store_present(config: Config) -> bool:
+    """Whether the embedded store's tables are still on disk (a folder emptied behind the state file is not)."""
+    return (config.embedded_path / "data" / config.ch_database / "ccusage_import_runs").exists()
+
+
+def settings_timezone(settings: Any) -> str | None:
+    """The time zone in the settings text a state file keeps (VERSION/ZONE/HASHING/AGENTS; zones hold slashes)."""
+    parts = settings.split("/") if isinstance(settings, str) else []
+    return "/".join(parts[1:-2]) or None if len(parts) >= 4 else None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Source: ccusage
 # ----------------------------------------------------------------------------------------------------------------
@@ -569,7 +580,7 @@ def ccusage_command(runner: Runner, report: Report, config: Config, since: dt.da
 @dataclass(frozen=True)
 class ReadScope:
     """What Claude Code's reports read: its folders, or (an incremental run) folders of links to the window's
-    transcripts, with the window's first day."""
+    transcripts, with the window's first day for the reports by day."""
 
     claude_folders: tuple[str, ...]
     since: dt.date | None = None
@@ -590,7 +601,7 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
         try:
             for folder in folders:
                 (folder / "projects").mkdir(parents=True)
-            for path in window.files:
+            for path in window.block_files:
                 index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
                 link = folders[index] / "projects" / Path(path).relative_to(base)
                 link.parent.mkdir(parents=True, exist_ok=True)
@@ -616,7 +627,7 @@ def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScop
     child_env = {**config.child_env, "NO_COLOR": config.child_env.get("NO_COLOR", "1")}
     if not report.for_agents:
         return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.claude_folders)},
-                      scope.since)
+                      scope.since if report.by_day else None)
     with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:  # every agent but Claude Code: an empty one
         (Path(empty) / "projects").mkdir()
         return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": empty}, None)
@@ -659,6 +670,12 @@ class Transcript:
     size: int
     mtime_ns: int
     session: tuple[str, str]  # (project, session) as ccusage names them
+    late_ns: int = 0  # its last line, when that was written after mtime_ns (a time set back): see late_lines
+
+    @property
+    def written_ns(self) -> int:
+        """Every line of the file was written at or before this."""
+        return max(self.mtime_ns, self.late_ns)
 
 
 @dataclass(frozen=True)
@@ -671,7 +688,8 @@ class TranscriptScan:
     session_files: dict[tuple[str, str], int] = field(default_factory=dict)
     agent_files: dict[str, int] = field(default_factory=dict)
     transcript_mtimes: tuple[float, ...] = ()  # Claude Code's, oldest first: what its cleanup deletes next
-    transcripts: dict[str, Transcript] = field(default_factory=dict)
+    transcripts: dict[str, Transcript] = field(default_factory=dict)  # those this user may read
+    unreadable: dict[str, Transcript] = field(default_factory=dict)  # those it may not (written by `sudo claude`)
 
     def transcripts_before(self, moment: dt.datetime) -> int:
         """How many transcripts were last written before `moment` (Claude Code deletes them by that age)."""
@@ -694,6 +712,8 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
     session_files: dict[tuple[str, str], int] = defaultdict(int)
     mtimes: list[float] = []
     transcripts: dict[str, Transcript] = {}
+    unreadable: dict[str, Transcript] = {}
+    may_read = _reader()
     for base in dirs:
         entries = []
         root = str(base)
@@ -709,6 +729,9 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
                     entries.append((path, stat.st_size, stat.st_mtime_ns))
                     mtimes.append(stat.st_mtime)
                     session = session_of((*below, name))
+                    if not may_read(stat):  # ccusage would skip it without a word: the run must say so
+                        unreadable[path] = Transcript(stat.st_size, stat.st_mtime_ns, session)
+                        continue
                     session_files[session] += 1
                     transcripts[path] = Transcript(stat.st_size, stat.st_mtime_ns, session)
         for path, size, mtime in sorted(entries):
@@ -724,21 +747,46 @@ def scan_transcripts(dirs: Iterable[Path], agents: Mapping[str, Sequence[Path]] 
         if entries:
             agent_files[agent] = len(entries)
     return TranscriptScan(files, digest.hexdigest(), dict(session_files), agent_files, tuple(sorted(mtimes)),
-                          transcripts)
+                          transcripts, unreadable)
+
+
+def _reader() -> Callable[[os.stat_result], bool]:
+    """Whether this user may read a file, from its stat alone (no extra system call per transcript)."""
+    user, groups = os.geteuid(), {os.getegid(), *os.getgroups()}
+
+    def may_read(stat: os.stat_result) -> bool:
+        if user == 0:
+            return True
+        if stat.st_uid == user:
+            return bool(stat.st_mode & 0o400)
+        return bool(stat.st_mode & (0o040 if stat.st_gid in groups else 0o004))
+
+    return may_read
+
+
+BLOCK_HOURS = 5  # ccusage's 5-hour blocks: a block ends 5 h after it starts, or at a gap of more than 5 h
 
 
 @dataclass(frozen=True)
 class Window:
-    """What an incremental run reads of Claude Code: the transcripts last written since `start` (midnight of
-    `since` in the report's zone). They hold every line of every day from `since` on, and every session that any of
-    them belongs to whole (the window reaches back to each such session's first line), so ccusage computes those
-    days, project-days and sessions exactly as from every file, and reads a fraction of them. No files: no
-    transcript changed, Claude Code's reports are not run."""
+    """What an incremental run reads of Claude Code. No files: no transcript changed, its reports are not run.
+
+    `files`: the transcripts last written since `start` (midnight of `since` in the report's zone). They hold every
+    line of every day from `since` on, and every session that any of them belongs to whole (the window reaches back
+    to each such session's first line), so ccusage computes those days, project-days and sessions exactly as from
+    every file, and reads a fraction of them.
+    `block_files`: `files` and every other transcript last written within 5 hours before the earliest line read
+    (`earliest`), again until none is; every transcript left out was last written at or before `unread_before`. The
+    blocks report reads them whole, without `--since`, so its chain of blocks joins the full history's
+    (`exact_blocks_from`)."""
 
     since: dt.date | None = None
     start: dt.datetime | None = None
     files: tuple[str, ...] = ()
     sessions: frozenset[tuple[str, str]] = frozenset()
+    block_files: tuple[str, ...] = ()
+    earliest: dt.datetime | None = None
+    unread_before: dt.datetime | None = None
 
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
@@ -757,13 +805,15 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     by_session: dict[tuple[str, str], list[str]] = defaultdict(list)
     for path, file in scan.transcripts.items():
         by_session[file.session].append(path)
-    firsts: dict[tuple[str, str], dt.datetime] = {}
+    heads: dict[str, dt.datetime] = {}
+
+    def head(path: str) -> dt.datetime:
+        if path not in heads:
+            heads[path] = first_line_time(path) or _mtime(scan.transcripts[path])
+        return heads[path]
 
     def session_start(session: tuple[str, str]) -> dt.datetime:
-        if session not in firsts:
-            times = [first_line_time(path) or _mtime(scan.transcripts[path]) for path in by_session[session]]
-            firsts[session] = min(times)
-        return firsts[session]
+        return min(head(path) for path in by_session[session])
 
     zone = zoneinfo.ZoneInfo(timezone)
     projects = {scan.transcripts[path].session[0] for path in changed}
@@ -778,42 +828,156 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
         start = earliest
     files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= midnight)
     whole = frozenset(session for session in touching if session_start(session) >= midnight)
-    return Window(midnight.astimezone(zone).date(), midnight, files, whole)
+    return Window(midnight.astimezone(zone).date(), midnight, files, whole, *_blocks_reach(scan, files, head))
 
 
-def read_description(scan: TranscriptScan, window: Window | None) -> str:
-    """For the summary: which Claude Code transcripts this run's reports read."""
+def _blocks_reach(scan: TranscriptScan, files: Sequence[str], head: Callable[[str], dt.datetime]
+                  ) -> tuple[tuple[str, ...], dt.datetime, dt.datetime | None]:
+    """The transcripts the blocks report reads, the earliest line among them, and when the newest one left out was
+    last written: `files`, and every other transcript last written within 5 hours before the earliest line read,
+    until none is. Then every line left out is more than 5 hours older than every line read, and ccusage starts a
+    block at the first line read, as it does on the full history."""
+    reach = dt.timedelta(hours=BLOCK_HOURS)
+    chosen = set(files)
+    left = sorted((path for path in scan.transcripts if path not in chosen),
+                  key=lambda path: scan.transcripts[path].written_ns)
+    earliest = min(head(path) for path in files)
+    while left and _mtime(scan.transcripts[left[-1]]) >= earliest - reach:
+        path = left.pop()
+        chosen.add(path)
+        earliest = min(earliest, head(path))
+    unread_before = _mtime(scan.transcripts[left[-1]]) if left else None
+    return tuple(path for path in scan.transcripts if path in chosen), earliest, unread_before
+
+
+def late_lines(scan: TranscriptScan, previous: Mapping[str, Any],
+               last_line_time: Callable[[str], dt.datetime | None]) -> dict[str, list[int]]:
+    """Transcripts with a line written after their modification time (restored with `cp -p` or a sync tool,
+    touched back), which a window would otherwise leave out: path -> [modification time, last line] (ns). Each
+    transcript that changed since the last import (`previous`: its state) has its last lines read; a transcript
+    stays late while it keeps that modification time."""
+    seen = previous.get("transcripts")
+    if not isinstance(seen, dict):
+        return {}
+    late = {path: entry for path, entry in (previous.get("late") or {}).items()
+            if path in scan.transcripts and scan.transcripts[path].mtime_ns == entry[0]}
+    for path, file in scan.transcripts.items():
+        if list(seen.get(path, ())) != [file.size, file.mtime_ns]:
+            last = last_line_time(path)
+            if last is not None and int(last.timestamp() * 1e9) > file.mtime_ns:
+                late[path] = [file.mtime_ns, int(last.timestamp() * 1e9)]
+    return late
+
+
+def with_late_lines(scan: TranscriptScan, late: Mapping[str, Sequence[int]]) -> TranscriptScan:
+    """The scan with each late transcript's last line as the time its lines were written by."""
+    if not late:
+        return scan
+    return dataclasses.replace(scan, transcripts={
+        path: dataclasses.replace(file, late_ns=late[path][1]) if path in late else file
+        for path, file in scan.transcripts.items()})
+
+
+GONE_KEPT = 1000  # gone transcripts remembered one by one; older ones only by the newest time among them
+
+
+@dataclass(frozen=True)
+class GoneTranscripts:
+    """Transcripts this machine imported that are not where it saw them now, nor moved: deleted (Claude Code's
+    cleanup, a person), hidden for a while, or unreadable now. ccusage cannot see their lines, so a period may be
+    made equal to its report only when it began after the newest of them was last written (`newest`).
+
+    `known` is False when no earlier import of this machine says which transcripts it saw (a first import, a state
+    file lost): then the stored sessions tell (Store's `missing_lines_before`)."""
+
+    floor_ns: int = 0  # every gone transcript not in `files` was last written at or before this
+    files: Mapping[str, int] = field(default_factory=dict)  # path -> modification time (ns) of the newer ones
+    known: bool = True
+
+    @property
+    def newest(self) -> dt.datetime | None:
+        newest = max([self.floor_ns, *self.files.values()])
+        return dt.datetime.fromtimestamp(newest / 1e9, dt.UTC) if newest else None
+
+
+def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneTranscripts:
+    """What went since the last import (`previous`: its state), added to what had gone before. A transcript that
+    reappears is no longer gone; one that appears under another folder with the same name, size and modification
+    time was moved (a session moved to another project folder), not lost. Transcripts older than every one on disk
+    (Claude Code's cleanup) and all but the newest GONE_KEPT are kept only as `floor_ns`."""
+    seen = previous.get("transcripts")
+    if not isinstance(seen, dict):
+        return GoneTranscripts(known=False)
+    floor = previous.get("gone_floor_ns")
+    if not isinstance(floor, int):  # the state of an older version: what went before it was older than what it saw
+        floor = min((mtime for _, mtime in seen.values()), default=0)
+    files = {path: mtime for path, mtime in (previous.get("gone") or {}).items() if path not in scan.transcripts}
+    arrived = {(os.path.basename(path), t.size, t.mtime_ns) for path, t in scan.transcripts.items() if path not in seen}
+    late = previous.get("late") or {}
+    files.update({path: max(mtime, late.get(path, (0, 0))[1]) for path, (size, mtime) in seen.items()
+                  if path not in scan.transcripts and (os.path.basename(path), size, mtime) not in arrived})
+    files.update({path: t.mtime_ns for path, t in scan.unreadable.items()})
+    oldest = min((t.mtime_ns for t in scan.transcripts.values()), default=0)
+    newest_first = sorted(files.items(), key=lambda item: -item[1])
+    kept = {path: mtime for path, mtime in newest_first[:GONE_KEPT] if mtime >= oldest}
+    floor = max([floor, *(mtime for path, mtime in files.items() if path not in kept)])
+    return GoneTranscripts(floor, kept)
+
+
+def read_description(scan: TranscriptScan, window: Window | None, why: str = "") -> str:
+    """For the summary: which Claude Code transcripts this run's reports read (and why all, when it says)."""
     if not scan.files:
         return ""
+    unread = f"; {len(scan.unreadable):,} could not be read: {', '.join(sorted(scan.unreadable)[:3])}" if (
+        scan.unreadable) else ""
     if window is None:
-        return f"read all {scan.files:,} transcripts"
+        return f"read all {len(scan.transcripts):,} transcripts" + (f" ({why})" if why else "") + unread
     if not window.files or window.start is None:
-        return f"no transcript changed (of {scan.files:,})"
+        return f"no transcript changed (of {scan.files:,})" + unread
     last = max(_mtime(scan.transcripts[path]) for path in window.files).astimezone(window.start.tzinfo)
-    return f"read {window.since}…{last.date()} from {len(window.files):,} of {scan.files:,} transcripts"
+    return f"read {window.since}…{last.date()} from {len(window.files):,} of {scan.files:,} transcripts" + unread
 
 
 def _mtime(file: Transcript) -> dt.datetime:
-    return dt.datetime.fromtimestamp(file.mtime_ns / 1e9, dt.UTC)
+    return dt.datetime.fromtimestamp(file.written_ns / 1e9, dt.UTC)
+
+
+def last_line_time(path: str, tail_bytes: int = 65536) -> dt.datetime | None:
+    """The latest line time among a transcript's last `tail_bytes` (None: none there, or it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - tail_bytes))
+            lines = handle.read().split(b"\n")[1 if size > tail_bytes else 0:]
+    except OSError:
+        return None
+    return max(_line_times(lines), default=None)
+
+
+def _line_times(lines: Iterable[bytes]) -> Iterator[dt.datetime]:
+    for raw in lines:
+        if b'"timestamp"' in raw:
+            try:
+                yield parse_timestamp(json.loads(raw).get("timestamp"))
+            except (ValueError, AttributeError, ShapeError):
+                continue
 
 
 def first_line_time(path: str, head_bytes: int = 65536) -> dt.datetime | None:
-    """The earliest line time in a transcript's head (a resumed session's file starts with the history it replays),
-    or None when it has none there."""
+    """The earliest line time in a transcript's head: its first line with a time, however long that line is (a
+    pasted log or image), and any earlier one among the lines of its first `head_bytes` (a resumed session's file
+    starts with the history it replays). None when it has no such line or cannot be read."""
+    earliest, read = None, 0
     try:
         with open(path, "rb") as handle:
-            head = handle.read(head_bytes)
+            for raw in handle:
+                read += len(raw)
+                for moment in _line_times((raw,)):
+                    earliest = moment if earliest is None or moment < earliest else earliest
+                if earliest is not None and read >= head_bytes:
+                    break
     except OSError:
         return None
-    earliest = None
-    for raw in head.split(b"\n")[:-1] if len(head) == head_bytes else head.split(b"\n"):
-        if b'"timestamp"' not in raw:
-            continue
-        try:
-            moment = parse_timestamp(json.loads(raw).get("timestamp"))
-        except (ValueError, AttributeError, ShapeError):
-            continue
-        earliest = moment if earliest is None or moment < earliest else earliest
     return earliest
 
 
@@ -1149,21 +1313,16 @@ def _optional_count(obj: Any, name: str, limit: int) -> int | None:
     return int(value) if value is not None and 0 <= value <= limit else None
 
 
-def block_records(doc: Any, after_first_gap: bool = False) -> list[Record]:
-    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored.
-
-    `after_first_gap`: the report began at a window's first day, so its first blocks may be cut differently from
-    blocks chained from the first transcript; from the first idle gap on they are the same, so only those count.
-    """
+def block_records(doc: Any) -> list[Record]:
+    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored; which blocks
+    are the full history's is the plan's question (`exact_blocks_from`)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), list):
         raise ShapeError("expected an object with a `blocks` list")
     records = []
-    aligned = not after_first_gap
     for item in doc["blocks"]:
         if not isinstance(item, dict) or "startTime" not in item:
             raise ShapeError("an item has no startTime")
-        if item.get("isGap") or not aligned:
-            aligned = aligned or bool(item.get("isGap"))
+        if item.get("isGap"):
             continue
         where = f"block {item.get('id')}"
         counts = item.get("tokenCounts")
@@ -1195,6 +1354,35 @@ def block_records(doc: Any, after_first_gap: bool = False) -> list[Record]:
             "usage_limit_reset_time": parse_timestamp(reset, where) if reset else None,
         }, {m: {} for m in models}))
     return records
+
+
+def exact_blocks_from(doc: Any, earliest: dt.datetime | None, unread_before: dt.datetime | None
+                      ) -> dt.datetime | None:
+    """From which start on a `claude blocks` report's blocks are those of the full history, or None when none
+    provably is.
+
+    ccusage chains blocks from the oldest line it reads: a block starts at the hour of a line more than 5 h after
+    the block's start or after the line before it. Every line the report did not read (a transcript left out of
+    the window, or gone) was written at or before `unread_before`. So its first block is the full history's when
+    the earliest line read (`earliest`) is more than 5 h after `unread_before`; and so is each block after a gap
+    whose last line before it was written at or after `unread_before`: no unread line falls in between, so the full
+    history has the same gap there. From such a block on the two chains are the same."""
+    blocks = [item for item in doc["blocks"] if not item.get("isGap")]
+    if not blocks:
+        return None
+    if unread_before is None or (earliest is not None and earliest - unread_before > dt.timedelta(hours=BLOCK_HOURS)):
+        return parse_timestamp(blocks[0]["startTime"], "block startTime")
+    last_line, after_gap = None, False
+    for item in doc["blocks"]:
+        if item.get("isGap"):
+            after_gap = True
+            continue
+        if after_gap and last_line is not None and last_line >= unread_before:
+            return parse_timestamp(item["startTime"], "block startTime")
+        after_gap = False
+        if item.get("actualEndTime"):
+            last_line = parse_timestamp(item["actualEndTime"], "block actualEndTime")
+    return None
 
 
 def agent_records(doc: Any, hasher: NameHasher, wanted: Callable[[str], bool]) -> tuple[list[Record], list[str]]:
@@ -1269,7 +1457,6 @@ class ParseContext:
     hasher: NameHasher
     session_files: Mapping[tuple[str, str], int] = field(default_factory=dict)
     wants: Callable[[str], bool] = lambda agent: True
-    window: Window | None = None  # an incremental run: Claude Code's reports began at its first day
 
 
 @dataclass(frozen=True)
@@ -1288,6 +1475,7 @@ class Report:
     size: Callable[[Any], int]  # what ccusage reported, counted without trusting the shape
     tables: tuple[UsageTable, ...]  # what it fills (months are summed from the stored days)
     for_agents: bool = False  # the unified report of every agent but Claude Code
+    by_day: bool = True  # an incremental run asks for its window's days only (`--since`); blocks chain instead
 
     @property
     def command(self) -> str:
@@ -1314,9 +1502,8 @@ REPORTS = {report.name: report for report in (
     Report("sessions", ("session",), "sessions",
            lambda doc, context: (session_records(doc, context.hasher, context.session_files), []),
            _list_length("sessions"), (SESSIONS,)),
-    Report("blocks", ("blocks",), "blocks",
-           lambda doc, context: (block_records(doc, after_first_gap=context.window is not None), []),
-           _list_length("blocks"), (BLOCKS,)),
+    Report("blocks", ("blocks",), "blocks", lambda doc, context: (block_records(doc), []), _list_length("blocks"),
+           (BLOCKS,), by_day=False),
     Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
            lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
            for_agents=True),
@@ -1330,11 +1517,15 @@ REPORTS = {report.name: report for report in (
 
 @dataclass
 class TablePlan:
-    """What one table gets from a run. `kept` rows are stored ones that ccusage now reports with less."""
+    """What one table gets from a run. `kept` rows are stored ones that ccusage now reports with less (or that
+    it reports in a way no full read would: not written). `remove` are stored rows that are provably not there,
+    `replace` the keys of stored rows a smaller row replaces: the store deletes both before it inserts."""
 
     table: UsageTable
     stored: Mapping[tuple[Any, ...], Record]
     write: list[Record] = field(default_factory=list)
+    remove: list[Record] = field(default_factory=list)
+    replace: set[tuple[Any, ...]] = field(default_factory=set)
     new: int = 0
     changed: int = 0
     unchanged: int = 0
@@ -1342,7 +1533,60 @@ class TablePlan:
 
     def current(self) -> dict[tuple[Any, ...], Record]:
         """The table's rows of this machine once the plan is written."""
-        return {**self.stored, **{r.key: r for r in self.write}}
+        rows = {**self.stored, **{r.key: r for r in self.write}}
+        for record in self.remove:
+            rows.pop(record.key, None)
+        return rows
+
+
+@dataclass(frozen=True)
+class Exact:
+    """Which of Claude Code's rows this run's reports computed from every line that counts for them; the store is
+    made equal to those, so a row may also shrink or go (a session moved to another project folder takes its
+    project-days along). Days from `days_from` on: a window's first day, or the first that began after the newest
+    gone transcript was last written. Blocks that start at or after `blocks_from` (exact_blocks_from)."""
+
+    days_from: dt.date | None = None  # None: no day
+    blocks_from: dt.datetime | None = None  # None: no block
+    months: frozenset[tuple[str, dt.date]] = frozenset()  # (agent, month) whose days shrank: summed anew
+
+    def __call__(self, record: Record) -> bool:
+        row = record.row
+        if record.table is MONTHLY:
+            return (row["agent"], row["month"]) in self.months
+        if row["agent"] != CLAUDE:
+            return False
+        if record.table is BLOCKS:
+            return self.blocks_from is not None and row["start_time"] >= self.blocks_from
+        return record.table in (DAILY, PROJECT_DAYS) and self.days_from is not None and row["date"] >= self.days_from
+
+
+def first_exact_day(since: dt.date | None, missing_before: dt.datetime | None, timezone: str) -> dt.date:
+    """The first day a run's reports hold whole: not before the window's first day (`since`; None: a full read),
+    and begun after every line ccusage could not see (`missing_before`)."""
+    first = since or dt.date.min
+    if missing_before is None:
+        return first
+    return max(first, missing_before.astimezone(zoneinfo.ZoneInfo(timezone)).date() + dt.timedelta(days=1))
+
+
+def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[Record],
+                   files: Mapping[tuple[Any, ...], int]) -> set[tuple[Any, ...]]:
+    """Stored Claude Code sessions with no transcript left in their project folder that ccusage now reports under
+    another one: moved there (a session id is its own; its project folder is where a person put it)."""
+    elsewhere = {(record.key[0], record.key[2]): record.key[1] for record in incoming}
+    return {key for key in stored if key[0] == CLAUDE and not files.get(key, 0)
+            and elsewhere.get((key[0], key[2]), key[1]) != key[1]}
+
+
+def missing_lines_before(stored: Mapping[tuple[Any, ...], Record], files: Mapping[tuple[Any, ...], int],
+                         moved: Iterable[tuple[Any, ...]]) -> dt.datetime | None:
+    """When no state says which transcripts went: the newest last activity of a stored Claude Code session with
+    fewer transcripts on disk than it was stored with (and not moved). Every line ccusage cannot see is older."""
+    moved = set(moved)
+    return max((old.row["last_activity"] for key, old in stored.items() if key[0] == CLAUDE and key not in moved
+                and old.row.get("last_activity") and files.get(key, 0) < old.row.get("transcript_files", 0)),
+               default=None)
 
 
 def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> bool:
@@ -1350,51 +1594,78 @@ def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt
 
 
 def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
-               session_files: Mapping[tuple[Any, ...], int] | None = None) -> TablePlan:
+               session_files: Mapping[tuple[Any, ...], int] | None = None,
+               exact: Callable[[Record], bool] = lambda record: False,
+               moved: Iterable[tuple[Any, ...]] = (), history: Mapping[tuple[Any, ...], Record] | None = None
+               ) -> TablePlan:
     """Decide per record: new, changed (written), unchanged, or kept (the stored row has more history).
 
-    Rules that keep history whole after Claude Code deletes old transcripts:
+    A row the reports computed from every line that counts for it (`exact`) is written as reported, also when
+    smaller, and a stored row of that range that ccusage no longer reports is removed, as is a stored block that
+    overlaps an exact one under another start. Everything else keeps history whole after Claude Code deletes old
+    transcripts:
     - a row with fewer tokens than the stored one is not written, unless it is a session none of whose files has
       gone: then a resumed session's file, sorting first, took over replayed lines (ccusage credits a line to the
       first file by path), and the smaller row is the truth;
-    - a session that ccusage no longer reports while all its files are there (`session_files`, by key) was taken
-      over whole: it gets a zero row; any other row that ccusage no longer reports stays as it is;
-    - a session whose first activity moved earlier has absorbed replayed lines of a deleted session: kept;
+    - a session that ccusage no longer reports while all its files are there (`session_files`, by key), or whose
+      files moved to another project folder (`moved`), was taken over whole: it gets a zero row; any other row that
+      ccusage no longer reports stays as it is;
+    - a session whose first activity moved earlier while another session of its project lost files has absorbed
+      replayed lines of a deleted session: kept (`history`: every stored row of the table, where the lost
+      sessions are found; `stored` may hold only those the run compares);
     - a session that grew while no line of its own was written (`_replayed_copies`) took over replayed copies whose
       fuller copies were in a deleted file, and the stored row of that file's session counts them: kept;
-    - a block that overlaps a stored block under another start time is a recomputed old block: kept.
+    - a block that is not provably the full history's is written only when it grew under the same start (the lines
+      of a block that starts where the stored one starts are the full history's, less any unread): a new one is
+      kept out, for it may be cut differently from the full history's.
     """
     plan = TablePlan(table, stored)
-    block_intervals = [(r.row["start_time"], r.row["end_time"]) for r in stored.values()] if table is BLOCKS else []
-    lost = _lost_spans(stored, session_files) if table is SESSIONS and session_files is not None else []
+    lost = _lost_spans(stored if history is None else history, session_files) if (
+        table is SESSIONS and session_files is not None) else []
+    exact_blocks = [(r.row["start_time"], r.row["end_time"]) for r in incoming if table is BLOCKS and exact(r)]
     for record in incoming:
         old = stored.get(record.key)
         if old is None:
-            if block_intervals and _overlaps(record.row["start_time"], record.row["end_time"], block_intervals):
+            if table is BLOCKS and not exact(record):
                 plan.kept += 1
                 continue
             plan.new += 1
             plan.write.append(record)
-        elif _absorbed_history(record, old) or _replayed_copies(record, old, lost) or (
-                record.total_tokens < old.total_tokens and not _files_intact(record.row, old)):
-            plan.kept += 1
         elif record.row == old.row and record.breakdowns == old.breakdowns:
             plan.unchanged += 1
+        elif exact(record):
+            plan.changed += 1
+            plan.write.append(record)
+            if record.total_tokens < old.total_tokens:
+                plan.replace.add(record.key)
+        elif _absorbed_history(record, old, lost) or _replayed_copies(record, old, lost) or (
+                record.total_tokens < old.total_tokens and not _files_intact(record.row, old)):
+            plan.kept += 1
         else:
             plan.changed += 1
             plan.write.append(record)
-    reported = {record.key for record in incoming}
+    reported, moved = {record.key for record in incoming}, set(moved)
     for key, old in stored.items():
         files = (session_files or {}).get(key, 0)
-        if key not in reported and old.total_tokens and _files_intact({"transcript_files": files}, old):
+        if key in reported:
+            continue
+        if exact(old) or (exact_blocks and _overlaps(old.row["start_time"], old.row["end_time"], exact_blocks)):
+            plan.changed += 1
+            plan.remove.append(old)
+        elif old.total_tokens and (key in moved or _files_intact({"transcript_files": files}, old)):
             plan.changed += 1
             plan.write.append(_emptied(old, files))
     return plan
 
 
-def _absorbed_history(record: Record, old: Record) -> bool:
+def _absorbed_history(record: Record, old: Record,
+                      lost: Sequence[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]) -> bool:
+    """A session whose first activity moved earlier while another session of its project has lost files took over
+    lines the lost file's stored row counts. Without such a loss the stored row was incomplete (its head had not
+    been read whole), and the earlier first activity is the truth."""
     new_first, old_first = record.row.get("first_activity"), old.row.get("first_activity")
-    return bool(new_first and old_first and new_first < old_first)
+    return bool(new_first and old_first and new_first < old_first) and any(
+        key != record.key and key[:2] == record.key[:2] and lost_first <= old_first for key, lost_first, _ in lost)
 
 
 def _lost_spans(stored: Mapping[tuple[Any, ...], Record], session_files: Mapping[tuple[Any, ...], int]
@@ -1704,6 +1975,21 @@ class Store:
             key = self._setting("hash_key")
         return bytes.fromhex(str(key))
 
+    def keep_timezone(self, timezone: str, known: str | None) -> None:
+        """A machine's days are its days in one zone: in another, the same hours would be stored again under other
+        dates (and per date the larger row stays), so a change of zone is refused. `known`: the zone the local
+        state recorded, for a store that predates this check."""
+        name = f"timezone:{self.config.machine_name}"
+        stored = self._setting(name)
+        first = stored or known
+        if first and first != timezone:
+            raise UserError(f"CCUSAGE_TIMEZONE is {timezone}, but the history of machine {self.config.machine_name} "
+                            f"was imported with {first}: its days would be counted again under other dates; set "
+                            f"CCUSAGE_TIMEZONE={first} again, or import into a new database (CCUSAGE_IMPORT_DB or "
+                            "CH_DATABASE)", EXIT_USAGE)
+        if stored is None:
+            self._put_setting(name, timezone)
+
     def _setting(self, name: str) -> str | None:
         rows = self.client.query(
             "SELECT value FROM ccusage_settings WHERE name = {name:String} ORDER BY created_at, value LIMIT 1",
@@ -1758,12 +2044,15 @@ class Store:
         return children
 
     def write_records(self, plan: TablePlan, ccusage_version: str, imported_at: dt.datetime) -> int:
-        """Insert a plan's records with their children; children first, so a run cut short is redone by the next."""
-        if not plan.write:
+        """Insert a plan's records with their children; children first, so a run cut short is redone by the next.
+        Rows the plan removes or replaces by smaller ones are deleted first (a period table keeps the larger of two
+        rows): a run cut short in between leaves them missing, and the next run, reading the same, writes them."""
+        if not plan.write and not plan.remove:
             return 0
         machine, table = self.config.machine_name, plan.table
+        self._delete(table, [*(r.key for r in plan.remove), *plan.replace])
         breakdown_rows, used_rows = [], []
-        for record in plan.write:
+        for record in [*plan.write, *(dataclasses.replace(r, breakdowns={}) for r in plan.remove)]:
             old = plan.stored.get(record.key)
             gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
             owner = [machine, record.row["agent"], table.record_type, record.record_key]
@@ -1778,8 +2067,24 @@ class Store:
         if used_rows:
             self.insert("ccusage_models_used", used_rows, [*child, "is_used", "imported_at"])
         rows = [[machine, *(r.row[c] for c in table.columns), ccusage_version, imported_at] for r in plan.write]
-        self.insert(table.name, rows, ["machine_name", *table.columns, "ccusage_version", "imported_at"])
-        return len(plan.write)
+        if rows:
+            self.insert(table.name, rows, ["machine_name", *table.columns, "ccusage_version", "imported_at"])
+        return len(plan.write) + len(plan.remove)
+
+    def _delete(self, table: UsageTable, keys: Sequence[tuple[Any, ...]], batch: int = 100) -> None:
+        """Delete this machine's rows of `keys` (lightweight DELETE, bound parameters; rare: a moved session's
+        project-days, a block a window once cut wrong)."""
+        types = {column: re.sub(r"^LowCardinality\((.*)\)$", r"\1", kind)
+                 for column, kind in self.schema[table.name].types.items()}
+        for first in range(0, len(keys), batch):
+            parameters: dict[str, Any] = {"machine": self.config.machine_name}
+            matches = []
+            for number, key in enumerate(keys[first:first + batch]):
+                matches.append(" AND ".join(f"{column} = {{k{number}_{i}:{types[column]}}}"
+                                            for i, column in enumerate(table.key)))
+                parameters.update({f"k{number}_{i}": value for i, value in enumerate(key)})
+            self.client.command(f"DELETE FROM {table.name} WHERE machine_name = {{machine:String}} AND "
+                                f"(({') OR ('.join(matches)}))", parameters=parameters)
 
     # -- runs ---------------------------------------------------------------------------------------------------
 
@@ -1967,6 +2272,7 @@ class LocalState:
         self.state_file = folder / "ccusage-import-state.json"
         self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
         self.names_file = folder / "ccusage-import-names.json"
+        self.problem = ""  # why the state file could not be used, once read: the run then reads everything
 
     def names(self) -> dict[str, str]:
         """Hash -> project path or session id, for every name this machine hashed (names.json, mode 0600)."""
@@ -1991,18 +2297,46 @@ class LocalState:
 
     def _machines(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_file.read_text()).get("machines", {})
-        except (OSError, ValueError, AttributeError):
+            machines = json.loads(self.state_file.read_text(encoding="utf-8")).get("machines", {})
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+            self.problem = f"the local state file {self.state_file} could not be used: {type(exc).__name__}"
+            return {}
+        if not isinstance(machines, dict):
+            self.problem = f"the local state file {self.state_file} was damaged"
+            return {}
+        return machines
 
     def last_import(self, machine: str) -> dict[str, Any]:
-        return self._machines().get(machine, {})
+        """This machine's last successful import as the state file has it; whatever part of it is damaged is left
+        out (and `problem` says so), so the run reads everything."""
+        last = self._machines().get(machine, {})
+        last = last if isinstance(last, dict) else {}
+
+        def pairs(value: Any) -> bool:
+            return isinstance(value, dict) and all(
+                isinstance(t, list) and len(t) == 2 and all(type(n) is int for n in t) for t in value.values())
+
+        valid = {
+            "fingerprint": lambda v: isinstance(v, str), "settings": lambda v: isinstance(v, str),
+            "summary": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
+            "transcripts": pairs, "late": pairs,
+            "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
+            "gone_floor_ns": lambda v: type(v) is int,
+        }
+        if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
+            self.problem = self.problem or f"the local state file {self.state_file} was damaged"
+            return {}
+        return last
 
     def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
-                 transcripts: Mapping[str, Transcript]) -> None:
+                 transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]]
+                 ) -> None:
         machines = self._machines()
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
-                             "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()}}
+                             "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
+                             "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late)}
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_file.with_suffix(".tmp")
         temporary.write_text(json.dumps({"machines": machines}, indent=1))
@@ -2190,7 +2524,7 @@ class RunResult:
         return {
             "run_id": self.run_id, "machine_name": self.machine_name, "started_at": self.started_at,
             "finished_at": self.finished_at, "status": self.status, "report_rows": dict(self.report_rows),
-            "rows_written": {plan.table.name: len(plan.write) for plan in self.plans},
+            "rows_written": {plan.table.name: len(plan.write) + len(plan.remove) for plan in self.plans},
             "ccusage_version": self.ccusage_version, "runner": self.runner, "transcript_files": self.transcript_files,
             "files_fingerprint": "" if self.errors else self.fingerprint,
             "fetch_seconds": self.phases.get("fetch", 0.0), "write_seconds": self.phases.get("write", 0.0),
@@ -2518,27 +2852,32 @@ class ClickHouseImporter:
             state = LocalState(config.state_dir())
             previous = state.last_import(config.machine_name)
             unchanged = not self.force and (scan.files > 0 or bool(scan.agent_files))
-            if config.embedded and unchanged and previous.get("fingerprint") == fingerprint:
+            if (config.embedded and unchanged and previous.get("fingerprint") == fingerprint
+                    and embedded_store_present(config)):
                 done = result(ImportOutcome("unchanged"), previous.get("summary", []))
                 state.add_pending_run(done.run_row())
                 return done
-            window = self._window(scan, previous)
+            late = late_lines(scan, previous, last_line_time)
+            scan = with_late_lines(scan, late)
+            window, why = self._window(scan, previous, state.problem)
+            gone = gone_transcripts(previous, scan)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
-                fetching = background.submit(self._fetch, scan, phases, window) if config.embedded else None
+                fetching = background.submit(self._fetch, scan, phases, window, why) if config.embedded else None
                 with phases.timed("connect"):
                     store = Store.open(config)
                 try:
                     with phases.timed("connect"):
                         hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
+                        store.keep_timezone(config.timezone, settings_timezone(previous.get("settings")))
                         stored_fingerprint = store.last_successful_fingerprint()
                     if unchanged and stored_fingerprint == fingerprint:
                         outcome = ImportOutcome("unchanged")
                     else:
                         if window is not None and stored_fingerprint != previous.get("fingerprint"):
-                            window, fetching = None, None  # the store is not what the state describes: read all
-                        fetched = fetching.result() if fetching else self._fetch(scan, phases, window)
-                        outcome = self._write(store, hasher, scan, fetched, phases)
+                            window, why, fetching = None, "the store is not what the local state describes", None
+                        fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
+                        outcome = self._write(store, hasher, scan, fetched, phases, gone)
                     store.record_run(result(outcome).run_row())
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
@@ -2551,18 +2890,28 @@ class ClickHouseImporter:
                     state.remember_names(hasher.names)
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
-                                       scan.transcripts)
+                                       scan.transcripts, outcome.gone or gone, late)
                     return done
                 finally:
                     store.close()
 
-    def _window(self, scan: TranscriptScan, previous: Mapping[str, Any]) -> Window | None:
-        """What Claude Code's reports read: None for everything (--force, a first import, other settings), else
-        the window of what changed since the last successful import."""
-        if self.force or previous.get("settings") != self._settings() or not isinstance(previous.get("transcripts"),
-                                                                                         dict):
-            return None
-        return read_window(scan, previous["transcripts"], self.config.timezone, first_line_time) or Window()
+    def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str
+                ) -> tuple[Window | None, str]:
+        """What Claude Code's reports read: None for everything (--force, a first import, other settings, a state
+        file that cannot be trusted, a transcript that shrank or whose modification time went back, since the
+        window trusts a file's time to be at or after its last line), else the window of what changed since the
+        last successful import. The second value says why everything is read, where the summary should."""
+        seen = previous.get("transcripts")
+        if self.force or previous.get("settings") != self._settings() or not isinstance(seen, dict):
+            return None, problem
+        went_back = [path for path, file in scan.transcripts.items() if (path in seen and (
+            file.size < seen[path][0] or file.mtime_ns < seen[path][1]
+            or (file.size != seen[path][0] and file.mtime_ns == seen[path][1]))) or (
+            file.late_ns and path not in previous.get("late", {}))]
+        if went_back:
+            return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
+                          + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
+        return read_window(scan, seen, self.config.timezone, first_line_time) or Window(), ""
 
     def _settings(self) -> str:
         config = self.config
@@ -2573,43 +2922,47 @@ class ClickHouseImporter:
         """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
         return hashlib.sha256(f"{scan.fingerprint}/{self._settings()}".encode()).hexdigest()
 
-    def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None) -> Fetched:
-        """Every report this machine's data needs, fetched at once."""
+    def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None, why: str = "") -> Fetched:
+        """Every report this machine's data needs, fetched at once (`why`: why everything is read, if it is)."""
         reports = reports_to_fetch(self.config, scan, window)
         if not reports:
-            return Fetched(read=read_description(scan, window), window=window)
+            return Fetched(read=read_description(scan, window, why), window=window)
         with phases.timed("fetch"), read_scope(self.config, window) as (scope, window):
             runner = resolve_runner(self.config)
             documents, errors = self._fetch_all(runner, reports, scope)
-        return Fetched(runner.name, documents, tuple(errors), read_description(scan, window), window)
+        return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
-               phases: Phases) -> ImportOutcome:
+               phases: Phases, gone: GoneTranscripts) -> ImportOutcome:
         """Transform what was fetched, plan it against the stored rows, write what is new or grew."""
         window = fetched.window
+        unreadable = (f"{len(scan.unreadable)} transcript{'s' * (len(scan.unreadable) != 1)} could not be read "
+                      "(not this user's: written by `sudo claude`?): nothing of them was imported; give them back "
+                      "to this user (sudo chown) and the next import reads them",) if scan.unreadable else ()
         if not fetched.runner and fetched.read:  # transcripts there, none changed: the other agents had no logs
-            return ImportOutcome("ok", read=fetched.read)
+            return ImportOutcome("partial" if unreadable else "ok", errors=unreadable, read=fetched.read, gone=gone)
         if not fetched.runner:
-            return ImportOutcome("empty", errors=(
+            return ImportOutcome("failed" if unreadable else "empty", errors=unreadable or (
                 "no coding agent data found (Claude Code: ~/.claude/projects, ~/.config/claude/projects or "
                 "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         documents = fetched.documents
         with phases.timed("write"):
-            context = ParseContext(hasher, scan.session_files, self.config.wants, window)
+            context = ParseContext(hasher, scan.session_files, self.config.wants)
             parsed, failed_reports, agent_errors = self._parse(documents, context)
             files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                             for (project, session), count in scan.session_files.items()}
             in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
                          for project, session in window.sessions} if window else None
-            plans, plan_errors = self._plan(store, parsed, files_by_key, in_window)
+            plans, plan_errors, gone = self._plan(store, parsed, files_by_key, (window, in_window), gone,
+                                                  documents.get("blocks"))
             written = now()
             for plan in plans:
                 store.write_records(plan, self.config.ccusage_version, written)
-        errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors)
+        errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors, *unreadable)
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
-                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read)
+                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read, gone)
 
     def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope
                    ) -> tuple[dict[str, Any], list[str]]:
@@ -2646,45 +2999,62 @@ class ClickHouseImporter:
                 f"unknown shape, {outcome}: {problem}")
 
     def _plan(self, store: Store, parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
-              in_window: set[tuple[str, str, str]] | None = None) -> tuple[list[TablePlan], list[str]]:
+              read: tuple[Window | None, set[tuple[str, str, str]] | None], gone: GoneTranscripts, blocks: Any
+              ) -> tuple[list[TablePlan], list[str], GoneTranscripts]:
         """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
         its fetched reports cover, so an agent whose report failed keeps every row (no session of it is ever
         zeroed). Claude Code's days are summed from its project-days and every agent's months from the stored and
         new days, so a value no table can hold stops that whole chain, never half of it. In an incremental run
-        (`in_window`: the Claude Code sessions the window holds whole) only those sessions are compared: the others
-        were not read, and days before the window were not reported."""
+        only the Claude Code sessions the window holds whole (and those that moved to them) are compared: the
+        others were not read, and days before the window were not reported. What the reports hold whole is `Exact`;
+        `gone` comes back known (from the stored sessions when no state said), for the next run. `blocks` is the
+        blocks report's JSON, whose gaps tell which of its blocks are the full history's."""
         fetched = [REPORTS[name] for name in parsed]
         incoming: dict[UsageTable, list[Record]] = defaultdict(list)
         for records in parsed.values():
             for record in records:
                 incoming[record.table].append(record)
+        stored = {table: store.stored_records(table) for table in (PROJECT_DAYS, DAILY, SESSIONS, BLOCKS)
+                  if any(table in report.tables for report in fetched) or (table is SESSIONS and not gone.known)}
+        window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
+        moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
+        if not gone.known:
+            missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
+            gone = GoneTranscripts(int(missing.timestamp() * 1e9) if missing else 0)
+        unread = max((t for t in (gone.newest, window.unread_before if window else None) if t), default=None)
+        exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
+                      exact_blocks_from(blocks, window.earliest if window else None, unread) if blocks else None)
 
         def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
             def read_whole(record: Record) -> bool:
                 windowed = in_window is not None and table is SESSIONS and record.row["agent"] == CLAUDE
-                return not windowed or record.key in in_window
+                return not windowed or record.key in in_window or record.key in moved
 
             covered = {key: r for key, r in stored[table].items() if read_whole(r) and any(
                 f.covers(table, r.row["agent"]) for f in fetched)}
-            return plan_table(table, [r for r in records if read_whole(r)], covered, files)
+            return plan_table(table, [r for r in records if read_whole(r)], covered, files, exact, moved,
+                              stored[table])
 
-        stored = {table: store.stored_records(table) for table in (PROJECT_DAYS, DAILY, SESSIONS, BLOCKS)
-                  if any(table in report.tables for report in fetched)}
         plans, errors = [], []
         if DAILY in stored:
             try:
                 days = plan(DAILY, [*daily_records(incoming[PROJECT_DAYS]), *incoming[DAILY]])
                 all_days = {**stored[DAILY], **{r.key: r for r in days.write}}
-                months = plan_table(MONTHLY, monthly_records(list(all_days.values())), store.stored_records(MONTHLY))
+                for record in days.remove:
+                    del all_days[record.key]
+                shrank = frozenset((r.row["agent"], r.row["date"].replace(day=1)) for r in days.remove + [
+                    r for r in days.write if r.key in days.replace])
+                months = plan_table(MONTHLY, monthly_records(list(all_days.values())), store.stored_records(MONTHLY),
+                                    exact=dataclasses.replace(exact, months=shrank))
                 plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
                 plans += [days, months]
             except ShapeError as exc:
                 errors.append(f"days and months not imported: {exc}")
-        if SESSIONS in stored:
+        if SESSIONS in stored and any(SESSIONS in report.tables for report in fetched):
             plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
         if BLOCKS in stored:
             plans.append(plan(BLOCKS, incoming[BLOCKS]))
-        return plans, errors
+        return plans, errors, gone
 
 
 @dataclass(frozen=True)
@@ -2708,6 +3078,7 @@ class ImportOutcome:
     errors: tuple[str, ...] = ()
     report_rows: Mapping[str, int] = field(default_factory=dict)
     read: str = ""
+    gone: GoneTranscripts | None = None  # what the next run must know of transcripts gone since
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -19,17 +19,15 @@ the window), so the configured zone's day boundaries do not line up with the fil
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_ccusage, run_cli, sql
+from conftest import run_cli
+from differential import PERIODS, Hash, Tables, assert_same, ccusage_tables, shrunk, store_hash, stored
 from transcripts import GroundTruth, Totals, delete_older_than, generate, ground_truth
 
 TZ = "America/Los_Angeles"
@@ -39,27 +37,6 @@ START = END - timedelta(days=DAYS)
 RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 # The days after START around which the importer runs (see run_times): 13 runs in all, for a test under a minute.
 EVERY_FEW_DAYS = (7, 16, 25, 34, 43, 52, 61, 70, 79, 88)
-TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
-PERIODS = ("day", "month", "project_day", "block")  # tables versioned by their total: never smaller
-# Every stored row this test compares, one query (each --sql call starts the engine): kind, key, tokens, cost.
-STORED = f"""
-SELECT 'day' AS kind, toString(date) AS k1, '' AS k2, {TOKENS}, total_cost AS cost
-FROM ccusage_usage_daily FINAL WHERE machine_name = 'laptop'
-UNION ALL SELECT 'month', formatDateTime(month, '%Y-%m'), '', {TOKENS}, total_cost
-FROM ccusage_usage_monthly FINAL WHERE machine_name = 'laptop'
-UNION ALL SELECT 'project_day', toString(date), project_key, {TOKENS}, total_cost
-FROM ccusage_usage_projects_daily FINAL WHERE machine_name = 'laptop'
-UNION ALL SELECT 'session', project_key, session_key, {TOKENS}, total_cost
-FROM ccusage_usage_sessions FINAL WHERE machine_name = 'laptop' AND total_tokens > 0
-UNION ALL SELECT 'block', formatDateTime(start_time, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), '', {TOKENS}, cost_usd
-FROM ccusage_usage_blocks FINAL WHERE machine_name = 'laptop'
-"""
-
-Key = tuple[str, str]
-Hash = Callable[[str], str]  # a project or session name -> its keyed hash, as the store's key makes it
-Tables = dict[str, dict[Key, tuple[int, int, int, int]]]
-
-
 @dataclass
 class Transcript:
     """One mirror file and the moments it grows: (time a line is written, bytes up to and including it)."""
@@ -156,27 +133,8 @@ def run_times(transcripts: dict[Path, Transcript]) -> list[datetime]:
     return [*runs, hour_later, hour_later, END]
 
 
-def stored(env: dict) -> tuple[Tables, dict[str, dict[Key, float]]]:
-    """Token counts and costs of every stored row this test compares, per kind and key."""
-    tokens: Tables = {kind: {} for kind in (*PERIODS, "session")}
-    costs: dict[str, dict[Key, float]] = {kind: {} for kind in tokens}
-    for row in sql(env, STORED):
-        key = (row["k1"], row["k2"])
-        assert key not in tokens[row["kind"]], f"two stored {row['kind']} rows for {key}"
-        tokens[row["kind"]][key] = (row["input_tokens"], row["output_tokens"], row["cache_creation_tokens"],
-                                    row["cache_read_tokens"])
-        costs[row["kind"]][key] = row["cost"]
-    return tokens, costs
-
-
 def _counts(totals: Totals) -> tuple[int, int, int, int]:
     return (totals.input, totals.output, totals.cache_creation, totals.cache_read)
-
-
-def store_hash(env: dict) -> Hash:
-    """The keyed hash the store names projects and sessions with (HMAC-SHA256 of its key, 16 hex digits)."""
-    key = bytes.fromhex(sql(env, "SELECT value FROM ccusage_settings WHERE name = 'hash_key'")[0]["value"])
-    return lambda name: hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def expected(truth: GroundTruth, key_of: Hash) -> Tables:
@@ -189,51 +147,6 @@ def expected(truth: GroundTruth, key_of: Hash) -> Tables:
                     truth.by_session().items() if t.total},
         "block": {(start.strftime("%Y-%m-%dT%H:%M:%SZ"), ""): _counts(b.tokens) for start, b in truth.blocks().items()},
     }
-
-
-def differences(what: str, want: dict, got: dict) -> list[str]:
-    """Every differing key of one table, as `what key: expected X, got Y` (first ten)."""
-    keys = sorted(set(want) | set(got), key=str)
-    return [f"{what} {key}: expected {want.get(key)}, got {got.get(key)}" for key in keys
-            if want.get(key) != got.get(key)][:10]
-
-
-def assert_same(when: str, want: Tables, got: Tables) -> None:
-    problems = [line for kind in want for line in differences(kind, want[kind], got[kind])]
-    assert not problems, f"{when}:\n" + "\n".join(problems)
-
-
-def ccusage_tables(bin_dir: Path, claude: Path, key_of: Hash) -> tuple[Tables, dict[str, dict[Key, float]]]:
-    """ccusage's own reports on a Claude folder, keyed like the stored rows (months summed from its days)."""
-    tokens: Tables = {kind: {} for kind in (*PERIODS, "session")}
-    costs: dict[str, dict[Key, float]] = {kind: {} for kind in tokens}
-
-    def put(kind: str, key: Key, row: dict) -> None:
-        parts = row.get("tokenCounts", row)  # blocks nest their counts, and name the cache counts ...InputTokens
-        counts = (parts["inputTokens"], parts["outputTokens"],
-                  parts.get("cacheCreationTokens", parts.get("cacheCreationInputTokens")),
-                  parts.get("cacheReadTokens", parts.get("cacheReadInputTokens")))
-        assert key not in tokens[kind], f"ccusage reports {kind} {key} twice"
-        tokens[kind][key], costs[kind][key] = counts, row.get("totalCost", row.get("costUSD"))
-
-    for row in run_ccusage(bin_dir, claude, "daily", "--timezone", TZ)["daily"]:
-        put("day", (row["date"], ""), row)
-        month = (row["date"][:7], "")
-        sums = tokens["month"].get(month, (0, 0, 0, 0))
-        tokens["month"][month] = (sums[0] + row["inputTokens"], sums[1] + row["outputTokens"],
-                                  sums[2] + row["cacheCreationTokens"], sums[3] + row["cacheReadTokens"])
-        costs["month"][month] = costs["month"].get(month, 0.0) + row["totalCost"]
-    instances = run_ccusage(bin_dir, claude, "daily", "--instances", "--timezone", TZ)["projects"]
-    for project, rows in instances.items():
-        for row in rows:
-            put("project_day", (row["date"], key_of(project)), row)
-    for row in run_ccusage(bin_dir, claude, "session", "--timezone", TZ)["sessions"]:
-        if row["totalTokens"]:
-            put("session", (key_of(row["projectPath"]), key_of(row["sessionId"])), row)
-    for row in run_ccusage(bin_dir, claude, "blocks")["blocks"]:
-        if not row["isGap"]:
-            put("block", (row["startTime"].replace(".000Z", "Z"), ""), row)
-    return tokens, costs
 
 
 @pytest.mark.slow
@@ -255,10 +168,8 @@ def test_rolling_history_ends_equal_to_the_full_history(mode, tmp_path, make_env
         imported = dict(simulation.sizes)
         key_of = key_of or store_hash(env)  # the first run creates the key
         tokens, costs = stored(env)
-        for kind in PERIODS:
-            shrunk = [f"{kind} {key}: was {sum(old)}, now {sum(tokens[kind].get(key, ()))}"
-                      for key, old in before[kind].items() if sum(tokens[kind].get(key, ())) < sum(old)]
-            assert not shrunk, f"run {run} ({now:%Y-%m-%d %H:%M} UTC): stored rows shrank:\n" + "\n".join(shrunk)
+        smaller = shrunk(before, tokens, PERIODS)
+        assert not smaller, f"run {run} ({now:%Y-%m-%d %H:%M} UTC): stored rows shrank:\n" + "\n".join(smaller)
         before = tokens
         assert_same(f"run {run} ({now:%Y-%m-%d %H:%M} UTC), stored vs everything written so far",
                     expected(ground_truth(seen), key_of), tokens)
@@ -270,7 +181,7 @@ def test_rolling_history_ends_equal_to_the_full_history(mode, tmp_path, make_env
                if rel not in simulation.deleted)
 
     assert_same("at the end, stored vs the full history's ground truth", expected(full, key_of), tokens)
-    reported, reported_costs = ccusage_tables(ccusage_bin_dir, mirror, key_of)
+    reported, reported_costs = ccusage_tables(ccusage_bin_dir, mirror, key_of, TZ)
     assert_same("at the end, stored vs ccusage on the full history", reported, tokens)
     for kind, want in reported_costs.items():
         assert costs[kind] == pytest.approx(want, rel=1e-9, abs=1e-9), kind

@@ -196,18 +196,56 @@ def block(start_hour: int, tokens: int) -> ci.Record:
 
 
 def test_plan_keeps_blocks_that_come_back_shifted():
+    """After old transcripts went, ccusage chains the first blocks from a later line: a block under another start
+    that overlaps a stored one is kept out; a new block is written only where the report provably holds the full
+    history's blocks (from 11:00 here); a block under a stored start that grew is written."""
     stored = {b.key: b for b in (block(0, 100), block(6, 50))}
-    plan = ci.plan_table(ci.BLOCKS, [block(2, 80), block(11, 10), block(6, 60)], stored)
+    exact = ci.Exact(blocks_from=dt.datetime(2026, 1, 1, 11, tzinfo=dt.UTC))
+    plan = ci.plan_table(ci.BLOCKS, [block(2, 80), block(11, 10), block(6, 60)], stored, exact=exact)
     assert (plan.new, plan.changed, plan.kept) == (1, 1, 1)
+    assert not ci.plan_table(ci.BLOCKS, [block(11, 10)], stored).write  # not provably the full history's
+
+
+def test_plan_makes_exact_blocks_equal_to_the_report():
+    """Blocks the report provably holds whole replace stored ones, smaller too, and a stored block there under
+    another start (a window once cut it wrong) is removed."""
+    stored = {b.key: b for b in (block(0, 100), block(12, 50), block(20, 70))}
+    exact = ci.Exact(blocks_from=dt.datetime(2026, 1, 1, 11, tzinfo=dt.UTC))
+    plan = ci.plan_table(ci.BLOCKS, [block(0, 90), block(11, 60), block(20, 40)], stored, exact=exact)
+    assert [r.row["start_time"].hour for r in plan.write] == [11, 20] and plan.replace == {block(20, 0).key}
+    assert [r.row["start_time"].hour for r in plan.remove] == [12] and plan.kept == 1  # 0:00 is not exact
+    assert plan.current()[block(0, 0).key].total_tokens == 100  # before the exact range: never smaller
+
+
+def session(first_hour: int, tokens: int, key: str = "s", files: int = 1) -> ci.Record:
+    return ci.SESSIONS.record({"agent": "claude", "project_key": "p", "session_key": key, "total_tokens": tokens,
+                               "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC),
+                               "last_activity": dt.datetime(2026, 1, 1, first_hour + 1, tzinfo=dt.UTC),
+                               "transcript_files": files})
 
 
 def test_plan_keeps_a_session_that_absorbed_replayed_history():
-    def session(first_hour: int, tokens: int) -> ci.Record:
-        return ci.SESSIONS.record({"agent": "claude", "project_key": "p", "session_key": "s", "total_tokens": tokens,
-                                   "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC)})
-
-    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], {("claude", "p", "s"): session(5, 300)})
+    """The original's file is gone and the resumed session took over its replayed lines: the original's stored
+    row counts them, so the resumed one stays as stored."""
+    stored = {("claude", "p", "s"): session(5, 300), ("claude", "p", "original"): session(1, 200, "original")}
+    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], stored, {("claude", "p", "s"): 1})
     assert plan.kept == 1 and not plan.write
+
+
+def test_plan_writes_a_session_whose_first_activity_was_stored_too_late():
+    """No file has gone: a first activity that moved earlier means the stored row had missed the session's head
+    (a first line over 64 KiB once hid it), and the whole session is the truth."""
+    stored = {("claude", "p", "s"): session(5, 300)}
+    plan = ci.plan_table(ci.SESSIONS, [session(1, 500)], stored, {("claude", "p", "s"): 1})
+    assert plan.changed == 1 and plan.write[0].total_tokens == 500
+
+
+def test_plan_empties_a_session_that_moved_to_another_project_folder():
+    stored = {("claude", "p", "s"): session(5, 300)}
+    moved = ci.SESSIONS.record({**session(5, 300).row, "project_key": "q"})
+    assert ci.moved_sessions(stored, [moved], {("claude", "q", "s"): 1}) == {("claude", "p", "s")}
+    plan = ci.plan_table(ci.SESSIONS, [moved], stored, {("claude", "q", "s"): 1}, moved={("claude", "p", "s")})
+    assert [(r.key, r.total_tokens) for r in plan.write] == [(("claude", "q", "s"), 300), (("claude", "p", "s"), 0)]
 
 
 def test_split_sql_handles_comments_and_semicolons_inside_lines():
