@@ -30,7 +30,7 @@ from conftest import cli_env, run_cli
 from differential import assert_same, ccusage_tables, shrunk, store_hash, stored
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from test_window_exact import World
 
 TZ = "America/Los_Angeles"
@@ -38,7 +38,7 @@ START = datetime(2026, 8, 3, 16, 0, tzinfo=UTC)
 PROJECTS = ("alpha", "beta", "gamma")
 RECENT = timedelta(days=3)
 PROFILES = {
-    "ci": settings(max_examples=5, stateful_step_count=14, deadline=None, suppress_health_check=list(HealthCheck)),
+    "ci": settings(max_examples=8, stateful_step_count=16, deadline=None, suppress_health_check=list(HealthCheck)),
     "thorough": settings(max_examples=150, stateful_step_count=30, deadline=None,
                          suppress_health_check=list(HealthCheck)),
 }
@@ -87,9 +87,15 @@ class History(RuleBasedStateMachine):
     def _times(start: datetime, minutes: int, every: int) -> list[datetime]:
         return [start + timedelta(minutes=m) for m in range(0, minutes + 1, every)]
 
-    @rule(project=st.sampled_from(PROJECTS), minutes=st.integers(5, 150), every=st.integers(4, 40),
-          new=st.booleans(), pick=st.integers(0, 1000))
-    def work(self, project: str, minutes: int, every: int, new: bool, pick: int) -> None:
+    @initialize()
+    def a_first_session_imported(self) -> None:
+        self._write(self._new(PROJECTS[0]), self._times(self.now, 40, 10))
+        self._import()
+
+    @rule(project=st.sampled_from(PROJECTS), after=st.sampled_from([0, 0.5, 2, 4.5, 6, 20, 50]),
+          minutes=st.integers(5, 150), every=st.integers(4, 40), new=st.booleans(), pick=st.integers(0, 1000))
+    def work(self, project: str, after: float, minutes: int, every: int, new: bool, pick: int) -> None:
+        self.now += timedelta(hours=after)
         recent = self._recent(project)
         rel = recent[pick % len(recent)] if recent and not new else self._new(project)
         self._write(rel, self._times(self.now, minutes, every))
@@ -180,12 +186,10 @@ class History(RuleBasedStateMachine):
         for kind, expected in want_costs.items():
             assert costs[kind] == pytest.approx(expected, rel=1e-9, abs=1e-9), kind
 
-    @precondition(lambda self: bool(self.first_line))
     @rule()
     def hourly_import(self) -> None:
         self._import()
 
-    @precondition(lambda self: bool(self.first_line))
     @rule()
     def import_everything_again(self) -> None:
         self._import("--force")
