@@ -83,18 +83,78 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds, retries or the like from the environment: zero or more, or a one-line error."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+@dataclass(frozen=True)
+class NumberSetting:
+    """A numeric setting's default and the range it must be in (`unit` and `note` say what it counts and what a
+    special value means), so no value can overflow a clock, a sleep or a column later on."""
+
+    default: int | float | None
+    low: int | float
+    high: int | float
+    unit: str
+    whole: bool = False
+    note: str = ""
+
+    def describe(self) -> str:
+        """`a number from 0 to 86400 (seconds; 0: no limit)`: what --help, the docs and an error say."""
+        note = f"; {self.note}" if self.note else ""
+        return f"{'a whole number' if self.whole else 'a number'} from {self.low:g} to {self.high} ({self.unit}{note})"
+
+
+# Every numeric setting of both scripts (environment variables and --lock-timeout), declared once: number_setting
+# reads them, README.md and docs/admin-api.md list the same ranges (tests/test_adversarial.py holds them to it).
+NUMBER_SETTINGS: dict[str, NumberSetting] = {
+    "CH_PORT": NumberSetting(8123, 1, 65535, "a TCP port", whole=True),
+    "CH_CONNECT_TIMEOUT": NumberSetting(10.0, 0.1, 3600, "seconds"),
+    "CH_TIMEOUT": NumberSetting(120.0, 0.1, 86400, "seconds"),
+    "CCUSAGE_TIMEOUT": NumberSetting(300.0, 0, 86400, "seconds", note="0: no limit"),
+    "CCUSAGE_RETRIES": NumberSetting(2, 0, 10, "retries", whole=True),
+    "CCUSAGE_RETRY_BACKOFF": NumberSetting(2.0, 0, 60, "seconds"),
+    "CCUSAGE_LOCK_TIMEOUT": NumberSetting(120.0, 0, 86400, "seconds"),
+    "CCUSAGE_BUDGET_DAILY_USD": NumberSetting(None, 0.01, 1_000_000_000, "US dollars"),
+    "CCUSAGE_BUDGET_MONTHLY_USD": NumberSetting(None, 0.01, 1_000_000_000, "US dollars"),
+    "CCUSAGE_BLOCK_TOKEN_LIMIT": NumberSetting(None, 1, 2**64 - 1, "tokens", whole=True,
+                                               note="or max: the largest block seen"),
+    "ANTHROPIC_TIMEOUT": NumberSetting(60.0, 0.1, 3600, "seconds"),
+    "ANTHROPIC_MAX_RETRIES": NumberSetting(4, 0, 10, "retries", whole=True),
+    "ANTHROPIC_RETRY_BACKOFF": NumberSetting(1.0, 0, 60, "seconds"),
+    "ANTHROPIC_PAGE_LIMIT": NumberSetting(0, 0, 1000, "buckets or records per page", whole=True,
+                                          note="0: each endpoint's documented maximum"),
+}
+
+
+def number_setting(env: Mapping[str, str], name: str, raw: str | None = None, shown: str | None = None) -> Any:
+    """A numeric setting (NUMBER_SETTINGS) from the environment, or from `raw` (a command-line value, `shown` as
+    its flag): its default when unset; anything that is not a finite number in its range is one line naming the
+    setting and its range, exit 2."""
+    setting = NUMBER_SETTINGS[name]
+    text = (env.get(name, "") if raw is None else raw).strip()
+    if not text:
+        return setting.default
     try:
-        value = float(raw)
+        value: int | float = int(text) if setting.whole and text.isdigit() else float(text)
     except ValueError:
-        raise UserError(f"{name}={raw!r} is not a number") from None
-    if value < 0 or not math.isfinite(value):
-        raise UserError(f"{name}={raw!r} must be zero or more")
+        value = math.nan
+    if not (setting.low <= value <= setting.high) or (setting.whole and not isinstance(value, int)):
+        raise UserError(f"{shown or name}={text[:40]!r} must be {setting.describe()}", EXIT_USAGE)
     return value
+
+
+SYSTEM_DATABASES = ("system", "information_schema")  # ClickHouse's own, by lower-case name
+MACHINE_NAME_MAX = 128  # characters: a host name is at most 253, and the name heads every summary line
+
+
+def check_machine_name(name: str, source: str) -> None:
+    """The machine name is stored with every row and printed in one-line summaries and tables: refuse an empty
+    one, a control character (a line break, a terminal escape) and an absurd length, without printing it."""
+    if not name:
+        raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name", EXIT_USAGE)
+    if not name.isprintable():
+        raise UserError(f"the machine name (from {source}) holds a control character, such as a line break or a "
+                        "terminal escape: give a name of printable characters", EXIT_USAGE)
+    if len(name) > MACHINE_NAME_MAX:
+        raise UserError(f"the machine name (from {source}) is {len(name):,} characters long: at most "
+                        f"{MACHINE_NAME_MAX}", EXIT_USAGE)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -260,26 +320,14 @@ class Budgets:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Budgets:
         """The CCUSAGE_BUDGET_* settings; a value that is not one is a usage error naming the variable."""
-        limit = env.get("CCUSAGE_BLOCK_TOKEN_LIMIT", "").strip()
-        if limit and limit.lower() != "max" and not (limit.isdigit() and 0 < int(limit) < 2 ** 64):
-            raise UserError(f"CCUSAGE_BLOCK_TOKEN_LIMIT={limit!r} must be a token count above 0, or max (the "
-                            "largest block seen)", EXIT_USAGE)
+        is_max = env.get("CCUSAGE_BLOCK_TOKEN_LIMIT", "").strip().lower() == "max"
         scope = env.get("CCUSAGE_BUDGET_SCOPE", "").strip() or "all"
         if scope not in ("all", "machine"):
             raise UserError(f"CCUSAGE_BUDGET_SCOPE={scope!r} must be machine or all", EXIT_USAGE)
-        return cls(daily_usd=_dollars(env, "CCUSAGE_BUDGET_DAILY_USD"),
-                   monthly_usd=_dollars(env, "CCUSAGE_BUDGET_MONTHLY_USD"),
-                   block_tokens=int(limit) if limit.isdigit() else None,
-                   block_tokens_max=limit.lower() == "max", scope=scope)
-
-
-def _dollars(env: Mapping[str, str], name: str) -> float | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    if not re.fullmatch(r"\d+(\.\d+)?", raw) or float(raw) <= 0 or not math.isfinite(float(raw)):
-        raise UserError(f"{name}={raw!r} must be an amount of US dollars above 0, such as 25 or 7.50", EXIT_USAGE)
-    return float(raw)
+        return cls(daily_usd=number_setting(env, "CCUSAGE_BUDGET_DAILY_USD"),
+                   monthly_usd=number_setting(env, "CCUSAGE_BUDGET_MONTHLY_USD"),
+                   block_tokens=None if is_max else number_setting(env, "CCUSAGE_BLOCK_TOKEN_LIMIT"),
+                   block_tokens_max=is_max, scope=scope)
 
 
 def alert_settings(env: Mapping[str, str]) -> tuple[str, bool]:
@@ -358,10 +406,7 @@ class Config:
             return getattr(args, name, None) if args is not None else None
 
         host = env.get("CH_HOST", "").strip() or None
-        port_text = env.get("CH_PORT", "").strip() or "8123"
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise UserError(f"CH_PORT={port_text!r} is not a port number")
-        port = int(port_text)
+        port = number_setting(env, "CH_PORT")
         if host and port in NATIVE_PORTS:
             raise UserError(
                 f"CH_PORT={port} is ClickHouse's native-protocol port {NATIVE_PORTS[port]}; this tool speaks HTTP: "
@@ -373,11 +418,13 @@ class Config:
         database = env.get("CH_DATABASE", "").strip() or "default"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
             raise UserError(f"CH_DATABASE={database!r} is not a plain database name (letters, digits, _)")
+        if database.lower() in SYSTEM_DATABASES:
+            raise UserError(f"CH_DATABASE={database!r} is one of ClickHouse's own databases (system, "
+                            "information_schema; not persistent in chDB): name a database of your own", EXIT_USAGE)
         machine_source = ("--machine-name" if arg("machine_name") else
                           "MACHINE_NAME" if env.get("MACHINE_NAME", "").strip() else "the host name")
         machine = (arg("machine_name") or env.get("MACHINE_NAME", "").strip() or socket.gethostname()).strip()
-        if not machine:
-            raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name")
+        check_machine_name(machine, machine_source)
         version = env.get("CCUSAGE_VERSION", "").strip() or DEFAULT_CCUSAGE_VERSION
         if not re.fullmatch(r"\d+\.\d+\.\d+", version):
             raise UserError(f"CCUSAGE_VERSION={version!r} must be an exact version such as {DEFAULT_CCUSAGE_VERSION}")
@@ -394,7 +441,7 @@ class Config:
         password = env.get("CH_PASSWORD", "")
         hash_key = env.get("CCUSAGE_HASH_KEY") or None
         claude_setting = env.get("CLAUDE_CONFIG_DIR", "").strip()
-        lock_timeout = arg("lock_timeout")
+        lock_timeout = arg("lock_timeout")  # --lock-timeout, as typed: the same range as CCUSAGE_LOCK_TIMEOUT
         agents = wanted_agents(env)
         webhook, desktop = alert_settings(env)
         return cls(
@@ -405,8 +452,8 @@ class Config:
             ch_password=password,
             ch_database=database,
             ch_secure=protocol == "https" or (protocol == "" and port in HTTPS_PORTS),
-            ch_connect_timeout=env_float(env, "CH_CONNECT_TIMEOUT", 10.0) or 10.0,
-            ch_timeout=env_float(env, "CH_TIMEOUT", 120.0) or 120.0,
+            ch_connect_timeout=number_setting(env, "CH_CONNECT_TIMEOUT"),
+            ch_timeout=number_setting(env, "CH_TIMEOUT"),
             embedded_path=embedded_path,
             data_dir=embedded_path.parent if env.get("CCUSAGE_IMPORT_DB", "").strip() else data_dir,
             ccusage_version=version,
@@ -414,12 +461,13 @@ class Config:
             claude_dirs=tuple(claude_projects_dirs(env)) if agents is None or CLAUDE in agents else (),
             agent_dirs=agent_dirs(env, lambda agent: agents is None or agent in agents),
             agents=agents,
-            command_timeout=env_float(env, "CCUSAGE_TIMEOUT", 300.0),
-            command_retries=int(env_float(env, "CCUSAGE_RETRIES", 2)),
-            retry_backoff=env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
+            command_timeout=number_setting(env, "CCUSAGE_TIMEOUT"),
+            command_retries=number_setting(env, "CCUSAGE_RETRIES"),
+            retry_backoff=number_setting(env, "CCUSAGE_RETRY_BACKOFF"),
             hash_projects=not arg("no_hash_projects"),
             hash_key=hash_key,
-            lock_timeout=lock_timeout if lock_timeout is not None else env_float(env, "CCUSAGE_LOCK_TIMEOUT", 120.0),
+            lock_timeout=number_setting(env, "CCUSAGE_LOCK_TIMEOUT", lock_timeout,
+                                        "--lock-timeout" if lock_timeout is not None else None),
             machine_name_source=machine_source,
             claude_dirs_setting=f"CLAUDE_CONFIG_DIR={claude_setting}" if claude_setting else
             "~/.config/claude or ~/.claude",
@@ -3416,7 +3464,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="run ccusage even if no transcript changed since the last import")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", metavar="SECONDS",
                         help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--check", action="store_true",

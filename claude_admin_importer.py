@@ -55,8 +55,8 @@ from ccusage_importer import (
     Store,
     StoreCheck,
     UserError,
-    env_float,
     now,
+    number_setting,
     parse_timestamp,
     redact,
     run_check,
@@ -108,19 +108,14 @@ class AdminConfig:
                             "under Settings → Admin keys and export it")
         if not all(33 <= ord(ch) < 127 for ch in key):
             raise UserError("ANTHROPIC_ADMIN_KEY contains spaces or characters that cannot be sent in an HTTP header")
-        timeout = env_float(env, "ANTHROPIC_TIMEOUT", 60.0)
-        if timeout <= 0:
-            raise UserError("ANTHROPIC_TIMEOUT must be more than 0 seconds: every request has a timeout")
-        limit = int(env_float(env, "ANTHROPIC_PAGE_LIMIT", 0)) or None
-        admin = cls(
+        return cls(
             base_url=check_base_url(env.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_BASE_URL, key),
             admin_key=key,
-            timeout=timeout,
-            max_retries=int(env_float(env, "ANTHROPIC_MAX_RETRIES", 4)),
-            backoff=env_float(env, "ANTHROPIC_RETRY_BACKOFF", 1.0),
-            page_limit=limit,
+            timeout=number_setting(env, "ANTHROPIC_TIMEOUT"),
+            max_retries=number_setting(env, "ANTHROPIC_MAX_RETRIES"),
+            backoff=number_setting(env, "ANTHROPIC_RETRY_BACKOFF"),
+            page_limit=number_setting(env, "ANTHROPIC_PAGE_LIMIT") or None,
         )
-        return admin
 
     def redact(self, text: str) -> str:
         return hide(text, self.admin_key)
@@ -1249,7 +1244,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ccusage_importer.py's --check plus the --validate red flags as one line; exit 1 if any "
                              "check fails")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", metavar="SECONDS",
                         help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
     parser.add_argument("--version", action="version", version=f"claude-admin-import {__version__}")
     return parser
