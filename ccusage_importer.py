@@ -35,6 +35,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -632,7 +633,7 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
     if window is None or not window.files:
         yield whole, window
         return
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(config.data_dir)
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
         folders = [Path(root) / str(index) for index in range(len(config.claude_dirs))]
         try:
@@ -1610,7 +1611,7 @@ class Store:
         try:
             if config.embedded:
                 cls._wait_for_other_programs(config, progress)
-                config.embedded_path.mkdir(parents=True, exist_ok=True)
+                private_folder(config.embedded_path, tighten=True)
                 if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
                     bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
                     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
@@ -2000,6 +2001,39 @@ def now() -> dt.datetime:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def private_folder(folder: Path, tighten: bool = False) -> None:
+    """`folder` and any parent it lacks, created this user's only (0700, whatever the umask). `tighten`: a folder
+    that is ours alone (the embedded store) is made 0700 if it exists already (an older release made it 0755)."""
+    for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
+        with contextlib.suppress(FileExistsError):
+            missing.mkdir(mode=0o700)
+            os.chmod(missing, 0o700)
+    found = folder.stat()
+    if tighten and found.st_uid == os.geteuid() and stat.S_IMODE(found.st_mode) & 0o077:
+        os.chmod(folder, stat.S_IMODE(found.st_mode) & 0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all, readable by this user only (0600 whatever the umask): a
+    temporary file beside it, then a rename. A symbolic link is written through to its target; a target that is
+    not a regular file (a folder, a device, a FIFO) is refused, so a rename never replaces one."""
+    target = Path(os.path.realpath(path))
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(target.stat().st_mode):
+            raise UserError(f"{path} is not a regular file (a folder, a device or a FIFO?): name a new file or a "
+                            "regular one", EXIT_USAGE)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 class LocalState:
     """Two small files in the embedded store's folder (deleting the store deletes them too), or for a server in a
     folder of this machine's data directory.
@@ -2030,12 +2064,8 @@ class LocalState:
         known = self.names()
         if not names or names.items() <= known.items():
             return
-        self.names_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.names_file.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump({**known, **names}, handle)
-        temporary.replace(self.names_file)
+        private_folder(self.names_file.parent)
+        write_private(self.names_file, json.dumps({**known, **names}).encode())
 
     def _machines(self) -> dict[str, Any]:
         try:
@@ -2051,13 +2081,13 @@ class LocalState:
         machines = self._machines()
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()}}
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"machines": machines}, indent=1))
-        temporary.replace(self.state_file)
+        private_folder(self.state_file.parent)
+        write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
 
     def add_pending_run(self, run: Mapping[str, Any]) -> None:
-        with open(self.pending_file, "a", encoding="utf-8") as handle:
+        descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(run, default=str) + "\n")
 
     def pending_runs(self) -> list[dict[str, Any]]:
@@ -2091,8 +2121,8 @@ class LocalState:
 @contextmanager
 def run_lock(path: Path, timeout: float, purpose: str) -> Iterator[None]:
     """An exclusive lock (flock) on `path`; a second run waits up to `timeout` seconds, then names the holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
+    private_folder(path.parent)
+    with open(path, "a+", encoding="utf-8", opener=lambda name, flags: os.open(name, flags, 0o600)) as handle:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -3423,12 +3453,9 @@ def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str
         data = readable(dashboard_data(store, queries, config.timezone), names or {})
     data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
     html = render_dashboard(data, template, libraries).encode("utf-8")
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_bytes(html)
-        temporary.replace(path)
+        write_private(path, html)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
     if not quiet:
         if data["empty"]:

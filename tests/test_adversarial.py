@@ -13,11 +13,14 @@ permission.
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, cli_env, run_admin, run_cli
+from transcripts import generate
 
 import ccusage_importer as ci
 
@@ -33,6 +36,38 @@ def one_error_line(done: subprocess.CompletedProcess, code: int) -> str:
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     return done.stderr
+
+
+# -- 1. --dashboard FILE ----------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_written_through_a_symlink_and_never_over_a_fifo_or_a_device(tmp_path):
+    env = bare_env(tmp_path)
+    target = tmp_path / "target.html"
+    target.write_text("old")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    assert run_cli(env, "--dashboard", str(link)).returncode == 0
+    assert link.is_symlink() and "<html" in target.read_text().lower()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    dangling = tmp_path / "dangling.html"
+    dangling.symlink_to(tmp_path / "new.html")
+    assert run_cli(env, "--dashboard", str(dangling)).returncode == 0
+    assert dangling.is_symlink() and (tmp_path / "new.html").is_file()
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    refused = [fifo, tmp_path]
+    if os.geteuid() == 0:  # a device node of our own: as root, the old code renamed a file over /dev/full
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        refused.append(tmp_path / "null")
+    for path in refused:
+        line = one_error_line(run_cli(env, "--dashboard", str(path)), 2)
+        assert f"{path} is not a regular file" in line
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    if os.geteuid() == 0:
+        assert stat.S_ISCHR((tmp_path / "null").stat().st_mode)
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # -- 4, 5, 6. settings --------------------------------------------------------------------------------------------
@@ -88,5 +123,43 @@ def test_a_machine_name_with_control_characters_or_absurd_length_is_refused(args
     line = one_error_line(run_cli(bare_env(tmp_path, **extra), *args), 2)
     assert said in line and "\x1b" not in line and "xxxxxxxx" not in line
     assert not (tmp_path / "store").exists()
+
+
+# -- 7. private files ---------------------------------------------------------------------------------------------
+
+
+def test_state_names_pending_runs_store_and_dashboard_are_private_whatever_the_umask(tmp_path, make_env):
+    generate(tmp_path / "claude", seed=71, days=2, sessions=2)
+    env = make_env(tmp_path / "claude", db=tmp_path / "data" / "store" / "chdb")
+    previous = os.umask(0)
+    try:
+        assert run_cli(env, process=True).returncode == 0
+        assert run_cli(env, process=True).returncode == 0  # nothing changed: a pending run
+        store = Path(env["CCUSAGE_IMPORT_DB"])
+        pending = stat.S_IMODE((store / "ccusage-import-pending-runs.jsonl").stat().st_mode)
+        assert run_cli(env, "--dashboard", str(tmp_path / "dash.html"), process=True).returncode == 0
+    finally:
+        os.umask(previous)
+    assert pending == 0o600
+    files = [store / "ccusage-import-state.json", store / "ccusage-import-names.json", tmp_path / "dash.html",
+             store.with_name("chdb.lock")]
+    folders = [store, store.parent, store.parent.parent]
+    modes = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in files + folders}
+    assert modes == {**{str(f): "0o600" for f in files}, **{str(f): "0o700" for f in folders}}
+
+
+def test_a_pending_run_is_private_and_an_old_store_folder_is_tightened(tmp_path):
+    env = bare_env(tmp_path)
+    state = ci.LocalState(tmp_path)
+    previous = os.umask(0)
+    try:
+        state.add_pending_run({"run_id": "x"})
+        store = Path(env["CCUSAGE_IMPORT_DB"])
+        store.mkdir(parents=True, mode=0o755)
+        assert run_cli(env, "--sql", "SELECT 1").returncode == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(state.pending_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
 
 
