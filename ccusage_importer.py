@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import http.client
 import io
+import itertools
 import json
 import logging
 import math
@@ -1901,10 +1902,29 @@ class Store:
         """Column names and rows; a SELECT without rows still names its columns (the driver reports none then)."""
         result = self.client.query(sql, parameters=dict(parameters or {}))
         columns = list(result.column_names)
-        if not columns and not result.result_rows and re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
-            described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
-            columns = [row[0] for row in described.result_rows]
+        if not columns and not result.result_rows:
+            columns = self._described(sql, parameters)
         return columns, [tuple(r) for r in result.result_rows]
+
+    def _described(self, sql: str, parameters: Mapping[str, Any] | None) -> list[str]:
+        """The columns a SELECT without rows would have had."""
+        if not re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
+            return []
+        described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
+        return [row[0] for row in described.result_rows]
+
+    @contextmanager
+    def stream(self, sql: str, parameters: Mapping[str, Any] | None = None, seconds: float | None = None
+               ) -> Iterator[tuple[list[str], Iterator[Sequence[Any]]]]:
+        """Column names and the rows as the engine sends them, a block at a time (a result of any size is never
+        held whole); the engine stops the query after `seconds` (max_execution_time), when given."""
+        settings = {"max_execution_time": seconds} if seconds else None
+        with self.client.query_row_block_stream(sql, parameters=dict(parameters or {}), settings=settings) as blocks:
+            first = next(iter(blocks), None)
+            if first is not None:
+                yield list(blocks.source.column_names), itertools.chain(first, itertools.chain.from_iterable(blocks))
+                return
+        yield self._described(sql, parameters), iter(())
 
     def summary(self) -> dict[str, Any]:
         """All-time totals for the report after a run: this machine, all machines, top models."""
@@ -2160,33 +2180,62 @@ def human(number: float) -> str:
     return f"{number:.0f}"
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
+TABLE_SAMPLE_ROWS = 1000  # rows a table reads before it prints: its column widths come from them
+
+
+def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table",
                  width: int | None = None) -> str:
-    """Query results as an aligned text table (cells cut with … to fit `width` characters), CSV (a header even with
-    no rows) or JSON lines (`[]` for none); CSV and JSON always carry full values."""
+    """Query results as one text (format_lines)."""
+    return "\n".join(format_lines(columns, rows, fmt, width))
+
+
+def format_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table",
+                 width: int | None = None) -> Iterator[str]:
+    """Query results line by line as the rows come, so a result of any size is printed without being held: an
+    aligned text table (cells cut with … to fit `width` characters; its widths come from its first
+    TABLE_SAMPLE_ROWS rows, and a longer value further down is cut to them), CSV (a header even with no rows) or
+    JSON lines (`[]` for none); CSV and JSON always carry full values."""
     if fmt == "json":
-        if not rows:
-            return "[]"
-        return "\n".join(json.dumps(dict(zip(columns, map(_plain_number, row), strict=True)), default=str,
-                                    ensure_ascii=False) for row in rows)
+        empty = True
+        for row in rows:
+            empty = False
+            yield json.dumps(dict(zip(columns, map(_plain_number, row), strict=True)), default=str,
+                             ensure_ascii=False)
+        if empty:
+            yield "[]"
+        return
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                           if isinstance(v, list | tuple | dict) else _plain_number(v) for v in row] for row in rows])
-        return buffer.getvalue().rstrip("\n")
+        for values in itertools.chain([columns], (map(_csv_cell, row) for row in rows)):
+            writer.writerow(values)
+            yield buffer.getvalue()[:-1]
+            buffer.seek(0)
+            buffer.truncate()
+        return
 
-    text = [[_cell_text(v) for v in row] for row in rows]
+    rows = iter(rows)
+    sample = list(itertools.islice(rows, TABLE_SAMPLE_ROWS))
+    text = [[_cell_text(v) for v in row] for row in sample]
     widths = _fit_widths([max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)], width)
-    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and rows for i in range(len(columns))]
-    lines = ["  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    for row in text:
-        lines.append("  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
-                               enumerate(zip(row, widths, strict=True))).rstrip())
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(lines)
+    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in sample) and sample
+               for i in range(len(columns))]
+    yield "  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    count = 0
+    for row in itertools.chain(text, ([_cell_text(v) for v in row] for row in rows)):
+        count += 1
+        yield "  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
+                        enumerate(zip(row, widths, strict=True))).rstrip()
+    yield f"({count} row{'s' if count != 1 else ''})"
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell as CSV carries it whole: lists and maps as JSON, None as empty."""
+    if value is None:
+        return ""
+    return json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, list | tuple | dict) else (
+        _plain_number(value))
 
 
 def _cell_text(value: Any) -> str:
@@ -3537,11 +3586,20 @@ def terminal_width() -> int | None:
 
 def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None,
             names: Mapping[str, str] | None = None) -> int:
-    """One query's result, with the names this machine knows in place of their hashes (unless --no-names)."""
-    with _reading_store(config) as store:
-        columns, rows = store.query(sql, parameters)
-    print(format_table(columns, [[readable(value, names or {}) for value in row] for row in rows], fmt,
-                       terminal_width()))
+    """One query's result as it streams, with the names this machine knows in place of their hashes (unless
+    --no-names). The embedded store stops the query after CH_TIMEOUT, so no query holds its lock for ever."""
+    try:
+        with _reading_store(config) as store, store.stream(sql, parameters,
+                                                           config.ch_timeout if config.embedded else None) as result:
+            columns, rows = result
+            for line in format_lines(columns, ([readable(value, names or {}) for value in row] for row in rows), fmt,
+                                     terminal_width()):
+                print(line)
+    except Exception as exc:
+        if not config.embedded or "TIMEOUT_EXCEEDED" not in str(exc):
+            raise
+        raise UserError(f"the query ran past CH_TIMEOUT ({config.ch_timeout:g} s), the longest a query may hold the "
+                        "embedded store: narrow it, or raise CH_TIMEOUT") from None
     return EXIT_OK
 
 

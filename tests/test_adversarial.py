@@ -13,13 +13,16 @@ permission.
 
 from __future__ import annotations
 
+import itertools
 import os
+import resource
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli_env, run_admin, run_cli
+from conftest import IMPORTER, ROOT, cli_env, run_admin, run_cli
 from transcripts import generate
 
 import ccusage_importer as ci
@@ -68,6 +71,37 @@ def test_the_dashboard_is_written_through_a_symlink_and_never_over_a_fifo_or_a_d
     if os.geteuid() == 0:
         assert stat.S_ISCHR((tmp_path / "null").stat().st_mode)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# -- 3. --sql streams ---------------------------------------------------------------------------------------------
+
+
+def test_a_table_reads_only_its_first_rows_before_it_prints():
+    taken = itertools.count()
+    rows = ((next(taken), "x" * 3) for _ in range(10_000))
+    lines = ci.format_lines(["n", "s"], rows, "table")
+    assert [next(lines) for _ in range(3)] == ["n    s", "---  ---", "  0  xxx"]
+    assert next(taken) == ci.TABLE_SAMPLE_ROWS  # the rows it read before its first line: the sample
+    assert list(lines)[-1] == "(10000 rows)"
+
+
+def limit_memory() -> None:
+    """The child may not pass 3 GB of data (the old code held an endless result until the machine ran out)."""
+    resource.setrlimit(resource.RLIMIT_DATA, (3 << 30, 3 << 30))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_an_endless_query_streams_and_the_store_is_released_after_ch_timeout(fmt, tmp_path):
+    env = bare_env(tmp_path, CH_TIMEOUT="3")
+    assert run_cli(env, "--sql", "SELECT 1").returncode == 0  # the store exists
+    done = subprocess.run([sys.executable, str(IMPORTER), "--sql", "SELECT number FROM system.numbers", "--format",
+                           fmt], env=env, capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
+    line = one_error_line(done, 1)
+    assert "the query ran past CH_TIMEOUT (3 s)" in line
+    lines = done.stdout.splitlines()
+    assert len(lines) > 10_000 and lines[:2] == {
+        "csv": ["number", "0"], "json": ['{"number": 0}', '{"number": 1}'], "table": ["number", "------"]}[fmt]
+    assert run_cli({**env, "CCUSAGE_LOCK_TIMEOUT": "0"}, "--sql", "SELECT 1").returncode == 0  # the lock is free
 
 
 # -- 4, 5, 6. settings --------------------------------------------------------------------------------------------
