@@ -156,6 +156,7 @@ COST_PATH = "/v1/organizations/cost_report"
 USAGE_PATH = "/v1/organizations/usage_report/messages"
 CODE_PATH = "/v1/organizations/usage_report/claude_code"
 MAX_LIMIT = {COST_PATH: 31, USAGE_PATH: 31, CODE_PATH: 1000}  # documented maxima per page
+CODE_MAX_RECORDS = 100_000  # Claude Code records (one per user, terminal and place) a day can hold: a bound on paging
 MAX_HOURLY_LIMIT = 168  # documented maximum of 1h buckets per page: a 7-day window in one page
 DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
 BUCKET_WIDTHS = {"1d": DAY, "1h": HOUR}
@@ -278,6 +279,7 @@ class AdminApi:
         self.sleep = sleep
         self.opener = urllib.request.build_opener(_NoRedirects)
         self.requests = 0
+        self.pages_read = 0  # pages of the last (or current) pages() call
 
     def _send(self, url: str) -> Reply:
         request = urllib.request.Request(url, headers={
@@ -347,19 +349,29 @@ class AdminApi:
         wait = usable_wait(asked)
         return wait if wait is not None else backoff_delay(self.admin.backoff, attempt)
 
-    def pages(self, path: str, params: Sequence[tuple[str, str]],
-              on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-        """Every page of a report: the same request (limit and filters kept) plus page=next_page while has_more."""
-        documents: list[dict[str, Any]] = []
+    def pages(self, path: str, params: Sequence[tuple[str, str]], most: int,
+              on_page: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page of a report, as it arrives: the same request (limit and filters kept) plus page=next_page
+        while has_more. `most`: the items (buckets, records) the request can hold; an API that pages on past them,
+        or sends a page without items that says has_more, is paging forever: stopped with one line (ShapeError)."""
         seen: set[str] = set()
         token: str | None = None
+        items = pages = 0
         while True:
-            documents.append(self.get(path, [*params, *((("page", token),) if token else ())]))
+            document = self.get(path, [*params, *((("page", token),) if token else ())])
+            pages += 1
             if on_page:
-                on_page(len(documents))
-            has_more, token = documents[-1].get("has_more"), documents[-1].get("next_page")
+                on_page(pages)
+            data = document.get("data")
+            items += len(data) if isinstance(data, list) else 0
+            has_more, token = document.get("has_more"), document.get("next_page")
+            self.pages_read = pages
+            if items > most or (has_more is True and not data):
+                raise ShapeError(f"GET {path}: still has_more after {pages} pages and {items} items, when the request "
+                                 f"can hold {most}: the API is paging forever; stopped")
+            yield document
             if has_more is False or (has_more is None and token is None):
-                return documents
+                return
             if has_more is not True or not isinstance(token, str) or not token:
                 raise ShapeError(f"GET {path}: has_more={has_more!r} with next_page={token!r}")
             if token in seen:
@@ -527,7 +539,7 @@ def bucket_label(start: dt.datetime, width: dt.timedelta) -> str:
     return start.date().isoformat() if width == DAY else f"{start:%Y-%m-%d %H:%M}"
 
 
-def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str, width: dt.timedelta = DAY
+def buckets_by_day(documents: Iterable[Mapping[str, Any]], where: str, width: dt.timedelta = DAY
                    ) -> dict[dt.date, dict[dt.datetime, list[dict[str, Any]]]]:
     """The buckets of all pages by UTC day and start; a bucket twice, or one that is not one UTC day (or hour,
     for width=HOUR), is an error."""
@@ -970,8 +982,10 @@ class AdminImporter:
         fetched_at = self.now()
         try:
             params = bucket_params(path, days[0], days[-1], spec.group_by, self.api.admin.page_limit, spec.width)
-            documents = self.api.pages(path, params, lambda n: self.progress.update(f"{label} page {n}"))
-            by_day = buckets_by_day(documents, f"GET {path}", width)
+            most = ((days[-1] - days[0]).days + 1) * (DAY // width)
+            documents = self.api.pages(path, params, most, lambda n: self.progress.update(f"{label} page {n}"))
+            by_day = buckets_by_day(documents, f"GET {path}", width)  # overlapping pages stop it as they arrive
+            pages = self.api.pages_read
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
@@ -983,21 +997,21 @@ class AdminImporter:
             if missing:
                 what = f"no bucket for {day}" if width == DAY else \
                     f"{len(missing)} hourly bucket(s) of {day} missing (first {missing[0]:%H:%M})"
-                results[report, day] = DayResult(report, day, pages=len(documents), error=(
-                    f"GET {path}: {what} in {len(documents)} page(s)"))
+                results[report, day] = DayResult(report, day, pages=pages, error=(
+                    f"GET {path}: {what} in {pages} page(s)"))
                 continue
             try:
                 results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: spec.rows(buckets)},
-                                                 len(documents))
+                                                 pages)
             except ShapeError as exc:
-                results[report, day] = DayResult(report, day, pages=len(documents), error=self.reason(exc))
+                results[report, day] = DayResult(report, day, pages=pages, error=self.reason(exc))
         return results
 
     def _fetch_code(self, day: dt.date, done: int, total: int) -> DayResult:
         """All pages of one day's Claude Code records."""
         label = f"[{done}/{total} days] claude_code {day}"
         try:
-            documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit),
+            documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit), CODE_MAX_RECORDS,
                                        lambda n: self.progress.update(f"{label} page {n}"))
             records = []
             for doc in documents:
@@ -1009,7 +1023,8 @@ class AdminImporter:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
             return DayResult("claude_code", day, error=self.reason(exc))
-        return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models}, len(documents))
+        return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models},
+                         self.api.pages_read)
 
     def _write(self, chunk: Sequence[dt.date], days: Sequence[dt.date], results: Sequence[DayResult],
                outcome: RunOutcome) -> None:
