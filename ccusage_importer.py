@@ -692,7 +692,7 @@ def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[st
                 return json.loads(done.stdout)
             except ValueError:
                 raise ReportError(f"{shown} printed output that is not JSON: {done.stdout[:80]!r}") from None
-        last_line = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        last_line = failure_line(done.stderr.strip() or done.stdout.strip() or "no output")
         if NATIVE_MISSING in done.stderr:
             raise ReportError(
                 f"{shown} failed: {last_line} (this ccusage release has no binary for this platform; "
@@ -700,6 +700,21 @@ def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[st
             )
         problem = f"exited {done.returncode}: {last_line[:300]}"
     raise ReportError(f"{shown} {problem} (after {config.command_retries + 1} attempts)")
+
+
+NODE_EXIT_LINE = re.compile(r"Node\.js (v\d+\.\d+\.\d+)")  # what Node.js prints last after an uncaught error
+
+
+def failure_line(output: str) -> str:
+    """The line of a failed ccusage's output that says why: its last one, unless Node.js ended it on an uncaught
+    error (a JavaScript release of ccusage): that last line is only Node's version, the error is above it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    node = NODE_EXIT_LINE.fullmatch(lines[-1])
+    if not node:
+        return lines[-1]
+    error = next((line for line in reversed(lines) if re.match(r"[A-Za-z]*Error\b", line)), "no error message")
+    return (f"{error} (ccusage stopped on an uncaught JavaScript error under Node.js {node.group(1)}; pin the tested "
+            f"release with CCUSAGE_VERSION={DEFAULT_CCUSAGE_VERSION})")
 
 
 @dataclass(frozen=True)
@@ -1501,6 +1516,15 @@ VIEWS = (
 )
 
 
+_SQL_QUOTED_OR_COMMENT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/",
+                                    re.S)
+
+
+def statement_count(sql: str) -> int:
+    """How many statements a text holds: a `;` outside quotes and comments ends one; an empty one does not count."""
+    return sum(1 for part in _SQL_QUOTED_OR_COMMENT.sub(" ", sql).split(";") if part.strip())
+
+
 def split_sql(text: str) -> list[str]:
     """Statements of a .sql file: `--` comment lines dropped, split at a `;` that ends a line."""
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
@@ -1572,6 +1596,37 @@ def _as_written(value: Any) -> Any:
     return utc(list(value) if isinstance(value, tuple) else value)
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why the embedded engine could not write in `folder` (a read-only file system, a folder or `status` file
+    without write permission), or None; tried with a real file, so root on a read-only mount is caught too."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror
+    status = folder / "status"
+    return f"{status} is read-only" if status.exists() and not os.access(status, os.W_OK) else None
+
+
+@contextmanager
+def engine_output() -> Iterator[Callable[[], str]]:
+    """Whatever chDB writes to file descriptor 2 while it starts (its own `Code: 76. DB::…` lines) is kept from the
+    terminal; said() gives its first line, for the one-line error that replaces it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        def said() -> str:
+            text = os.pread(captured.fileno(), 4096, 0).decode("utf-8", "replace")
+            return first_line(text) if text.strip() else ""
+
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def embedded_engine_busy(path: Path) -> bool:
     """Whether another process has the chDB store at `path` open (the engine holds a lock on its `status` file)."""
     try:
@@ -1613,12 +1668,19 @@ class Store:
             if config.embedded:
                 cls._wait_for_other_programs(config, progress)
                 private_folder(config.embedded_path, tighten=True)
-                if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
-                    bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
-                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
-                    bootstrap.close()
-                client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
-                                                       database=config.ch_database)
+                if problem := unwritable(config.embedded_path):
+                    raise UserError(f"cannot use {config.store_description()}: the store's folder is not writable "
+                                    f"({problem}); every command writes to it")
+                with engine_output() as said:
+                    try:
+                        if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
+                            bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
+                            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
+                            bootstrap.close()
+                        client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
+                                                               database=config.ch_database)
+                    except ClickHouseError as exc:
+                        raise ClickHouseError(" ".join(filter(None, (said(), str(exc))))) from None
             else:
                 progress.update(f"connecting to {config.store_description()} (waiting up to "
                                 f"{config.ch_connect_timeout:g} s to connect, {config.ch_timeout:g} s for answers)")
@@ -2561,6 +2623,8 @@ def query_parameters(query: NamedQuery, assignments: Sequence[str]) -> dict[str,
         key, equals, value = assignment.partition("=")
         if not equals:
             raise UserError(f"--param {assignment!r}: expected KEY=VALUE", EXIT_USAGE)
+        if key.strip() in given:
+            raise UserError(f"--param {key.strip()} is given twice: give each parameter once", EXIT_USAGE)
         given[key.strip()] = value
     declared = {p.name: p for p in query.params}
     if unknown := sorted(set(given) - set(declared)):
@@ -3572,6 +3636,9 @@ def check_modes(args: argparse.Namespace) -> None:
                               ("--dashboard", args.dashboard, "the file name")):
         if value is not None and not value.strip():
             raise UserError(f"{flag}: {what} is empty", EXIT_USAGE)
+    if args.sql is not None and (count := statement_count(args.sql)) > 1:
+        raise UserError(f"--sql runs one statement; this text holds {count}, separated by `;`: run them one at a "
+                        "time", EXIT_USAGE)
     if args.param and args.query is None:
         raise UserError("--param goes with --query NAME", EXIT_USAGE)
     if args.verbose and args.query != "list":
@@ -3672,6 +3739,9 @@ def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: s
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.filename:  # a file of ours (state, lock, store folder): not the database
+            print(f"error: cannot use {hide(str(exc.filename))}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
         if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
             print(f"error: database: {hide(first_line(str(exc)))}", file=sys.stderr)
             return EXIT_FAILED

@@ -81,6 +81,7 @@ MAX_RETRY_AFTER = 60.0  # seconds: a retry-after of 0, or longer than this, is r
 MAX_BACKOFF = 60.0
 SPEND_CAP_ATTEMPTS = 3  # a 429 without retry-after (monthly spend cap) does not clear by waiting
 WINDOW_DAYS = 7  # days per cost/usage request: few requests, and a failure touches at most a week
+DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))  # what ClickHouse's Date type holds
 SETTLE = dt.timedelta(hours=1)  # Claude Code data arrives up to an hour late: a day is final an hour after it ends
 DEFAULT_DAYS = 3
 DEFAULT_HOURLY_DAYS = 7  # a backfill's last days get hourly usage too; older days are 24 buckets and up to 24x
@@ -749,7 +750,7 @@ class AdminStore:
         _, rows = self.store.query(
             f"SELECT report, date, status, error_text FROM {STATUS_TABLE} FINAL "
             "WHERE date >= {first:Date} AND date <= {last:Date}",
-            {"first": first or dt.date(1970, 1, 1), "last": last or dt.date(2149, 6, 6)})
+            {"first": first or DATE_RANGE[0], "last": last or DATE_RANGE[1]})
         return {(report, day): (status, error) for report, day, status, error in rows}
 
     def stored_keys(self, spec: TableSpec, days: Sequence[dt.date]) -> set[tuple[Any, ...]]:
@@ -1208,10 +1209,15 @@ def token_flag(store: AdminStore, days: Sequence[dt.date], max_difference: Decim
 
 
 def _date_arg(text: str) -> dt.date:
+    """A day the tables' Date columns can hold (DATE_RANGE), else argparse's one-line usage error."""
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    if not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is outside {DATE_RANGE[0]}…{DATE_RANGE[1]}, the days a Date column "
+                                         "holds")
+    return day
 
 
 def _amount_arg(what: str) -> Callable[[str], Decimal]:

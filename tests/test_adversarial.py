@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import IMPORTER, ROOT, cli_env, run_admin, run_cli
+from test_hardening import stand_in_ccusage
 from transcripts import generate
 
 import ccusage_importer as ci
@@ -197,3 +199,90 @@ def test_a_pending_run_is_private_and_an_old_store_folder_is_tightened(tmp_path)
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
 
 
+# -- 8. messages --------------------------------------------------------------------------------------------------
+
+
+def run_on_read_only_store(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The importer as a process whose store folder is read-only: a read-only bind mount in a mount namespace of
+    its own as root, else the folder's write permission taken away (and given back)."""
+    store = env["CCUSAGE_IMPORT_DB"]
+    command = [sys.executable, str(IMPORTER), *args]
+    if os.geteuid() != 0:
+        os.chmod(store, 0o500)
+        try:
+            return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            os.chmod(store, 0o700)
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "-m", "true"], capture_output=True) if unshare else None
+    if not probe or probe.returncode:
+        pytest.skip("root without a mount namespace of its own: no way to make the store read-only")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return subprocess.run([unshare, "-m", "sh", "-c", script, store, *command], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_read_only_store_is_one_line_that_names_the_file_problem(tmp_path, make_env):
+    generate(tmp_path / "claude", seed=72, days=2, sessions=2)
+    env = make_env(tmp_path / "claude")
+    assert run_cli(env).returncode == 0
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    line = one_error_line(run_on_read_only_store(env, "--sql", "SELECT 1"), 1)
+    assert "the store's folder is not writable" in line and reason in line and "Code:" not in line
+    line = one_error_line(run_on_read_only_store(env), 1)  # nothing changed: only a pending run to write
+    assert line == f"error: cannot use {env['CCUSAGE_IMPORT_DB']}/ccusage-import-pending-runs.jsonl: {reason}\n"
+
+
+NODE_CRASH = """\
+file:///home/me/.npm/_npx/1/node_modules/ccusage/dist/index.js:4821
+        throw new Error(`No valid Claude data directories found`);
+              ^
+
+Error: No valid Claude data directories found
+    at getClaudePaths (file:///home/me/.npm/_npx/1/node_modules/ccusage/dist/index.js:4821:15)
+    at async main (file:///home/me/.npm/_npx/1/node_modules/ccusage/dist/index.js:9001:3)
+
+Node.js v20.20.2
+"""
+
+
+CRASHING_CCUSAGE = """\
+#!/bin/sh
+# The pinned ccusage for --version (so the importer runs it), a Node.js crash for every report.
+case "$*" in *--version*) exec "$(cat "$(dirname "$0")/real")" "$@" ;; esac
+cat "$(dirname "$0")/crash" >&2
+exit 1
+"""
+
+
+def test_a_node_crash_of_an_old_ccusage_says_what_it_means(tmp_path, make_env, ccusage_bin_dir):
+    generate(tmp_path / "claude", seed=73, days=1, sessions=1)
+    fake = stand_in_ccusage(tmp_path / "fake-bin", ccusage_bin_dir / "ccusage", CRASHING_CCUSAGE)
+    (fake / "crash").write_text(NODE_CRASH)
+    env = make_env(tmp_path / "claude", CCUSAGE_RETRIES="0")
+    env["PATH"] = f"{fake}{os.pathsep}{env['PATH']}"
+    done = run_cli(env)
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert "exited 1: Error: No valid Claude data directories found (ccusage stopped on an uncaught JavaScript error " \
+           "under Node.js v20.20.2; pin the tested release with CCUSAGE_VERSION=20.0.24)" in done.stdout
+    assert "exited 1: Node.js v20.20.2" not in done.stdout
+    assert ci.failure_line("Node.js v22.1.0").startswith("no error message (ccusage stopped on an uncaught")
+    assert ci.failure_line("warming up\nsomething else failed") == "something else failed"
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "2149-06-07"])
+def test_admin_dates_the_tables_cannot_hold_are_refused(day, tmp_path):
+    env = bare_env(tmp_path, ANTHROPIC_ADMIN_KEY="sk-ant-admin01-test", ANTHROPIC_BASE_URL="http://127.0.0.1:9")
+    done = run_admin(env, "--since", day)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"{day} is outside 1970-01-01…2149-06-06, the days a Date column holds" in done.stderr
+
+
+def test_sql_runs_one_statement_and_a_parameter_is_given_once(tmp_path):
+    env = bare_env(tmp_path)
+    line = one_error_line(run_cli(env, "--sql", "SELECT 1; SELECT 2"), 2)
+    assert "--sql runs one statement; this text holds 2" in line
+    done = run_cli(env, "--sql", "SELECT ';' AS s; -- a comment; with ;", "--format", "csv")
+    assert (done.returncode, done.stdout) == (0, "s\n;\n")
+    line = one_error_line(run_cli(env, "--query", "daily_cost_30d", "--param", "days=7", "--param", "days=8"), 2)
+    assert "--param days is given twice" in line
