@@ -1015,9 +1015,14 @@ class AdminImporter:
             documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit), CODE_MAX_RECORDS,
                                        lambda n: self.progress.update(f"{label} page {n}"))
             records = []
-            for doc in documents:
+            first_page: dict[str, int] = {}  # each record as JSON -> the page it came on
+            for page, doc in enumerate(documents, 1):
                 if not isinstance(doc.get("data"), list):
                     raise ShapeError(f"GET {CODE_PATH}: the answer has no `data` list")
+                for record in doc["data"]:
+                    if first_page.setdefault(json.dumps(record, sort_keys=True, default=str), page) != page:
+                        raise ShapeError(f"GET {CODE_PATH}: a record of {day} came again on page {page} (pages "
+                                         "overlap): it would be counted twice")
                 records.extend(doc["data"])
             activity, models = code_rows(day, records)
         except (ApiError, ShapeError) as exc:

@@ -597,7 +597,8 @@ def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
 
 @pytest.mark.parametrize(("path", "endless", "said"), [
     (COST_PATH, "empty", "the API is paging forever"), (COST_PATH, "more", "the API is paging forever"),
-    (COST_PATH, "repeat", "came twice (pages overlap)"), (CODE_PATH, "empty", "the API is paging forever")])
+    (COST_PATH, "repeat", "came twice (pages overlap)"), (CODE_PATH, "empty", "the API is paging forever"),
+    (CODE_PATH, "repeat", "a record of 2025-08-01 came again on page 2 (pages overlap)")])
 def test_an_api_that_pages_forever_fails_the_days_with_one_line_naming_the_endpoint(api, env, path, endless, said):
     """has_more: true with a fresh page token on every page (issue 25): stopped at what the request can hold, or at
     the first repeated bucket as its page arrives. As a process, so the old endless loop fails by its timeout."""
