@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import http.client
 import io
+import itertools
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -83,18 +85,78 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds, retries or the like from the environment: zero or more, or a one-line error."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+@dataclass(frozen=True)
+class NumberSetting:
+    """A numeric setting's default and the range it must be in (`unit` and `note` say what it counts and what a
+    special value means), so no value can overflow a clock, a sleep or a column later on."""
+
+    default: int | float | None
+    low: int | float
+    high: int | float
+    unit: str
+    whole: bool = False
+    note: str = ""
+
+    def describe(self) -> str:
+        """`a number from 0 to 86400 (seconds; 0: no limit)`: what --help, the docs and an error say."""
+        note = f"; {self.note}" if self.note else ""
+        return f"{'a whole number' if self.whole else 'a number'} from {self.low:g} to {self.high} ({self.unit}{note})"
+
+
+# Every numeric setting of both scripts (environment variables and --lock-timeout), declared once: number_setting
+# reads them, README.md and docs/admin-api.md list the same ranges (tests/test_adversarial.py holds them to it).
+NUMBER_SETTINGS: dict[str, NumberSetting] = {
+    "CH_PORT": NumberSetting(8123, 1, 65535, "a TCP port", whole=True),
+    "CH_CONNECT_TIMEOUT": NumberSetting(10.0, 0.1, 3600, "seconds"),
+    "CH_TIMEOUT": NumberSetting(120.0, 0.1, 86400, "seconds"),
+    "CCUSAGE_TIMEOUT": NumberSetting(300.0, 0, 86400, "seconds", note="0: no limit"),
+    "CCUSAGE_RETRIES": NumberSetting(2, 0, 10, "retries", whole=True),
+    "CCUSAGE_RETRY_BACKOFF": NumberSetting(2.0, 0, 60, "seconds"),
+    "CCUSAGE_LOCK_TIMEOUT": NumberSetting(120.0, 0, 86400, "seconds"),
+    "CCUSAGE_BUDGET_DAILY_USD": NumberSetting(None, 0.01, 1_000_000_000, "US dollars"),
+    "CCUSAGE_BUDGET_MONTHLY_USD": NumberSetting(None, 0.01, 1_000_000_000, "US dollars"),
+    "CCUSAGE_BLOCK_TOKEN_LIMIT": NumberSetting(None, 1, 2**64 - 1, "tokens", whole=True,
+                                               note="or max: the largest block seen"),
+    "ANTHROPIC_TIMEOUT": NumberSetting(60.0, 0.1, 3600, "seconds"),
+    "ANTHROPIC_MAX_RETRIES": NumberSetting(4, 0, 10, "retries", whole=True),
+    "ANTHROPIC_RETRY_BACKOFF": NumberSetting(1.0, 0, 60, "seconds"),
+    "ANTHROPIC_PAGE_LIMIT": NumberSetting(0, 0, 1000, "buckets or records per page", whole=True,
+                                          note="0: each endpoint's documented maximum"),
+}
+
+
+def number_setting(env: Mapping[str, str], name: str, raw: str | None = None, shown: str | None = None) -> Any:
+    """A numeric setting (NUMBER_SETTINGS) from the environment, or from `raw` (a command-line value, `shown` as
+    its flag): its default when unset; anything that is not a finite number in its range is one line naming the
+    setting and its range, exit 2."""
+    setting = NUMBER_SETTINGS[name]
+    text = (env.get(name, "") if raw is None else raw).strip()
+    if not text:
+        return setting.default
     try:
-        value = float(raw)
+        value: int | float = int(text) if setting.whole and text.isdigit() else float(text)
     except ValueError:
-        raise UserError(f"{name}={raw!r} is not a number") from None
-    if value < 0 or not math.isfinite(value):
-        raise UserError(f"{name}={raw!r} must be zero or more")
+        value = math.nan
+    if not (setting.low <= value <= setting.high) or (setting.whole and not isinstance(value, int)):
+        raise UserError(f"{shown or name}={text[:40]!r} must be {setting.describe()}", EXIT_USAGE)
     return value
+
+
+SYSTEM_DATABASES = ("system", "information_schema")  # ClickHouse's own, by lower-case name
+MACHINE_NAME_MAX = 128  # characters: a host name is at most 253, and the name heads every summary line
+
+
+def check_machine_name(name: str, source: str) -> None:
+    """The machine name is stored with every row and printed in one-line summaries and tables: refuse an empty
+    one, a control character (a line break, a terminal escape) and an absurd length, without printing it."""
+    if not name:
+        raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name", EXIT_USAGE)
+    if not name.isprintable():
+        raise UserError(f"the machine name (from {source}) holds a control character, such as a line break or a "
+                        "terminal escape: give a name of printable characters", EXIT_USAGE)
+    if len(name) > MACHINE_NAME_MAX:
+        raise UserError(f"the machine name (from {source}) is {len(name):,} characters long: at most "
+                        f"{MACHINE_NAME_MAX}", EXIT_USAGE)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -260,26 +322,14 @@ class Budgets:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Budgets:
         """The CCUSAGE_BUDGET_* settings; a value that is not one is a usage error naming the variable."""
-        limit = env.get("CCUSAGE_BLOCK_TOKEN_LIMIT", "").strip()
-        if limit and limit.lower() != "max" and not (limit.isdigit() and 0 < int(limit) < 2 ** 64):
-            raise UserError(f"CCUSAGE_BLOCK_TOKEN_LIMIT={limit!r} must be a token count above 0, or max (the "
-                            "largest block seen)", EXIT_USAGE)
+        is_max = env.get("CCUSAGE_BLOCK_TOKEN_LIMIT", "").strip().lower() == "max"
         scope = env.get("CCUSAGE_BUDGET_SCOPE", "").strip() or "all"
         if scope not in ("all", "machine"):
             raise UserError(f"CCUSAGE_BUDGET_SCOPE={scope!r} must be machine or all", EXIT_USAGE)
-        return cls(daily_usd=_dollars(env, "CCUSAGE_BUDGET_DAILY_USD"),
-                   monthly_usd=_dollars(env, "CCUSAGE_BUDGET_MONTHLY_USD"),
-                   block_tokens=int(limit) if limit.isdigit() else None,
-                   block_tokens_max=limit.lower() == "max", scope=scope)
-
-
-def _dollars(env: Mapping[str, str], name: str) -> float | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    if not re.fullmatch(r"\d+(\.\d+)?", raw) or float(raw) <= 0 or not math.isfinite(float(raw)):
-        raise UserError(f"{name}={raw!r} must be an amount of US dollars above 0, such as 25 or 7.50", EXIT_USAGE)
-    return float(raw)
+        return cls(daily_usd=number_setting(env, "CCUSAGE_BUDGET_DAILY_USD"),
+                   monthly_usd=number_setting(env, "CCUSAGE_BUDGET_MONTHLY_USD"),
+                   block_tokens=None if is_max else number_setting(env, "CCUSAGE_BLOCK_TOKEN_LIMIT"),
+                   block_tokens_max=is_max, scope=scope)
 
 
 def alert_settings(env: Mapping[str, str]) -> tuple[str, bool]:
@@ -358,10 +408,7 @@ class Config:
             return getattr(args, name, None) if args is not None else None
 
         host = env.get("CH_HOST", "").strip() or None
-        port_text = env.get("CH_PORT", "").strip() or "8123"
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise UserError(f"CH_PORT={port_text!r} is not a port number")
-        port = int(port_text)
+        port = number_setting(env, "CH_PORT")
         if host and port in NATIVE_PORTS:
             raise UserError(
                 f"CH_PORT={port} is ClickHouse's native-protocol port {NATIVE_PORTS[port]}; this tool speaks HTTP: "
@@ -373,11 +420,13 @@ class Config:
         database = env.get("CH_DATABASE", "").strip() or "default"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
             raise UserError(f"CH_DATABASE={database!r} is not a plain database name (letters, digits, _)")
+        if database.lower() in SYSTEM_DATABASES:
+            raise UserError(f"CH_DATABASE={database!r} is one of ClickHouse's own databases (system, "
+                            "information_schema; not persistent in chDB): name a database of your own", EXIT_USAGE)
         machine_source = ("--machine-name" if arg("machine_name") else
                           "MACHINE_NAME" if env.get("MACHINE_NAME", "").strip() else "the host name")
         machine = (arg("machine_name") or env.get("MACHINE_NAME", "").strip() or socket.gethostname()).strip()
-        if not machine:
-            raise UserError("the machine name is empty: set MACHINE_NAME or --machine-name")
+        check_machine_name(machine, machine_source)
         version = env.get("CCUSAGE_VERSION", "").strip() or DEFAULT_CCUSAGE_VERSION
         if not re.fullmatch(r"\d+\.\d+\.\d+", version):
             raise UserError(f"CCUSAGE_VERSION={version!r} must be an exact version such as {DEFAULT_CCUSAGE_VERSION}")
@@ -394,7 +443,7 @@ class Config:
         password = env.get("CH_PASSWORD", "")
         hash_key = env.get("CCUSAGE_HASH_KEY") or None
         claude_setting = env.get("CLAUDE_CONFIG_DIR", "").strip()
-        lock_timeout = arg("lock_timeout")
+        lock_timeout = arg("lock_timeout")  # --lock-timeout, as typed: the same range as CCUSAGE_LOCK_TIMEOUT
         agents = wanted_agents(env)
         webhook, desktop = alert_settings(env)
         return cls(
@@ -405,8 +454,8 @@ class Config:
             ch_password=password,
             ch_database=database,
             ch_secure=protocol == "https" or (protocol == "" and port in HTTPS_PORTS),
-            ch_connect_timeout=env_float(env, "CH_CONNECT_TIMEOUT", 10.0) or 10.0,
-            ch_timeout=env_float(env, "CH_TIMEOUT", 120.0) or 120.0,
+            ch_connect_timeout=number_setting(env, "CH_CONNECT_TIMEOUT"),
+            ch_timeout=number_setting(env, "CH_TIMEOUT"),
             embedded_path=embedded_path,
             data_dir=embedded_path.parent if env.get("CCUSAGE_IMPORT_DB", "").strip() else data_dir,
             ccusage_version=version,
@@ -414,12 +463,13 @@ class Config:
             claude_dirs=tuple(claude_projects_dirs(env)) if agents is None or CLAUDE in agents else (),
             agent_dirs=agent_dirs(env, lambda agent: agents is None or agent in agents),
             agents=agents,
-            command_timeout=env_float(env, "CCUSAGE_TIMEOUT", 300.0),
-            command_retries=int(env_float(env, "CCUSAGE_RETRIES", 2)),
-            retry_backoff=env_float(env, "CCUSAGE_RETRY_BACKOFF", 2.0),
+            command_timeout=number_setting(env, "CCUSAGE_TIMEOUT"),
+            command_retries=number_setting(env, "CCUSAGE_RETRIES"),
+            retry_backoff=number_setting(env, "CCUSAGE_RETRY_BACKOFF"),
             hash_projects=not arg("no_hash_projects"),
             hash_key=hash_key,
-            lock_timeout=lock_timeout if lock_timeout is not None else env_float(env, "CCUSAGE_LOCK_TIMEOUT", 120.0),
+            lock_timeout=number_setting(env, "CCUSAGE_LOCK_TIMEOUT", lock_timeout,
+                                        "--lock-timeout" if lock_timeout is not None else None),
             machine_name_source=machine_source,
             claude_dirs_setting=f"CLAUDE_CONFIG_DIR={claude_setting}" if claude_setting else
             "~/.config/claude or ~/.claude",
@@ -595,7 +645,7 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
     if window is None or not window.files:
         yield whole, window
         return
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(config.data_dir)
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
         folders = [Path(root) / str(index) for index in range(len(config.claude_dirs))]
         try:
@@ -653,7 +703,7 @@ def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[st
                 return json.loads(done.stdout)
             except ValueError:
                 raise ReportError(f"{shown} printed output that is not JSON: {done.stdout[:80]!r}") from None
-        last_line = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        last_line = failure_line(done.stderr.strip() or done.stdout.strip() or "no output")
         if NATIVE_MISSING in done.stderr:
             raise ReportError(
                 f"{shown} failed: {last_line} (this ccusage release has no binary for this platform; "
@@ -661,6 +711,21 @@ def _fetch(runner: Runner, report: Report, config: Config, child_env: Mapping[st
             )
         problem = f"exited {done.returncode}: {last_line[:300]}"
     raise ReportError(f"{shown} {problem} (after {config.command_retries + 1} attempts)")
+
+
+NODE_EXIT_LINE = re.compile(r"Node\.js (v\d+\.\d+\.\d+)")  # what Node.js prints last after an uncaught error
+
+
+def failure_line(output: str) -> str:
+    """The line of a failed ccusage's output that says why: its last one, unless Node.js ended it on an uncaught
+    error (a JavaScript release of ccusage): that last line is only Node's version, the error is above it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    node = NODE_EXIT_LINE.fullmatch(lines[-1])
+    if not node:
+        return lines[-1]
+    error = next((line for line in reversed(lines) if re.match(r"[A-Za-z]*Error\b", line)), "no error message")
+    return (f"{error} (ccusage stopped on an uncaught JavaScript error under Node.js {node.group(1)}; pin the tested "
+            f"release with CCUSAGE_VERSION={DEFAULT_CCUSAGE_VERSION})")
 
 
 @dataclass(frozen=True)
@@ -1722,6 +1787,15 @@ VIEWS = (
 )
 
 
+_SQL_QUOTED_OR_COMMENT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/",
+                                    re.S)
+
+
+def statement_count(sql: str) -> int:
+    """How many statements a text holds: a `;` outside quotes and comments ends one; an empty one does not count."""
+    return sum(1 for part in _SQL_QUOTED_OR_COMMENT.sub(" ", sql).split(";") if part.strip())
+
+
 def split_sql(text: str) -> list[str]:
     """Statements of a .sql file: `--` comment lines dropped, split at a `;` that ends a line."""
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
@@ -1793,6 +1867,37 @@ def _as_written(value: Any) -> Any:
     return utc(list(value) if isinstance(value, tuple) else value)
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why the embedded engine could not write in `folder` (a read-only file system, a folder or `status` file
+    without write permission), or None; tried with a real file, so root on a read-only mount is caught too."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror
+    status = folder / "status"
+    return f"{status} is read-only" if status.exists() and not os.access(status, os.W_OK) else None
+
+
+@contextmanager
+def engine_output() -> Iterator[Callable[[], str]]:
+    """Whatever chDB writes to file descriptor 2 while it starts (its own `Code: 76. DB::…` lines) is kept from the
+    terminal; said() gives its first line, for the one-line error that replaces it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        def said() -> str:
+            text = os.pread(captured.fileno(), 4096, 0).decode("utf-8", "replace")
+            return first_line(text) if text.strip() else ""
+
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def embedded_engine_busy(path: Path) -> bool:
     """Whether another process has the chDB store at `path` open (the engine holds a lock on its `status` file)."""
     try:
@@ -1833,13 +1938,20 @@ class Store:
         try:
             if config.embedded:
                 cls._wait_for_other_programs(config, progress)
-                config.embedded_path.mkdir(parents=True, exist_ok=True)
-                if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
-                    bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
-                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
-                    bootstrap.close()
-                client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
-                                                       database=config.ch_database)
+                private_folder(config.embedded_path, tighten=True)
+                if problem := unwritable(config.embedded_path):
+                    raise UserError(f"cannot use {config.store_description()}: the store's folder is not writable "
+                                    f"({problem}); every command writes to it")
+                with engine_output() as said:
+                    try:
+                        if config.ch_database != "default":  # every engine has `default`; a client costs ~25 queries
+                            bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}")
+                            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {config.ch_database}")
+                            bootstrap.close()
+                        client = clickhouse_connect.get_client(dsn=f"chdb://{config.embedded_path}",
+                                                               database=config.ch_database)
+                    except ClickHouseError as exc:
+                        raise ClickHouseError(" ".join(filter(None, (said(), str(exc))))) from None
             else:
                 progress.update(f"connecting to {config.store_description()} (waiting up to "
                                 f"{config.ch_connect_timeout:g} s to connect, {config.ch_timeout:g} s for answers)")
@@ -2157,10 +2269,29 @@ class Store:
         """Column names and rows; a SELECT without rows still names its columns (the driver reports none then)."""
         result = self.client.query(sql, parameters=dict(parameters or {}))
         columns = list(result.column_names)
-        if not columns and not result.result_rows and re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
-            described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
-            columns = [row[0] for row in described.result_rows]
+        if not columns and not result.result_rows:
+            columns = self._described(sql, parameters)
         return columns, [tuple(r) for r in result.result_rows]
+
+    def _described(self, sql: str, parameters: Mapping[str, Any] | None) -> list[str]:
+        """The columns a SELECT without rows would have had."""
+        if not re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
+            return []
+        described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
+        return [row[0] for row in described.result_rows]
+
+    @contextmanager
+    def stream(self, sql: str, parameters: Mapping[str, Any] | None = None, seconds: float | None = None
+               ) -> Iterator[tuple[list[str], Iterator[Sequence[Any]]]]:
+        """Column names and the rows as the engine sends them, a block at a time (a result of any size is never
+        held whole); the engine stops the query after `seconds` (max_execution_time), when given."""
+        settings = {"max_execution_time": seconds} if seconds else None
+        with self.client.query_row_block_stream(sql, parameters=dict(parameters or {}), settings=settings) as blocks:
+            first = next(iter(blocks), None)
+            if first is not None:
+                yield list(blocks.source.column_names), itertools.chain(first, itertools.chain.from_iterable(blocks))
+                return
+        yield self._described(sql, parameters), iter(())
 
     def summary(self) -> dict[str, Any]:
         """All-time totals for the report after a run: this machine, all machines, top models."""
@@ -2257,6 +2388,39 @@ def now() -> dt.datetime:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def private_folder(folder: Path, tighten: bool = False) -> None:
+    """`folder` and any parent it lacks, created this user's only (0700, whatever the umask). `tighten`: a folder
+    that is ours alone (the embedded store) is made 0700 if it exists already (an older release made it 0755)."""
+    for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
+        with contextlib.suppress(FileExistsError):
+            missing.mkdir(mode=0o700)
+            os.chmod(missing, 0o700)
+    found = folder.stat()
+    if tighten and found.st_uid == os.geteuid() and stat.S_IMODE(found.st_mode) & 0o077:
+        os.chmod(folder, stat.S_IMODE(found.st_mode) & 0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all, readable by this user only (0600 whatever the umask): a
+    temporary file beside it, then a rename. A symbolic link is written through to its target; a target that is
+    not a regular file (a folder, a device, a FIFO) is refused, so a rename never replaces one."""
+    target = Path(os.path.realpath(path))
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(target.stat().st_mode):
+            raise UserError(f"{path} is not a regular file (a folder, a device or a FIFO?): name a new file or a "
+                            "regular one", EXIT_USAGE)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 class LocalState:
     """Two small files in the embedded store's folder (deleting the store deletes them too), or for a server in a
     folder of this machine's data directory.
@@ -2288,12 +2452,8 @@ class LocalState:
         known = self.names()
         if not names or names.items() <= known.items():
             return
-        self.names_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.names_file.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump({**known, **names}, handle)
-        temporary.replace(self.names_file)
+        private_folder(self.names_file.parent)
+        write_private(self.names_file, json.dumps({**known, **names}).encode())
 
     def _machines(self) -> dict[str, Any]:
         try:
@@ -2337,13 +2497,13 @@ class LocalState:
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
                              "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late)}
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"machines": machines}, indent=1))
-        temporary.replace(self.state_file)
+        private_folder(self.state_file.parent)
+        write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
 
     def add_pending_run(self, run: Mapping[str, Any]) -> None:
-        with open(self.pending_file, "a", encoding="utf-8") as handle:
+        descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(run, default=str) + "\n")
 
     def pending_runs(self) -> list[dict[str, Any]]:
@@ -2377,8 +2537,8 @@ class LocalState:
 @contextmanager
 def run_lock(path: Path, timeout: float, purpose: str) -> Iterator[None]:
     """An exclusive lock (flock) on `path`; a second run waits up to `timeout` seconds, then names the holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
+    private_folder(path.parent)
+    with open(path, "a+", encoding="utf-8", opener=lambda name, flags: os.open(name, flags, 0o600)) as handle:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -2416,33 +2576,62 @@ def human(number: float) -> str:
     return f"{number:.0f}"
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
+TABLE_SAMPLE_ROWS = 1000  # rows a table reads before it prints: its column widths come from them
+
+
+def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table",
                  width: int | None = None) -> str:
-    """Query results as an aligned text table (cells cut with … to fit `width` characters), CSV (a header even with
-    no rows) or JSON lines (`[]` for none); CSV and JSON always carry full values."""
+    """Query results as one text (format_lines)."""
+    return "\n".join(format_lines(columns, rows, fmt, width))
+
+
+def format_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table",
+                 width: int | None = None) -> Iterator[str]:
+    """Query results line by line as the rows come, so a result of any size is printed without being held: an
+    aligned text table (cells cut with … to fit `width` characters; its widths come from its first
+    TABLE_SAMPLE_ROWS rows, and a longer value further down is cut to them), CSV (a header even with no rows) or
+    JSON lines (`[]` for none); CSV and JSON always carry full values."""
     if fmt == "json":
-        if not rows:
-            return "[]"
-        return "\n".join(json.dumps(dict(zip(columns, map(_plain_number, row), strict=True)), default=str,
-                                    ensure_ascii=False) for row in rows)
+        empty = True
+        for row in rows:
+            empty = False
+            yield json.dumps(dict(zip(columns, map(_plain_number, row), strict=True)), default=str,
+                             ensure_ascii=False)
+        if empty:
+            yield "[]"
+        return
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                           if isinstance(v, list | tuple | dict) else _plain_number(v) for v in row] for row in rows])
-        return buffer.getvalue().rstrip("\n")
+        for values in itertools.chain([columns], (map(_csv_cell, row) for row in rows)):
+            writer.writerow(values)
+            yield buffer.getvalue()[:-1]
+            buffer.seek(0)
+            buffer.truncate()
+        return
 
-    text = [[_cell_text(v) for v in row] for row in rows]
+    rows = iter(rows)
+    sample = list(itertools.islice(rows, TABLE_SAMPLE_ROWS))
+    text = [[_cell_text(v) for v in row] for row in sample]
     widths = _fit_widths([max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)], width)
-    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and rows for i in range(len(columns))]
-    lines = ["  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    for row in text:
-        lines.append("  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
-                               enumerate(zip(row, widths, strict=True))).rstrip())
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(lines)
+    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in sample) and sample
+               for i in range(len(columns))]
+    yield "  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    count = 0
+    for row in itertools.chain(text, ([_cell_text(v) for v in row] for row in rows)):
+        count += 1
+        yield "  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
+                        enumerate(zip(row, widths, strict=True))).rstrip()
+    yield f"({count} row{'s' if count != 1 else ''})"
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell as CSV carries it whole: lists and maps as JSON, None as empty."""
+    if value is None:
+        return ""
+    return json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, list | tuple | dict) else (
+        _plain_number(value))
 
 
 def _cell_text(value: Any) -> str:
@@ -2768,6 +2957,8 @@ def query_parameters(query: NamedQuery, assignments: Sequence[str]) -> dict[str,
         key, equals, value = assignment.partition("=")
         if not equals:
             raise UserError(f"--param {assignment!r}: expected KEY=VALUE", EXIT_USAGE)
+        if key.strip() in given:
+            raise UserError(f"--param {key.strip()} is given twice: give each parameter once", EXIT_USAGE)
         given[key.strip()] = value
     declared = {p.name: p for p in query.params}
     if unknown := sorted(set(given) - set(declared)):
@@ -3746,12 +3937,9 @@ def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str
         data = readable(dashboard_data(store, queries, config.timezone), names or {})
     data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
     html = render_dashboard(data, template, libraries).encode("utf-8")
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_bytes(html)
-        temporary.replace(path)
+        write_private(path, html)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
     if not quiet:
         if data["empty"]:
@@ -3787,7 +3975,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="run ccusage even if no transcript changed since the last import")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", metavar="SECONDS",
                         help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--check", action="store_true",
@@ -3819,6 +4007,9 @@ def check_modes(args: argparse.Namespace) -> None:
                               ("--dashboard", args.dashboard, "the file name")):
         if value is not None and not value.strip():
             raise UserError(f"{flag}: {what} is empty", EXIT_USAGE)
+    if args.sql is not None and (count := statement_count(args.sql)) > 1:
+        raise UserError(f"--sql runs one statement; this text holds {count}, separated by `;`: run them one at a "
+                        "time", EXIT_USAGE)
     if args.param and args.query is None:
         raise UserError("--param goes with --query NAME", EXIT_USAGE)
     if args.verbose and args.query != "list":
@@ -3833,11 +4024,20 @@ def terminal_width() -> int | None:
 
 def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | None = None,
             names: Mapping[str, str] | None = None) -> int:
-    """One query's result, with the names this machine knows in place of their hashes (unless --no-names)."""
-    with _reading_store(config) as store:
-        columns, rows = store.query(sql, parameters)
-    print(format_table(columns, [[readable(value, names or {}) for value in row] for row in rows], fmt,
-                       terminal_width()))
+    """One query's result as it streams, with the names this machine knows in place of their hashes (unless
+    --no-names). The embedded store stops the query after CH_TIMEOUT, so no query holds its lock for ever."""
+    try:
+        with _reading_store(config) as store, store.stream(sql, parameters,
+                                                           config.ch_timeout if config.embedded else None) as result:
+            columns, rows = result
+            for line in format_lines(columns, ([readable(value, names or {}) for value in row] for row in rows), fmt,
+                                     terminal_width()):
+                print(line)
+    except Exception as exc:
+        if not config.embedded or "TIMEOUT_EXCEEDED" not in str(exc):
+            raise
+        raise UserError(f"the query ran past CH_TIMEOUT ({config.ch_timeout:g} s), the longest a query may hold the "
+                        "embedded store: narrow it, or raise CH_TIMEOUT") from None
     return EXIT_OK
 
 
@@ -3910,6 +4110,9 @@ def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: s
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.filename:  # a file of ours (state, lock, store folder): not the database
+            print(f"error: cannot use {hide(str(exc.filename))}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
         if type(exc).__module__.startswith("clickhouse_connect") or isinstance(exc, OSError):
             print(f"error: database: {hide(first_line(str(exc)))}", file=sys.stderr)
             return EXIT_FAILED

@@ -55,8 +55,8 @@ from ccusage_importer import (
     Store,
     StoreCheck,
     UserError,
-    env_float,
     now,
+    number_setting,
     parse_timestamp,
     redact,
     run_check,
@@ -81,6 +81,7 @@ MAX_RETRY_AFTER = 60.0  # seconds: a retry-after of 0, or longer than this, is r
 MAX_BACKOFF = 60.0
 SPEND_CAP_ATTEMPTS = 3  # a 429 without retry-after (monthly spend cap) does not clear by waiting
 WINDOW_DAYS = 7  # days per cost/usage request: few requests, and a failure touches at most a week
+DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))  # what ClickHouse's Date type holds
 SETTLE = dt.timedelta(hours=1)  # Claude Code data arrives up to an hour late: a day is final an hour after it ends
 DEFAULT_DAYS = 3
 DEFAULT_HOURLY_DAYS = 7  # a backfill's last days get hourly usage too; older days are 24 buckets and up to 24x
@@ -108,19 +109,14 @@ class AdminConfig:
                             "under Settings → Admin keys and export it")
         if not all(33 <= ord(ch) < 127 for ch in key):
             raise UserError("ANTHROPIC_ADMIN_KEY contains spaces or characters that cannot be sent in an HTTP header")
-        timeout = env_float(env, "ANTHROPIC_TIMEOUT", 60.0)
-        if timeout <= 0:
-            raise UserError("ANTHROPIC_TIMEOUT must be more than 0 seconds: every request has a timeout")
-        limit = int(env_float(env, "ANTHROPIC_PAGE_LIMIT", 0)) or None
-        admin = cls(
+        return cls(
             base_url=check_base_url(env.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_BASE_URL, key),
             admin_key=key,
-            timeout=timeout,
-            max_retries=int(env_float(env, "ANTHROPIC_MAX_RETRIES", 4)),
-            backoff=env_float(env, "ANTHROPIC_RETRY_BACKOFF", 1.0),
-            page_limit=limit,
+            timeout=number_setting(env, "ANTHROPIC_TIMEOUT"),
+            max_retries=number_setting(env, "ANTHROPIC_MAX_RETRIES"),
+            backoff=number_setting(env, "ANTHROPIC_RETRY_BACKOFF"),
+            page_limit=number_setting(env, "ANTHROPIC_PAGE_LIMIT") or None,
         )
-        return admin
 
     def redact(self, text: str) -> str:
         return hide(text, self.admin_key)
@@ -161,6 +157,7 @@ COST_PATH = "/v1/organizations/cost_report"
 USAGE_PATH = "/v1/organizations/usage_report/messages"
 CODE_PATH = "/v1/organizations/usage_report/claude_code"
 MAX_LIMIT = {COST_PATH: 31, USAGE_PATH: 31, CODE_PATH: 1000}  # documented maxima per page
+CODE_MAX_RECORDS = 100_000  # Claude Code records (one per user, terminal and place) a day can hold: a bound on paging
 MAX_HOURLY_LIMIT = 168  # documented maximum of 1h buckets per page: a 7-day window in one page
 DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
 BUCKET_WIDTHS = {"1d": DAY, "1h": HOUR}
@@ -283,6 +280,7 @@ class AdminApi:
         self.sleep = sleep
         self.opener = urllib.request.build_opener(_NoRedirects)
         self.requests = 0
+        self.pages_read = 0  # pages of the last (or current) pages() call
 
     def _send(self, url: str) -> Reply:
         request = urllib.request.Request(url, headers={
@@ -352,19 +350,29 @@ class AdminApi:
         wait = usable_wait(asked)
         return wait if wait is not None else backoff_delay(self.admin.backoff, attempt)
 
-    def pages(self, path: str, params: Sequence[tuple[str, str]],
-              on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-        """Every page of a report: the same request (limit and filters kept) plus page=next_page while has_more."""
-        documents: list[dict[str, Any]] = []
+    def pages(self, path: str, params: Sequence[tuple[str, str]], most: int,
+              on_page: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page of a report, as it arrives: the same request (limit and filters kept) plus page=next_page
+        while has_more. `most`: the items (buckets, records) the request can hold; an API that pages on past them,
+        or sends a page without items that says has_more, is paging forever: stopped with one line (ShapeError)."""
         seen: set[str] = set()
         token: str | None = None
+        items = pages = 0
         while True:
-            documents.append(self.get(path, [*params, *((("page", token),) if token else ())]))
+            document = self.get(path, [*params, *((("page", token),) if token else ())])
+            pages += 1
             if on_page:
-                on_page(len(documents))
-            has_more, token = documents[-1].get("has_more"), documents[-1].get("next_page")
+                on_page(pages)
+            data = document.get("data")
+            items += len(data) if isinstance(data, list) else 0
+            has_more, token = document.get("has_more"), document.get("next_page")
+            self.pages_read = pages
+            if items > most or (has_more is True and not data):
+                raise ShapeError(f"GET {path}: still has_more after {pages} pages and {items} items, when the request "
+                                 f"can hold {most}: the API is paging forever; stopped")
+            yield document
             if has_more is False or (has_more is None and token is None):
-                return documents
+                return
             if has_more is not True or not isinstance(token, str) or not token:
                 raise ShapeError(f"GET {path}: has_more={has_more!r} with next_page={token!r}")
             if token in seen:
@@ -532,7 +540,7 @@ def bucket_label(start: dt.datetime, width: dt.timedelta) -> str:
     return start.date().isoformat() if width == DAY else f"{start:%Y-%m-%d %H:%M}"
 
 
-def buckets_by_day(documents: Sequence[Mapping[str, Any]], where: str, width: dt.timedelta = DAY
+def buckets_by_day(documents: Iterable[Mapping[str, Any]], where: str, width: dt.timedelta = DAY
                    ) -> dict[dt.date, dict[dt.datetime, list[dict[str, Any]]]]:
     """The buckets of all pages by UTC day and start; a bucket twice, or one that is not one UTC day (or hour,
     for width=HOUR), is an error."""
@@ -742,7 +750,7 @@ class AdminStore:
         _, rows = self.store.query(
             f"SELECT report, date, status, error_text FROM {STATUS_TABLE} FINAL "
             "WHERE date >= {first:Date} AND date <= {last:Date}",
-            {"first": first or dt.date(1970, 1, 1), "last": last or dt.date(2149, 6, 6)})
+            {"first": first or DATE_RANGE[0], "last": last or DATE_RANGE[1]})
         return {(report, day): (status, error) for report, day, status, error in rows}
 
     def stored_keys(self, spec: TableSpec, days: Sequence[dt.date]) -> set[tuple[Any, ...]]:
@@ -975,8 +983,10 @@ class AdminImporter:
         fetched_at = self.now()
         try:
             params = bucket_params(path, days[0], days[-1], spec.group_by, self.api.admin.page_limit, spec.width)
-            documents = self.api.pages(path, params, lambda n: self.progress.update(f"{label} page {n}"))
-            by_day = buckets_by_day(documents, f"GET {path}", width)
+            most = ((days[-1] - days[0]).days + 1) * (DAY // width)
+            documents = self.api.pages(path, params, most, lambda n: self.progress.update(f"{label} page {n}"))
+            by_day = buckets_by_day(documents, f"GET {path}", width)  # overlapping pages stop it as they arrive
+            pages = self.api.pages_read
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
@@ -988,33 +998,39 @@ class AdminImporter:
             if missing:
                 what = f"no bucket for {day}" if width == DAY else \
                     f"{len(missing)} hourly bucket(s) of {day} missing (first {missing[0]:%H:%M})"
-                results[report, day] = DayResult(report, day, pages=len(documents), error=(
-                    f"GET {path}: {what} in {len(documents)} page(s)"))
+                results[report, day] = DayResult(report, day, pages=pages, error=(
+                    f"GET {path}: {what} in {pages} page(s)"))
                 continue
             try:
                 results[report, day] = DayResult(report, day, {REPORT_TABLES[report][0].name: spec.rows(buckets)},
-                                                 len(documents))
+                                                 pages)
             except ShapeError as exc:
-                results[report, day] = DayResult(report, day, pages=len(documents), error=self.reason(exc))
+                results[report, day] = DayResult(report, day, pages=pages, error=self.reason(exc))
         return results
 
     def _fetch_code(self, day: dt.date, done: int, total: int) -> DayResult:
         """All pages of one day's Claude Code records."""
         label = f"[{done}/{total} days] claude_code {day}"
         try:
-            documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit),
+            documents = self.api.pages(CODE_PATH, code_params(day, self.api.admin.page_limit), CODE_MAX_RECORDS,
                                        lambda n: self.progress.update(f"{label} page {n}"))
             records = []
-            for doc in documents:
+            first_page: dict[str, int] = {}  # each record as JSON -> the page it came on
+            for page, doc in enumerate(documents, 1):
                 if not isinstance(doc.get("data"), list):
                     raise ShapeError(f"GET {CODE_PATH}: the answer has no `data` list")
+                for record in doc["data"]:
+                    if first_page.setdefault(json.dumps(record, sort_keys=True, default=str), page) != page:
+                        raise ShapeError(f"GET {CODE_PATH}: a record of {day} came again on page {page} (pages "
+                                         "overlap): it would be counted twice")
                 records.extend(doc["data"])
             activity, models = code_rows(day, records)
         except (ApiError, ShapeError) as exc:
             if isinstance(exc, ApiError) and exc.fatal:
                 raise
             return DayResult("claude_code", day, error=self.reason(exc))
-        return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models}, len(documents))
+        return DayResult("claude_code", day, {PRODUCTIVITY.name: activity, CODE_MODELS.name: models},
+                         self.api.pages_read)
 
     def _write(self, chunk: Sequence[dt.date], days: Sequence[dt.date], results: Sequence[DayResult],
                outcome: RunOutcome) -> None:
@@ -1198,10 +1214,15 @@ def token_flag(store: AdminStore, days: Sequence[dt.date], max_difference: Decim
 
 
 def _date_arg(text: str) -> dt.date:
+    """A day the tables' Date columns can hold (DATE_RANGE), else argparse's one-line usage error."""
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    if not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is outside {DATE_RANGE[0]}…{DATE_RANGE[1]}, the days a Date column "
+                                         "holds")
+    return day
 
 
 def _amount_arg(what: str) -> Callable[[str], Decimal]:
@@ -1249,7 +1270,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ccusage_importer.py's --check plus the --validate red flags as one line; exit 1 if any "
                              "check fails")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", metavar="SECONDS",
                         help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
     parser.add_argument("--version", action="version", version=f"claude-admin-import {__version__}")
     return parser

@@ -14,6 +14,8 @@ It follows the documented shapes (shared/reference/anthropic-admin-api.md §8), 
 - pagination: `has_more`/`next_page`; a page token only works with the same parameters as the first page (limit,
   group_by, window), so a client that drops a filter on a later page gets a 400;
 - faults: 429 with or without retry-after, 5xx, hard failures per day, and a hold that keeps a request waiting;
+  paging forever (`endless`): has_more true with a fresh page token on every page, the pages empty past the end,
+  the first page again, or buckets of the days after the request's window;
   an echo, as a misbehaving proxy sends: the request's x-api-key header back, as it is, base64, URL-encoded and hex,
   in a page that is not JSON (even with status 200) or in a JSON error's message.
 
@@ -297,6 +299,7 @@ class FakeAdminApi:
         self.echoes: list[str] = []  # every body an echo fault sent
         self.issued_tokens: Counter[str] = Counter()
         self.requested_tokens: Counter[str] = Counter()
+        self.endless: dict[str, str] = {}  # path -> "empty", "repeat" or "more": it never stops paging
         self.hold_day: dt.date | None = None  # claude_code requests for this day wait for `release`
         self.arrived = threading.Event()
         self.release = threading.Event()
@@ -401,8 +404,11 @@ class FakeAdminApi:
             items = self.data.code_records(first)
         else:
             items = self._buckets(path, params)
-        page = items[offset:offset + limit]
-        more = offset + limit < len(items)
+        endless = self.endless.get(path)
+        if endless == "more":  # the days after the window, as if ending_at were a year later
+            items = self._buckets(path, {**params, "ending_at": [f"{first + dt.timedelta(days=366)}T00:00:00Z"]})
+        page = items[:limit] if endless == "repeat" else items[offset:offset + limit]
+        more = bool(endless) or offset + limit < len(items)
         token = _token({"offset": offset + limit, "sig": _signature(params)}) if more else None
         if token:
             with self._lock:

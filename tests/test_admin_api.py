@@ -274,7 +274,8 @@ def test_client_waits_as_told_within_a_minute_and_pages_to_the_end(api):
     api.faults = [Fault(COST_PATH, 429, retry_after="1"), Fault(COST_PATH, 429, retry_after="0"),
                   Fault(COST_PATH, 503, retry_after="600")]
     delays: list[float] = []
-    documents = client(api, delays).pages(COST_PATH, cai.bucket_params(COST_PATH, day(1), day(14), ["description"], 4))
+    documents = list(client(api, delays).pages(COST_PATH, cai.bucket_params(COST_PATH, day(1), day(14), ["description"],
+                                                                             4), 14))
     assert [len(d["data"]) for d in documents] == [4, 4, 4, 2]
     # retry-after 1 s is obeyed; 0 s (a retry at once) and 600 s (beyond the minute) give the backoff instead:
     # 2 × 0.5 s and 4 × 0.5 s, less up to 25 % jitter.
@@ -286,7 +287,7 @@ def test_client_waits_as_told_within_a_minute_and_pages_to_the_end(api):
 def test_hourly_buckets_snap_to_the_hour_and_keep_their_empty_hours(api):
     params = [("starting_at", "2025-08-01T05:30:00Z"), ("ending_at", "2025-08-02T00:00:00Z"), ("bucket_width", "1h"),
               ("limit", "8"), ("group_by[]", "model")]
-    documents = client(api, []).pages(USAGE_PATH, params)
+    documents = list(client(api, []).pages(USAGE_PATH, params, 24))
     assert [len(d["data"]) for d in documents] == [8, 8, 3]  # 05:00 (snapped) … 23:00
     assert api.requested_tokens == api.issued_tokens and set(api.issued_tokens.values()) == {1}
     hours = cai.buckets_by_day(documents, "t", cai.HOUR)[day(1)]
@@ -593,6 +594,23 @@ def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
     assert "no answer within 0.3 s (after 2 attempts)" in slow.stdout
     assert slow.stderr.startswith("error: 1 day(s) failed: 2025-08-01 (claude_code)")
 
+
+@pytest.mark.parametrize(("path", "endless", "said"), [
+    (COST_PATH, "empty", "the API is paging forever"), (COST_PATH, "more", "the API is paging forever"),
+    (COST_PATH, "repeat", "came twice (pages overlap)"), (CODE_PATH, "empty", "the API is paging forever"),
+    (CODE_PATH, "repeat", "a record of 2025-08-01 came again on page 2 (pages overlap)")])
+def test_an_api_that_pages_forever_fails_the_days_with_one_line_naming_the_endpoint(api, env, path, endless, said):
+    """has_more: true with a fresh page token on every page (issue 25): stopped at what the request can hold, or at
+    the first repeated bucket as its page arrives. As a process, so the old endless loop fails by its timeout."""
+    api.endless = {path: endless}
+    done = run_admin(env, "--since", "2025-08-01", "--until", "2025-08-07", process=True, timeout=90)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: 7 day(s) failed: 2025-08-01") and f"GET {path}: " in done.stderr
+    assert said in done.stderr
+    assert len(api.requests_to(path)) <= (4 * 7 if path == CODE_PATH else 5)  # pages of 2: 4 hold 7 buckets
+    others = {(report, d): status for (report, d), status in statuses(env).items()
+              if report != ("claude_code" if path == CODE_PATH else "cost_report")}
+    assert set(others.values()) == {"ok"} and len(others) == 3 * 7
 
 def test_failed_days_are_named_and_retry_failed_reruns_only_them(api, env):
     api.faults = [Fault(CODE_PATH, 500, day=day(3), times=None),

@@ -217,8 +217,8 @@ def test_alerts_without_a_budget_and_an_invalid_value_are_one_line_usage_errors(
     assert (done.returncode, done.stderr) == (2, "error: --alerts: no budget is set (CCUSAGE_BUDGET_DAILY_USD, "
                                                  "CCUSAGE_BUDGET_MONTHLY_USD or CCUSAGE_BLOCK_TOKEN_LIMIT)\n")
     done = run_cli({**env, "CCUSAGE_BLOCK_TOKEN_LIMIT": "lots"}, timeout=60)
-    assert (done.returncode, done.stderr) == (2, "error: CCUSAGE_BLOCK_TOKEN_LIMIT='lots' must be a token count "
-                                                 "above 0, or max (the largest block seen)\n")
+    assert (done.returncode, done.stderr) == (2, "error: CCUSAGE_BLOCK_TOKEN_LIMIT='lots' must be a whole number from "
+                                                 f"1 to {2**64 - 1} (tokens; or max: the largest block seen)\n")
     done = run_cli(env, "--alerts", "--sql", "SELECT 1", timeout=60)
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
     assert not (tmp_path / "store").exists()

@@ -271,11 +271,11 @@ def test_configuration_from_the_environment():
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"CH_HOST": "h", "CH_PORT": "9440"}, "native-protocol port 9440"),
-    ({"CH_PORT": "http"}, "is not a port number"),
+    ({"CH_PORT": "http"}, "must be a whole number from 1 to 65535"),
     ({"CH_DATABASE": "x; DROP TABLE y"}, "is not a plain database name"),
     ({"CCUSAGE_VERSION": "latest"}, "must be an exact version"),
     ({"CCUSAGE_TIMEZONE": "Mars/Olympus"}, "is not an IANA time zone"),
-    ({"CCUSAGE_TIMEOUT": "soon"}, "is not a number"),
+    ({"CCUSAGE_TIMEOUT": "soon"}, "must be a number from 0 to 86400"),
     ({"CH_PROTOCOL": "ftp"}, "must be http or https"),
 ])
 def test_bad_configuration_is_one_clear_message(env, message):
