@@ -252,17 +252,6 @@ CHILD_ENV_NAMES = frozenset({
     "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "NVM_DIR", "NODE_PATH", "VOLTA_HOME", "BUN_INSTALL",
 })
 CHILD_ENV_PREFIXES = ("LC_", "npm_config_", "NPM_CONFIG_")
-SECRET_VARIABLES = ("CH_PASSWORD", "CCUSAGE_HASH_KEY", "ANTHROPIC_ADMIN_KEY", "CCUSAGE_ALERT_WEBHOOK")
-
-
-def child_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The allow-listed part of `env`, less any variable whose value holds one of our secrets."""
-    secrets_in_env = [env[name] for name in SECRET_VARIABLES if len(env.get(name, "")) >= 3]
-    return {name: value for name, value in env.items()
-            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES))
-            and not any(secret in value for secret in secrets_in_env)}
-
-
 def secret_forms(secret: str, user: str | None = None) -> list[str]:
     """Every form in which a secret can turn up in text: as it is, JSON-escaped, URL-encoded (either case), hex,
     base64 (alone and as the `user:secret` of HTTP Basic authentication); longest first, so a longer form is
@@ -302,6 +291,30 @@ def url_secret_forms(url: str) -> list[str]:
     pieces.update(piece for piece in re.split(r"[/?&=#;]", after_host)
                   if len(piece) >= 20 or (len(piece) >= 8 and re.search(r"\d", piece)))
     return sorted({form for piece in pieces for form in secret_forms(piece)}, key=len, reverse=True)
+
+
+SECRETS: dict[str, Callable[[Mapping[str, str], str], list[str]]] = {  # every secret both scripts know, once
+    "CH_PASSWORD": lambda env, value: secret_forms(value, env.get("CH_USER", "").strip() or "default"),
+    "CCUSAGE_HASH_KEY": lambda env, value: secret_forms(value),
+    "ANTHROPIC_ADMIN_KEY": lambda env, value: secret_forms(value.strip()),
+    "CCUSAGE_ALERT_WEBHOOK": lambda env, value: url_secret_forms(value.strip()),
+}
+SECRET_VARIABLES = tuple(SECRETS)
+
+
+def secret_texts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Every form of every secret set in `env`, longest first: what is removed from all that is printed or stored,
+    and what no variable handed to a child process may hold."""
+    forms = {form for name, forms_of in SECRETS.items() if env.get(name) for form in forms_of(env, env[name])}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of `env`, less any variable whose value holds one of our secrets."""
+    secrets_in_env = [env[name] for name in SECRET_VARIABLES if len(env.get(name, "")) >= 3]
+    return {name: value for name, value in env.items()
+            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES))
+            and not any(secret in value for secret in secrets_in_env)}
 
 
 @dataclass(frozen=True)
@@ -432,8 +445,6 @@ class Config:
             raise UserError(f"CCUSAGE_VERSION={version!r} must be an exact version such as {DEFAULT_CCUSAGE_VERSION}")
         timezone = env.get("CCUSAGE_TIMEZONE", "").strip() or "UTC"
         try:
-            import zoneinfo
-
             zoneinfo.ZoneInfo(timezone)
         except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
             raise UserError(f"CCUSAGE_TIMEZONE={timezone!r} is not an IANA time zone such as Europe/Berlin") from None
@@ -446,6 +457,7 @@ class Config:
         lock_timeout = arg("lock_timeout")  # --lock-timeout, as typed: the same range as CCUSAGE_LOCK_TIMEOUT
         agents = wanted_agents(env)
         webhook, desktop = alert_settings(env)
+        child_env = child_environment(env)
         return cls(
             machine_name=machine,
             ch_host=host,
@@ -473,12 +485,12 @@ class Config:
             machine_name_source=machine_source,
             claude_dirs_setting=f"CLAUDE_CONFIG_DIR={claude_setting}" if claude_setting else
             "~/.config/claude or ~/.claude",
-            child_env=child_environment(env),
-            secrets=tuple(secret_forms(password, user) + secret_forms(hash_key or "") + url_secret_forms(webhook)),
+            child_env=child_env,
+            secrets=secret_texts(env),
             budgets=Budgets.from_env(env),
             alert_webhook=webhook,
             alert_desktop=desktop,
-            desktop_env=desktop_environment(env, child_environment(env)) if desktop else {},
+            desktop_env=desktop_environment(env, child_env) if desktop else {},
         )
 
     def store_description(self) -> str:
@@ -967,8 +979,8 @@ class GoneTranscripts:
 
 def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneTranscripts:
     """What went since the last import (`previous`: its state), added to what had gone before. A transcript that
-    reappears is no longer gone; one that appears under another folder with the same name, size and modification
-    time was moved (a session moved to another project folder), not lost. Transcripts older than every one on disk
+    reappears is no longer gone; one on disk under another folder with the same name and modification time was
+    moved (a session moved to another project folder), not lost. Transcripts older than every one on disk
     (Claude Code's cleanup) and all but the newest GONE_KEPT are kept only as `floor_ns`."""
     seen = previous.get("transcripts")
     if not isinstance(seen, dict):
@@ -976,11 +988,12 @@ def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneT
     floor = previous.get("gone_floor_ns")
     if not isinstance(floor, int):  # the state of an older version: what went before it was older than what it saw
         floor = min((mtime for _, mtime in seen.values()), default=0)
-    files = {path: mtime for path, mtime in (previous.get("gone") or {}).items() if path not in scan.transcripts}
-    arrived = {(os.path.basename(path), t.size, t.mtime_ns) for path, t in scan.transcripts.items() if path not in seen}
+    on_disk = {(os.path.basename(path), t.mtime_ns) for path, t in scan.transcripts.items()}
     late = previous.get("late") or {}
-    files.update({path: max(mtime, late.get(path, (0, 0))[1]) for path, (size, mtime) in seen.items()
-                  if path not in scan.transcripts and (os.path.basename(path), size, mtime) not in arrived})
+    files = {path: max(mtime, late.get(path, (0, 0))[1]) for path, (_, mtime) in seen.items()}
+    files.update(previous.get("gone") or {})
+    files = {path: mtime for path, mtime in files.items()
+             if path not in scan.transcripts and (os.path.basename(path), mtime) not in on_disk}
     files.update({path: t.mtime_ns for path, t in scan.unreadable.items()})
     oldest = min((t.mtime_ns for t in scan.transcripts.values()), default=0)
     newest_first = sorted(files.items(), key=lambda item: -item[1])
@@ -1775,16 +1788,7 @@ def _emptied(old: Record, files: int) -> Record:
 # ----------------------------------------------------------------------------------------------------------------
 
 CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
-ALL_TABLES = (*(t.name for t in USAGE_TABLES), *CHILD_TABLES, "ccusage_import_runs", "ccusage_settings",
-              "ccusage_schema_migrations", "ccusage_alerts")
 IN_SCOPE = "({machine:String} = '' OR machine_name = {machine:String})"  # a budget's machines: one, or ('') all
-VIEWS = (
-    "ccusage_v_daily_summary",
-    "ccusage_v_session_summary",
-    "ccusage_v_model_performance",
-    "ccusage_v_monthly_trends",
-    "ccusage_v_active_blocks",
-)
 
 
 _SQL_QUOTED_OR_COMMENT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/",
@@ -1855,6 +1859,14 @@ def _top_level(text: str, stop: str | None = None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+SCHEMA = expected_schema(SCHEMA_FILE.read_text())  # every table and view, declared once: in the schema file
+
+
+def schema_names(kind: str, prefix: str = "ccusage_") -> list[str]:
+    """The tables (kind "table") or views ("view") the schema file declares whose name starts with `prefix`."""
+    return [name for name, item in SCHEMA.items() if item.kind == kind and name.startswith(prefix)]
+
+
 def utc(value: Any) -> Any:
     """clickhouse-connect returns DateTime64('UTC') values naive; make them aware so they compare with ours."""
     if isinstance(value, dt.datetime) and value.tzinfo is None:
@@ -1920,7 +1932,6 @@ class Store:
     def __init__(self, client: Any, config: Config):
         self.client = client
         self.config = config
-        self.schema = expected_schema(SCHEMA_FILE.read_text())
 
     @classmethod
     def connect(cls, config: Config) -> Store:
@@ -2056,7 +2067,7 @@ class Store:
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert with the column types the schema file declares, so the driver does not DESCRIBE the table first."""
-        types = self.schema[table].types if table in self.schema else {}
+        types = SCHEMA[table].types if table in SCHEMA else {}
         type_names = [types[c] for c in columns] if all(c in types for c in columns) else None
         self.client.insert(table, rows, column_names=list(columns), column_type_names=type_names)
 
@@ -2187,7 +2198,7 @@ class Store:
         """Delete this machine's rows of `keys` (lightweight DELETE, bound parameters; rare: a moved session's
         project-days, a block a window once cut wrong)."""
         types = {column: re.sub(r"^LowCardinality\((.*)\)$", r"\1", kind)
-                 for column, kind in self.schema[table.name].types.items()}
+                 for column, kind in SCHEMA[table.name].types.items()}
         for first in range(0, len(keys), batch):
             parameters: dict[str, Any] = {"machine": self.config.machine_name}
             matches = []
@@ -3205,8 +3216,9 @@ class ClickHouseImporter:
         for records in parsed.values():
             for record in records:
                 incoming[record.table].append(record)
-        stored = {table: store.stored_records(table) for table in (PROJECT_DAYS, DAILY, SESSIONS, BLOCKS)
-                  if any(table in report.tables for report in fetched) or (table is SESSIONS and not gone.known)}
+        reported = {table for report in fetched for table in report.tables}
+        stored = {table: store.stored_records(table) for table in USAGE_TABLES
+                  if table in reported or (table is SESSIONS and not gone.known)}
         window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
         moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
         if not gone.known:
@@ -3241,7 +3253,7 @@ class ClickHouseImporter:
                 plans += [days, months]
             except ShapeError as exc:
                 errors.append(f"days and months not imported: {exc}")
-        if SESSIONS in stored and any(SESSIONS in report.tables for report in fetched):
+        if SESSIONS in reported:
             plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
         if BLOCKS in stored:
             plans.append(plan(BLOCKS, incoming[BLOCKS]))
@@ -3512,7 +3524,9 @@ def run_check(env: Mapping[str, str], args: argparse.Namespace, extra_store_chec
     try:
         config = Config.from_env(env, args)
     except UserError as exc:
-        return print_checks([CheckResult("fail", "configuration", str(exc), "correct that variable")], str)
+        hidden = secret_texts(env)
+        return print_checks([CheckResult("fail", "configuration", str(exc), "correct that variable")],
+                            lambda text: redact(text, hidden))
     return print_checks(preflight(config, extra_store_checks), config.redact)
 
 
@@ -4122,9 +4136,7 @@ def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: s
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ if env is None else env)
-    secret_texts = tuple(secret_forms(env.get("CH_PASSWORD", ""), env.get("CH_USER", "").strip() or "default")
-                         + secret_forms(env.get("CCUSAGE_HASH_KEY", ""))
-                         + url_secret_forms(env.get("CCUSAGE_ALERT_WEBHOOK", "").strip()))
+    hidden = secret_texts(env)
 
     def body() -> int:
         check_modes(args)
@@ -4149,7 +4161,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 print(config.redact("\n".join(problems)), file=sys.stderr)
         return result.exit_code
 
-    return run_main(body, lambda text: redact(text, secret_texts))
+    return run_main(body, lambda text: redact(text, hidden))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ from ccusage_importer import (
     run_lock,
     run_main,
     secret_forms,
+    secret_texts,
     utc,
 )
 
@@ -401,7 +402,7 @@ def code_params(day: dt.date, page_limit: int | None) -> list[tuple[str, str]]:
 # Pure transforms: JSON pages -> rows (no I/O)
 # ----------------------------------------------------------------------------------------------------------------
 
-CENTS_SCALE, USD_SCALE = 10, 12  # Decimal(38, 10) cents and Decimal(38, 12) dollars: cents / 100 always fits
+CENTS_SCALE = 10  # Decimal(38, 10) cents; dollars are Decimal(38, 12): cents / 100 always fits
 EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 DECIMAL_TEXT = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
 
@@ -1381,9 +1382,7 @@ ADMIN_DATA_CHECK = StoreCheck("Admin API data", check_admin_data, VALIDATE_FIX)
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ if env is None else env)
-    secret_texts = (*secret_forms(env.get("CH_PASSWORD", ""), env.get("CH_USER", "").strip() or "default"),
-                    *secret_forms(env.get("CCUSAGE_HASH_KEY", "")),
-                    *secret_forms(env.get("ANTHROPIC_ADMIN_KEY", "").strip()))
+    hidden = secret_texts(env)
 
     def body() -> int:
         if args.check:
@@ -1395,7 +1394,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return run_validation(config, args)
         return run_import(config, AdminConfig.from_env(env), args, today)
 
-    return run_main(body, lambda text: redact(text, secret_texts),
+    return run_main(body, lambda text: redact(text, hidden),
                     "interrupted (days written so far are kept; run the same command again to resume)")
 
 

@@ -1050,7 +1050,7 @@ ORDER BY machine_name, date;
 -- =============================================================================================================
 
 -- name: table_row_counts
--- description: Rows per table as queries see them (FINAL: one row per key) and the machines they belong to, all agents (or one agent); import runs are a log of every agent's runs, counted as they are
+-- description: Rows per table as queries see them (FINAL: one row per key) and the machines they belong to, all agents (or one agent); import runs and budget alerts are logs of every agent, counted as they are
 -- params: machine:String=, agent:String=
 SELECT table_name, rows, machines
 FROM
@@ -1092,6 +1092,9 @@ FROM
     UNION ALL
     SELECT 'ccusage_import_runs', count(), uniqExact(machine_name)
     FROM ccusage_import_runs WHERE ({machine:String} = '' OR machine_name = {machine:String})
+    UNION ALL
+    SELECT 'ccusage_alerts', count(), uniqExact(machine_name)
+    FROM ccusage_alerts WHERE ({machine:String} = '' OR machine_name = {machine:String})
 )
 ORDER BY table_name;
 

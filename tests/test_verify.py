@@ -24,13 +24,13 @@ from conftest import ROOT, run_cli, sql, unavailable
 from echo_server import EchoServer, credential_forms, echo_text, serve
 from transcripts import generate
 
+import ccusage_importer as ci
+
 SCRIPT = ROOT / "verify_setup.sh"
 USER = "ccusage_writer"
 PASSWORD = 'Vf-pw "q" \\b $x \'y\' <z>&'
 DISTINCT = "Vf-pw"
-TABLES = ["ccusage_usage_daily", "ccusage_usage_monthly", "ccusage_usage_sessions", "ccusage_usage_blocks",
-          "ccusage_usage_projects_daily", "ccusage_model_breakdowns", "ccusage_models_used", "ccusage_import_runs",
-          "ccusage_settings", "ccusage_schema_migrations", "ccusage_alerts"]
+TABLES = ci.schema_names("table")  # the tables verify_setup.sh checks: every ccusage_ table of the schema file
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>

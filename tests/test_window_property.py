@@ -38,7 +38,7 @@ START = datetime(2026, 8, 3, 16, 0, tzinfo=UTC)
 PROJECTS = ("alpha", "beta", "gamma")
 RECENT = timedelta(days=3)
 PROFILES = {
-    "ci": settings(max_examples=8, stateful_step_count=16, deadline=None, suppress_health_check=list(HealthCheck)),
+    "ci": settings(max_examples=20, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck)),
     "thorough": settings(max_examples=150, stateful_step_count=30, deadline=None,
                          suppress_health_check=list(HealthCheck)),
 }
