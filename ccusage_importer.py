@@ -2285,6 +2285,7 @@ _PARAM_DECLARATION = re.compile(rf"({_IDENTIFIER}):({_IDENTIFIER})=(.*)")
 _PARAM_USE = re.compile(rf"\{{({_IDENTIFIER}):([^{{}}]*)\}}")
 _INTEGER_TYPE = re.compile(r"(U?)Int(8|16|32|64)")
 QUERY_HEADERS = ("name", "description", "params")
+NAME_PARAMETERS = ("project", "session")  # parameters that take a name this machine shows, or its key
 
 
 class QueryFileError(ValueError):
@@ -3465,9 +3466,18 @@ def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | 
     """One query's result, with the names this machine knows in place of their hashes (unless --no-names)."""
     with _reading_store(config) as store:
         columns, rows = store.query(sql, parameters)
-    print(format_table(columns, [[readable(value, names or {}) for value in row] for row in rows], fmt,
-                       terminal_width()))
+    print(format_table(columns, [readable_row(columns, row, names or {}) for row in rows], fmt, terminal_width()))
     return EXIT_OK
+
+
+def readable_row(columns: Sequence[str], row: Sequence[Any], names: Mapping[str, str]) -> list[Any]:
+    """A result row with names for hashes, except in a `*_key` column whose name another column of the row already
+    shows: there the key stays, so the user sees both (and can filter by either)."""
+    shown = [readable(value, names) for value in row]
+    for index, column in enumerate(columns):
+        if column.endswith("_key") and shown[index] != row[index] and shown[index] in shown[:index] + shown[index + 1:]:
+            shown[index] = row[index]
+    return shown
 
 
 def readable(value: Any, names: Mapping[str, str]) -> Any:
@@ -3481,9 +3491,28 @@ def readable(value: Any, names: Mapping[str, str]) -> Any:
     return value
 
 
+def keys_for_names(values: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """Query parameters with a project or session given by the name this machine shows turned into its key: the
+    tables hold keys (keyed hashes), and only this machine's name map knows which name each stands for."""
+    keys_of: dict[str, list[str]] = {}
+    for key, name in names.items():
+        keys_of.setdefault(name, []).append(key)
+    translated = dict(values)
+    for param in NAME_PARAMETERS:
+        value = values.get(param)
+        keys = keys_of.get(value, []) if isinstance(value, str) and value not in names else []
+        if len(keys) > 1:
+            raise UserError(f"--param {param}: {value!r} is the name of {len(keys)} keys on this machine "
+                            f"({', '.join(sorted(keys))}); give one of them", EXIT_USAGE)
+        if keys:
+            translated[param] = keys[0]
+    return translated
+
+
 def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, verbose: bool = False,
-              names: Mapping[str, str] | None = None) -> int:
-    """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead."""
+              names: Mapping[str, str] | None = None, known_names: Mapping[str, str] | None = None) -> int:
+    """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead.
+    A `project` or `session` parameter takes a name of `known_names` (this machine's map) or a key."""
     queries = load_queries()
     if name == "list":
         if assignments:
@@ -3492,7 +3521,8 @@ def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, v
               format_table(*query_list(queries), fmt))
         return EXIT_OK
     query = find_query(queries, name)
-    return run_sql(config, query.sql, fmt, query_parameters(query, assignments), names)
+    parameters = keys_for_names(query_parameters(query, assignments), known_names or {})
+    return run_sql(config, query.sql, fmt, parameters, names)
 
 
 def run_alerts(config: Config, quiet: bool) -> int:
@@ -3557,11 +3587,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.check:
             return run_check(env, args)
         config = Config.from_env(env, args)
-        names = {} if args.no_names else LocalState(config.state_dir()).names()
+        known_names = LocalState(config.state_dir()).names()
+        names = {} if args.no_names else known_names
         if args.dashboard is not None:
             return write_dashboard(config, args.dashboard, args.quiet, names)
         if args.query is not None:
-            return run_query(config, args.query, args.param, args.format, args.verbose, names)
+            return run_query(config, args.query, args.param, args.format, args.verbose, names, known_names)
         if args.sql is not None:
             return run_sql(config, args.sql, args.format, names=names)
         if args.alerts:

@@ -179,6 +179,15 @@ uv run ccusage_importer.py --query dashboard_summary --format json       # one J
 The embedded store is opened under the same lock as an import, so a query started during an import waits for it (up
 to `--lock-timeout` / `CCUSAGE_LOCK_TIMEOUT`, default 120 s).
 
+**Names and keys.** The tables hold a keyed hash (a key such as `3f9c0a7d12e4b856`) for each project folder and
+session id; only the machine that imported them knows the names (its name map, see
+[privacy](design.md#privacy-keyed-hashes)). `--query` and `--sql` show the names this machine knows in place of the
+keys, except in a `*_key` column whose name another column of the same row shows: there the key stays, beside the
+name. A `project` or `session` parameter takes either: the name as shown on this machine (turned into its key
+before the query is sent) or the key. In your own `--sql`, filter by the key, never by a name (the database holds
+none): find it beside the name (`--query project_timeline --format csv`), or with `--no-names`, and write
+`WHERE project_key = '3f9c0a7d12e4b856'`.
+
 Failures are one line on stderr and a non-zero exit, for example:
 
 | situation | message | exit |
@@ -212,7 +221,7 @@ The same names mean the same thing in every query:
 | `sigma` (Float64, default 2) | how many standard deviations above the mean make an anomaly day |
 | `horizon` (UInt32, default 7) | how many days `cost_forecast` continues the trend |
 | `stale_hours` (UInt32, default 2) | after how many hours without a successful import `machine_freshness` flags a machine |
-| `project` (String, default empty) | one project (its displayed name or its key) for `project_timeline` |
+| `project` (String, default empty) | one project for `project_timeline`: the name `--query` shows on this machine, or its key |
 | `model` (String, default empty) | one model for `admin_usage_hourly`; empty: all models added up |
 
 Another client runs the same SQL by sending every parameter itself (the defaults live only in `queries.sql` and the
