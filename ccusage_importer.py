@@ -2084,8 +2084,11 @@ def human(number: float) -> str:
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
                  width: int | None = None) -> str:
-    """Query results as an aligned text table (cells cut with … to fit `width` characters), CSV (a header even with
-    no rows) or JSON lines (`[]` for none); CSV and JSON always carry full values."""
+    """Query results as an aligned text table, CSV (a header even with no rows) or JSON lines (`[]` for none).
+
+    A table fits `width` characters (a terminal's) without ever cutting a number, a date or a column name: long
+    text cells are cut with …; where even that is too wide, each row becomes a block of `column  value` lines. Its
+    last line then says how to get every value whole. CSV and JSON always carry full values."""
     if fmt == "json":
         if not rows:
             return "[]"
@@ -2100,15 +2103,54 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
         return buffer.getvalue().rstrip("\n")
 
     text = [[_cell_text(v) for v in row] for row in rows]
-    widths = _fit_widths([max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)], width)
-    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and rows for i in range(len(columns))]
-    lines = ["  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+    natural = [max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)]
+    cuttable = [bool(rows) and all(_cuttable(v, t) for v, t in zip((r[i] for r in rows), (r[i] for r in text),
+                                                                     strict=True)) for i in range(len(columns))]
+    floors = [max(len(c), min(n, TEXT_CELL_FLOOR)) if cut else n
+              for c, n, cut in zip(columns, natural, cuttable, strict=True)]
+    count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if width is not None and _table_width(floors) > width:
+        return "\n".join(_records(columns, text, width) + textwrap.wrap(
+            f"({count}, one block each to fit {width} columns; `--format csv` gives one line per row)", width))
+    widths = _fit_widths(natural, floors, width)
+    numeric = [all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows) and rows
+               for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
     for row in text:
         lines.append("  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
                                enumerate(zip(row, widths, strict=True))).rstrip())
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(lines)
+    cut = "" if widths == natural else "; long text cut with …, `--format csv` or `--format json` shows it whole"
+    return "\n".join(lines + textwrap.wrap(f"({count}{cut})", width or 1000))
+
+
+TEXT_CELL_FLOOR = 10  # a text column cut narrower than this no longer says which name it is
+RECORD_RULE = 40  # length of the line that starts each row's block
+_NUMBER_OR_TIME = re.compile(r"[-+]?[\d.,:/ TZ%$]*\d[\d.,:/ TZ%$]*")
+
+
+def _cuttable(value: Any, shown: str) -> bool:
+    """Whether a cell may be cut with …: text, never a number, a date or a time (a cut one reads as another)."""
+    return isinstance(value, str | list | tuple) and not _NUMBER_OR_TIME.fullmatch(shown)
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _records(columns: Sequence[str], text: Sequence[Sequence[str]], width: int) -> list[str]:
+    """Rows as blocks of `column  value` lines for a terminal too narrow for the table: a long value wraps onto
+    further lines, whole."""
+    label = max(len(c) for c in columns)
+    room = max(width - label - 2, 20)
+    lines: list[str] = []
+    for number, row in enumerate(text, 1):
+        lines.append(f"-- row {number} ".ljust(min(width, RECORD_RULE), "-"))
+        for column, value in zip(columns, row, strict=True):
+            wrapped = textwrap.wrap(value, room, break_on_hyphens=False) or [""]
+            lines.append(f"{column.ljust(label)}  {wrapped[0]}".rstrip())
+            lines += [" " * (label + 2) + more for more in wrapped[1:]]
+    return lines
 
 
 def _cell_text(value: Any) -> str:
@@ -2124,16 +2166,15 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _fit_widths(widths: list[int], limit: int | None) -> list[int]:
+def _fit_widths(widths: Sequence[int], floors: Sequence[int], limit: int | None) -> list[int]:
     """Column widths that fit `limit` characters (two spaces between columns): the widest give way first, none
-    below 6 characters (or its natural width)."""
+    below its floor."""
     widths = list(widths)
-    if limit is None:
-        return widths
-    while sum(widths) + 2 * (len(widths) - 1) > limit:
-        widest = max(range(len(widths)), key=lambda i: widths[i])
-        if widths[widest] <= 6:
+    while limit is not None and _table_width(widths) > limit:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > floors[i]]
+        if not shrinkable:
             break
+        widest = max(shrinkable, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
 

@@ -174,7 +174,7 @@ uv run ccusage_importer.py --query dashboard_summary --format json       # one J
 | `--query NAME` | run the query called NAME against the configured store: the embedded chDB store (`CCUSAGE_IMPORT_DB`, default `~/.local/share/ccusage-import/chdb`), or the ClickHouse server when `CH_HOST` is set (`CH_PORT`, `CH_USER`, `CH_PASSWORD`, `CH_DATABASE`, `CH_PROTOCOL`, as for imports) |
 | `--query list` | print every query's name, parameters with their defaults, and description; reads only `queries.sql`, never opens the store |
 | `--param KEY=VALUE` | set a parameter (repeatable). Parameters not given take the default from the query's `-- params:` line. The value is checked against the declared type first and then sent as a ClickHouse query parameter, never spliced into the SQL (a machine called `A' OR '1'='1` is just a name that matches nothing) |
-| `--format table\\|csv\\|json` | aligned table (default; floats shown with up to 4 decimals, a row count at the end), CSV with a header line, or JSON Lines (one object per row, full precision) |
+| `--format table\\|csv\\|json` | aligned table (default; floats shown with up to 4 decimals, a row count at the end; on a terminal it fits the width without cutting a number, a date or a column name: long text is cut with `…`, and a result that still does not fit shows each row as a block of `column  value` lines, the last line saying how to get everything whole), CSV with a header line, or JSON Lines (one object per row, full precision) |
 
 The embedded store is opened under the same lock as an import, so a query started during an import waits for it (up
 to `--lock-timeout` / `CCUSAGE_LOCK_TIMEOUT`, default 120 s).
