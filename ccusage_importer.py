@@ -68,6 +68,7 @@ HTTPS_PORTS = {443, 8443}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_BUDGET = 4  # --alerts: a budget is exceeded
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class UserError(Exception):
@@ -3447,10 +3448,52 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+class EpilogAsWritten(argparse.HelpFormatter):
+    """argparse's help, but the epilog (help_epilog's, already wrapped) keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return text if "\n" in text else super()._fill_text(text, width, indent)
+
+
+def help_epilog(variables: Sequence[tuple[str, str]], exits: Sequence[tuple[int, str]], docs: str) -> str:
+    """The end of a script's --help: its main environment variables, its exit codes and where the full docs are,
+    wrapped as argparse wraps the rest (the terminal's width less 2)."""
+    width = max(shutil.get_terminal_size().columns - 2, 40)
+
+    def items(pairs: Sequence[tuple[str, str]]) -> list[str]:
+        indent = max(len(name) for name, _ in pairs) + 4
+        return [line for name, meaning in pairs for line in textwrap.wrap(
+            meaning, width, initial_indent=f"  {name}".ljust(indent), subsequent_indent=" " * indent)]
+
+    return "\n".join(["main environment variables:", *items(variables), "", "exit codes:",
+                      *items([(str(code), meaning) for code, meaning in exits]), "",
+                      *textwrap.wrap(f"full documentation: {docs}", width, break_on_hyphens=False)])
+
+
+IMPORTER_EXITS = ((EXIT_OK, "success, also nothing changed or no agent data; --check: no check failed"),
+                  (EXIT_FAILED, "failure or a partial import; --check: a check failed"),
+                  (EXIT_USAGE, "bad usage (an option, a parameter or a setting)"),
+                  (EXIT_LOCKED, "another run held the store for longer than the lock timeout"),
+                  (EXIT_BUDGET, "--alerts: a budget is exceeded"),
+                  (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="ccusage_importer.py",
-        description="Import ccusage reports of Claude Code usage into ClickHouse (embedded chDB by default).",
+        description="Import ccusage reports of Claude Code and other coding agents into ClickHouse (embedded chDB by "
+                    "default).",
+        formatter_class=EpilogAsWritten,
+        epilog=help_epilog((
+            ("CH_HOST", "a ClickHouse server (with CH_PORT, CH_USER, CH_PASSWORD, CH_DATABASE); unset: embedded"),
+            ("CCUSAGE_IMPORT_DB", "folder of the embedded store (default ~/.local/share/ccusage-import/chdb)"),
+            ("MACHINE_NAME", "name stored with every row (default: the host name)"),
+            ("CCUSAGE_AGENTS", "agents to import, e.g. claude,codex (default: all)"),
+            ("CCUSAGE_TIMEZONE", "IANA zone of days and months (default UTC)"),
+            ("CCUSAGE_VERSION", f"the pinned ccusage release (default {DEFAULT_CCUSAGE_VERSION})"),
+            ("CCUSAGE_HASH_KEY", "your own key for project and session hashes (default: kept in the store)"),
+            ("CCUSAGE_BUDGET_*", "CCUSAGE_BUDGET_DAILY_USD, _MONTHLY_USD: budgets for --alerts and imports"),
+        ), IMPORTER_EXITS, f"{HERE / 'README.md'} (every setting) and {HERE / 'docs'}/"),
     )
     parser.add_argument("--machine-name", help="name stored with every row (default: MACHINE_NAME or host name)")
     parser.add_argument("--no-hash-projects", action="store_true",
@@ -3605,7 +3648,7 @@ def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: s
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
