@@ -160,7 +160,8 @@ GUIDE = """\
 ## Running them
 
 ```bash
-uv run ccusage_importer.py --query list                                  # name, parameters and description of each
+uv run ccusage_importer.py --query list                                  # name and description of each
+uv run ccusage_importer.py --query list --verbose                        # ... and its parameters
 uv run ccusage_importer.py --query daily_cost_30d                        # aligned table, default parameters
 uv run ccusage_importer.py --query daily_cost_30d --param days=7 --param machine=laptop
 uv run ccusage_importer.py --query daily_cost_30d --param agent=codex     # one coding agent only
@@ -172,7 +173,7 @@ uv run ccusage_importer.py --query dashboard_summary --format json       # one J
 | option | meaning |
 |---|---|
 | `--query NAME` | run the query called NAME against the configured store: the embedded chDB store (`CCUSAGE_IMPORT_DB`, default `~/.local/share/ccusage-import/chdb`), or the ClickHouse server when `CH_HOST` is set (`CH_PORT`, `CH_USER`, `CH_PASSWORD`, `CH_DATABASE`, `CH_PROTOCOL`, as for imports) |
-| `--query list` | print every query's name, parameters with their defaults, and description; reads only `queries.sql`, never opens the store |
+| `--query list` | print every query's name and description; `--verbose` adds its parameters with their defaults. Reads only `queries.sql`, never opens the store |
 | `--param KEY=VALUE` | set a parameter (repeatable). Parameters not given take the default from the query's `-- params:` line. The value is checked against the declared type first and then sent as a ClickHouse query parameter, never spliced into the SQL (a machine called `A' OR '1'='1` is just a name that matches nothing) |
 | `--format table\\|csv\\|json` | aligned table (default; floats shown with up to 4 decimals, a row count at the end; on a terminal it fits the width without cutting a number, a date or a column name: long text is cut with `…`, and a result that still does not fit shows each row as a block of `column  value` lines, the last line saying how to get everything whole), CSV with a header line, or JSON Lines (one object per row, full precision) |
 
@@ -193,11 +194,11 @@ Failures are one line on stderr and a non-zero exit, for example:
 | situation | message | exit |
 |---|---|---|
 | unknown name | `error: no query named 'x' in queries.sql; valid names: list, daily_cost_30d, …` (every name) | 2 |
-| unknown parameter | `error: query top_days has no parameter 'days'; its parameters: limit:UInt32=10, machine:String=` | 2 |
+| unknown parameter | `error: query top_days has no parameter 'days'; its parameters: limit:UInt32=10, machine:String=, agent:String=` | 2 |
 | value of the wrong type | `error: --param limit: 'ten' is not a UInt32` | 2 |
 | `--param` without `=` | `error: --param 'days': expected KEY=VALUE` | 2 |
 | `--param` without `--query`, `--query list` with `--param`, an empty name | `error: --param goes with --query NAME`, `error: --query list takes no --param`, `error: --query: the query name is empty` | 2 |
-| `--query` with `--sql`, `--check` or `--dashboard` | `ccusage_importer.py: error: argument --query: not allowed with argument --sql` (after the usage line) | 2 |
+| `--query` with `--sql`, `--check` or `--dashboard` | `error: argument --sql: not allowed with argument --query (see ccusage_importer.py --help)` (argparse names the later of the two) | 2 |
 | the database refuses the query | `error: database: ` and the first line of ClickHouse's message | 1 |
 | `queries.sql` breaks its format | `error: …/queries.sql: line N: …` naming the line and the problem | 1 |
 

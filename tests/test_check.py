@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import run_ccusage, run_cli, sql, sql_many
+from conftest import CCUSAGE_VERSION, run_ccusage, run_cli, sql, sql_many
 from transcripts import generate
 
 import ccusage_importer as ci
@@ -167,6 +167,22 @@ def test_ccusage_absent_names_the_install_fix(claude, make_env, tmp_path):
     assert not [label for label in labels(out) if label.startswith("ccusage ")]  # no report run without a runner
     assert labels(out)[-1] == "store"  # the store is still looked at
     assert lines[-1] == "4 passed, 2 warnings, 1 failed"  # no store yet (nothing imported), no cron entry
+
+
+def test_on_a_fresh_machine_the_check_fetches_ccusage_with_npx_and_creates_no_store(claude, make_env, tmp_path):
+    """What README and operations.md say (issue 24.8): --check creates no store, but where only npx can give ccusage
+    it runs `npx -y ccusage@VERSION --version`, which downloads ccusage into the npm cache once, as an import would.
+    The npx here only records how it is called: what it would download is npm's business."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "npx-calls"
+    npx = bin_dir / "npx"
+    npx.write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho {CCUSAGE_VERSION}\n')
+    npx.chmod(0o755)
+    env = make_env(claude, PATH=f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    check(env)
+    assert f"-y ccusage@{CCUSAGE_VERSION} --version" in calls.read_text().splitlines()
+    assert not Path(env["CCUSAGE_IMPORT_DB"]).exists()
 
 
 FAKE_CCUSAGE = """\

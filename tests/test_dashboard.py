@@ -249,6 +249,19 @@ def test_an_empty_store_gives_a_page_that_says_how_to_import(make_env, tmp_path:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def test_chromium_writes_nothing_into_the_home_folder(chromium: str, tmp_path: Path, monkeypatch):
+    """docs/testing.md: the tests' side effects stay in temporary folders (issue 24.8): Chromium's crash-report
+    folder, dconf and fontconfig caches go into its profile, not ~/.config and ~/.cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    with Browser(chromium, tmp_path / "profile") as browser:
+        browser.send("Page.navigate", url="about:blank")
+    assert not list(home.iterdir())
+
+
 def test_dashboard_failures_are_one_line(store: Store, tmp_path: Path):
     failures = {
         ("--dashboard", str(tmp_path / "no-such-dir" / "d.html")):

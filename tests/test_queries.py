@@ -145,6 +145,29 @@ def test_parameters_take_their_defaults_their_types_and_nothing_else():
         assert (str(caught.value), caught.value.exit_code) == (message, ci.EXIT_USAGE)
 
 
+@pytest.mark.parametrize("args", [
+    ("--query", "top_days", "--sql", "SELECT 1"), ("--param", "days=1"), ("--query", "list", "--param", "a=1"),
+    ("--query", ""), ("--query", "top_days", "--param", "days=1"), ("--query", "top_days", "--param", "limit=ten"),
+    ("--query", "top_days", "--param", "days"), ("--query", "list", "--verbose", "--param", "a=1"),
+], ids=" ".join)
+def test_the_errors_queries_md_quotes_are_the_ones_printed(tmp_path, args):
+    """Issue 24.8: each message of the failure table in docs/queries.md is what the CLI prints, word for word."""
+    env = {"HOME": str(tmp_path), "CCUSAGE_IMPORT_DB": str(tmp_path / "chdb"), "PATH": os.environ.get("PATH", "")}
+    done = run_cli(env, *args)
+    assert done.returncode == ci.EXIT_USAGE and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"`{line}`" in (ROOT / "docs" / "queries.md").read_text(encoding="utf-8"), line
+
+
+def test_query_list_shows_parameters_only_when_asked(tmp_path):
+    """docs/queries.md: `--query list` prints names and descriptions, `--verbose` adds the parameters."""
+    env = {"HOME": str(tmp_path), "CCUSAGE_IMPORT_DB": str(tmp_path / "chdb"), "PATH": os.environ.get("PATH", "")}
+    plain, verbose = (run_cli(env, "--query", "list", *more).stdout for more in ((), ("--verbose",)))
+    assert "days:UInt32=" not in plain and "days:UInt32=" in verbose
+    page = (ROOT / "docs" / "queries.md").read_text(encoding="utf-8")
+    assert "| `--query list` | print every query's name and description; `--verbose` adds its parameters" in page
+
+
 def test_the_query_reference_lists_every_query_with_its_description():
     reference = (ROOT / "docs" / "queries.md").read_text(encoding="utf-8")
     listed = re.findall(r"^### `(\w+)`\n\n(.+)$", reference, re.M)
