@@ -32,6 +32,7 @@ import math
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -838,8 +839,14 @@ def claude_retention(dirs: Sequence[Path]) -> tuple[int, str]:
 CRON_MARKER = "# ccusage-import:import"  # what setup_cronjob.sh writes at the end of the import's crontab line
 
 
-def cron_entry_installed(path: str | None) -> bool | None:
-    """Whether this user's crontab runs the importer (None: no crontab program on `path` to ask)."""
+CRON_DAEMONS = frozenset({"cron", "crond", "cronie", "fcron", "busybox-crond"})  # names a cron daemon runs under
+CRON_LATE = dt.timedelta(hours=2)  # an hourly job that last started longer ago than this is not running
+_CRON_LOG_LINE = re.compile(r"=== (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC import (started|exit (\d+))")
+
+
+def import_crontab_line(path: str | None) -> str | None:
+    """This user's crontab line that runs the importer (setup_cronjob.sh's), "" if there is none, None if there is
+    no crontab program on `path` to ask."""
     crontab = shutil.which("crontab", path=path)
     if not crontab:
         return None
@@ -847,7 +854,76 @@ def cron_entry_installed(path: str | None) -> bool | None:
         done = subprocess.run([crontab, "-l"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.returncode == 0 and CRON_MARKER in done.stdout
+    lines = [line for line in done.stdout.splitlines() if CRON_MARKER in line] if done.returncode == 0 else []
+    return lines[0] if lines else ""
+
+
+def cron_daemon_running(proc: Path = Path("/proc")) -> bool | None:
+    """Whether a cron daemon runs on this machine (a container, WSL or a minimal VM often has none); None where
+    that cannot be seen (no /proc: macOS, whose launchd starts cron when a crontab exists)."""
+    if sys.platform == "darwin" or not proc.is_dir():
+        return None
+    for comm in proc.glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() in CRON_DAEMONS:
+                return True
+    return False
+
+
+def cron_import_log(crontab_line: str) -> Path | None:
+    """The log the crontab line's runs write: CCUSAGE_CRON_LOG_DIR as the env file named in the line sets it
+    (setup_cronjob.sh writes it there), import.log in it."""
+    try:
+        words = shlex.split(crontab_line, comments=True)
+        env_file = Path(words[words.index("import") + 1])
+        for line in env_file.read_text(encoding="utf-8").splitlines():
+            if line.startswith("export CCUSAGE_CRON_LOG_DIR="):
+                return Path(shlex.split(line.partition("=")[2])[0]) / "import.log"
+    except (ValueError, IndexError, OSError):
+        return None
+    return None
+
+
+def last_cron_run(log: Path) -> tuple[dt.datetime, int | None] | None:
+    """When the last import cron started began, and its exit code (None while it runs), from the end of its log."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(log.stat().st_size - 65536, 0))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    started, code = None, None
+    for moment, what, exit_code in _CRON_LOG_LINE.findall(tail):
+        if what == "started":
+            started, code = dt.datetime.strptime(moment, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC), None
+        elif started is not None:
+            code = int(exit_code)
+    return (started, code) if started else None
+
+
+def cron_problems(path: str | None, moment: dt.datetime) -> tuple[list[str], list[str]]:
+    """What keeps the hourly import from running, each with its fix: no crontab line, no cron daemon to run it, no
+    recent start in its log, or a failed last run."""
+    line = import_crontab_line(path)
+    if not line:
+        return (["no hourly import in this user's crontab" if line == "" else "no crontab program here"],
+                ["install the hourly import: ./setup_cronjob.sh"])
+    if cron_daemon_running() is False:
+        return ([f"the crontab has the hourly import, but no cron daemon runs ({'/'.join(sorted(CRON_DAEMONS))})"],
+                ["start cron (Debian/Ubuntu: `sudo service cron start`; in a container or WSL, have it started at "
+                 "boot), or import by other means"])
+    log = cron_import_log(line)
+    run = last_cron_run(log) if log else None
+    if log and run is None:
+        return ([f"cron has not started the import yet (no run in {log})"],
+                ["wait for the next hour, or check that cron runs jobs: ./setup_cronjob.sh --first-run"])
+    if run and moment - run[0] > CRON_LATE:
+        return ([f"cron last started the import {human_age(moment - run[0])} ago ({run[0]:%Y-%m-%d %H:%M} UTC, "
+                 f"{log})"], ["check that cron runs jobs (its own log, `crontab -l`), then ./setup_cronjob.sh "
+                              "--first-run"])
+    if run and run[1]:
+        return ([f"the last import cron started exited {run[1]} ({log})"], [f"read the end of {log}"])
+    return [], []
 
 
 def _file_stat(path: Path) -> os.stat_result | None:
@@ -3080,13 +3156,12 @@ def check_retention(config: Config, scan: TranscriptScan) -> CheckResult:
         problems.append(f"{days} days leave little time to import")
         fixes.append(f"raise cleanupPeriodDays in {source if source.endswith('.json') else 'settings.json'} "
                      "(Claude Code's default is 30)")
-    cron = cron_entry_installed(config.child_env.get("PATH"))
-    if not cron:
-        problems.append("no hourly import in this user's crontab" if cron is False else "no crontab program here")
-        fixes.append("install the hourly import: ./setup_cronjob.sh")
+    cron_problems_found, cron_fixes = cron_problems(config.child_env.get("PATH"), now())
+    problems += cron_problems_found
+    fixes += cron_fixes
     if problems:
         return CheckResult("warn", "history retention", f"{detail}; {'; '.join(problems)}", "; ".join(fixes))
-    return CheckResult("ok", "history retention", f"{detail}; the hourly import is in the crontab")
+    return CheckResult("ok", "history retention", f"{detail}; the hourly import is in the crontab, and cron runs it")
 
 
 def check_last_import(store: Store) -> CheckResult:

@@ -109,6 +109,48 @@ def ccusage_bin_dir() -> Path:
     return bin_dir
 
 
+def hourly_import(env: dict, folder: Path, *, installed: bool = True, last_start: dt.datetime | None = None,
+                  exit_code: int = 0) -> dict:
+    """`env` with a stand-in `crontab` first on PATH that lists setup_cronjob.sh's import line (or, not `installed`,
+    has no crontab), the env file that line names with its CCUSAGE_CRON_LOG_DIR, and an import.log whose last run
+    started at `last_start` and exited `exit_code` (no log without `last_start`). --check reads these; the invoking
+    user's crontab and logs must never decide a test."""
+    folder.mkdir()
+    env_file, logs = folder / "env", folder / "logs"
+    env_file.write_text(f"export CCUSAGE_CRON_LOG_DIR='{logs}'\n")
+    line = f"7 * * * * /bin/bash '/repo/setup_cronjob.sh' cron-run import '{env_file}' {ci.CRON_MARKER}"
+    listing = f"echo \"{line}\"" if installed else "echo 'no crontab for tester' >&2; exit 1"
+    (folder / "crontab").write_text(f"#!/bin/sh\n{listing}\n")
+    (folder / "crontab").chmod(0o755)
+    if last_start:
+        logs.mkdir()
+        stamp = f"{last_start.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        (logs / "import.log").write_text(f"=== {stamp} import started\nStatus: ok\n"
+                                         f"=== {stamp} import exit {exit_code}\n")
+    return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
+
+
+@pytest.fixture
+def cron_daemon(tmp_path: Path) -> Iterator[None]:
+    """A process named `cron` while the test runs, which is what --check looks for to know a cron daemon runs (a
+    test never starts the real daemon: it would run every user's crontab)."""
+    binary = tmp_path / "cron-daemon" / "cron"
+    binary.parent.mkdir()
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    with subprocess.Popen([str(binary), "600"]) as daemon:
+        try:
+            yield
+        finally:
+            daemon.kill()
+
+
+@pytest.fixture
+def no_cron_daemon() -> None:
+    """This machine runs no cron daemon (a test that needs that skips where one runs)."""
+    if ci.cron_daemon_running() is not False:
+        pytest.skip("a cron daemon runs on this machine (or none can be seen: no /proc)")
+
+
 def cli_env(bin_dir: Path, home: Path, db: Path, claude_dir: Path | None, machine: str, **extra: str) -> dict:
     """The environment of one importer run: the pinned ccusage first on PATH, its own HOME, store and machine."""
     env = {
