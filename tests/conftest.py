@@ -102,11 +102,45 @@ def ccusage_bin_dir() -> Path:
             npm = shutil.which("npm")
             if not npm:
                 unavailable("npm is not installed: the tests need the real ccusage")
-            done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund",
-                                   f"ccusage@{CCUSAGE_VERSION}"], capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                unavailable(f"npm install ccusage@{CCUSAGE_VERSION} failed: {done.stderr[-500:]}")
+            try:
+                npm_install(npm, prefix, f"ccusage@{CCUSAGE_VERSION}", os.environ)
+            except NpmError as exc:
+                unavailable(str(exc))
     return bin_dir
+
+
+class NpmError(Exception):
+    """npm could not install a package; the message says why in one line."""
+
+
+NPM_FETCH = ("--fetch-timeout=30000", "--fetch-retries=1", "--fetch-retry-mintimeout=2000",
+             "--fetch-retry-maxtimeout=5000")  # a registry that never answers fails within a minute, not five
+NPM_INSTALL_TIMEOUT = 300
+
+
+def npm_install(npm: str, prefix: Path, package: str, env: Mapping[str, str]) -> None:
+    """`npm install --prefix PREFIX PACKAGE` with the user's npm configuration: with --prefix npm would read its
+    global config from PREFIX/etc/npmrc instead of the real one (where a corporate registry, proxy or CA often is),
+    so the real one is passed on. Gives up soon on a registry that does not answer, naming the registry and npm's
+    reason (NpmError)."""
+    def config(name: str) -> str:
+        done = subprocess.run([npm, "config", "get", name], env=env, capture_output=True, text=True, timeout=60)
+        return done.stdout.strip()
+
+    globalconfig = config("globalconfig")
+    command = [npm, "install", "--globalconfig", globalconfig, "--prefix", str(prefix), "--no-save", "--no-audit",
+               "--no-fund", *NPM_FETCH, package]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=NPM_INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise NpmError(f"npm install {package} took more than {NPM_INSTALL_TIMEOUT} s (registry "
+                       f"{config('registry')}, npm configuration {globalconfig} and ~/.npmrc)") from None
+    if done.returncode != 0:
+        lines = [line.removeprefix("npm error").strip() for line in done.stderr.splitlines()]
+        reasons = [line for line in lines if "reason:" in line] or [
+            line for line in lines if line and not line.startswith("at ")][-1:]
+        raise NpmError(f"npm install {package} failed (registry {config('registry')}, npm configuration "
+                       f"{globalconfig} and ~/.npmrc): {reasons[0] if reasons else 'no reason given'}")
 
 
 def hourly_import(env: dict, folder: Path, *, installed: bool = True, last_start: dt.datetime | None = None,
