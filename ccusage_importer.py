@@ -1632,8 +1632,9 @@ class Store:
         except ImportError as exc:
             raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
         if "pandas" not in sys.modules:
-            # The driver asks whether each insert's data is a pandas DataFrame, importing pandas (chDB installs it)
-            # to ask: 0.5 s of CPU and 40–90 MB per run. Rows here are lists; tell it pandas is absent.
+            # The driver asks whether each insert's data is a pandas DataFrame, importing pandas where it is
+            # installed (pyproject.toml keeps it out; a `pip install chdb` brings it) to ask: 0.5 s of CPU and
+            # 40–90 MB per run. Rows here are lists; tell it pandas is absent.
             driver_options.pd = None
         progress = Progress(True)
         try:
