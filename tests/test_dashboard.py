@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -225,6 +226,52 @@ def test_dashboard_fits_a_phone(store: Store, browser: Browser):
     ARTIFACTS.mkdir(exist_ok=True)
     browser.screenshot(ARTIFACTS / "dashboard-phone.png")
     assert_offline_and_quiet(browser, store.page)
+
+
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -> Path:
+    """The dashboard of `demo.py`'s store: three machines, four agents, 17 model names (of 13 models)."""
+    folder = tmp_path_factory.mktemp("demo")
+    env = {"PATH": f"{ccusage_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(folder / "home"),
+           "LANG": "C.UTF-8"}
+    done = subprocess.run([sys.executable, str(ROOT / "demo.py"), "--folder", str(folder / "demo")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return folder / "demo" / "ccusage-dashboard.html"
+
+
+SERIES_JS = """(() => {
+  const colours = (chart) => chart.config.type === 'doughnut' ? chart.data.datasets[0].backgroundColor
+    : chart.data.datasets.map((d) => d.backgroundColor);
+  const inside = (box, outer) => box.left >= outer.left - 1 && box.right <= outer.right + 1 && box.top >= outer.top - 1
+    && box.bottom <= outer.bottom + 1 && box.width > 0 && box.height > 0;
+  return ['chart-daily', 'chart-agents', 'chart-models'].map((id) => {
+    const chart = Chart.getChart(id);
+    const card = chart.canvas.closest('.card');
+    const items = [...card.querySelectorAll('.legend li')];
+    return {id, colours: colours(chart), plot: chart.chartArea.height, legend: items.length,
+            shown: items.filter((li) => inside(li.getBoundingClientRect(), card.getBoundingClientRect())).length};
+  });
+})()"""
+
+
+@pytest.mark.parametrize(("width", "height", "mobile"), [(1280, 900, False), (390, 844, True)],
+                         ids=["desktop", "phone"])
+def test_many_series_have_their_own_colours_and_legends_that_fit(demo_page: Path, browser: Browser, width, height,
+                                                                  mobile):
+    """Issue 24.6: no two series of a chart share a colour (a palette of 20, then distinct hues), and the legends
+    are whole lists under their charts, so a phone's chart keeps its height."""
+    assert open_page(browser, demo_page, width, height, mobile) == "ready"
+    charts = browser.evaluate(SERIES_JS)
+    for chart in charts:
+        assert len(chart["colours"]) > 3 and len(set(chart["colours"])) == len(chart["colours"]), chart
+        assert chart["legend"] == len(chart["colours"]) and chart["shown"] == chart["legend"], chart
+        assert chart["plot"] >= 180, chart
+    assert max(len(c["colours"]) for c in charts) >= 13
+    assert browser.evaluate("document.documentElement.scrollWidth") <= width
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.screenshot(ARTIFACTS / f"dashboard-demo-{'phone' if mobile else 'desktop'}.png")
+    assert_offline_and_quiet(browser, demo_page)
 
 
 def test_an_empty_store_gives_a_page_that_says_how_to_import(make_env, tmp_path: Path, browser: Browser):
