@@ -1523,6 +1523,7 @@ VIEWS = (
     "ccusage_v_daily_summary",
     "ccusage_v_session_summary",
     "ccusage_v_model_performance",
+    "ccusage_v_model_days",
     "ccusage_v_monthly_trends",
     "ccusage_v_active_blocks",
 )
@@ -1942,8 +1943,8 @@ class Store:
             "SELECT machine_name, sum(total_cost), sum(total_tokens), min(date), max(date) "
             "FROM ccusage_usage_daily FINAL GROUP BY machine_name ORDER BY machine_name")
         _, models = self.query(
-            "SELECT model_name, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_v_model_performance "
-            "WHERE machine_name = {machine:String} GROUP BY model_name ORDER BY cost DESC LIMIT 5", machine)
+            "SELECT model, sum(cost) AS cost_usd, sum(total_tokens) FROM ccusage_v_model_days "
+            "WHERE machine_name = {machine:String} GROUP BY model ORDER BY cost_usd DESC, model LIMIT 5", machine)
         _, agents = self.query(
             "SELECT agent, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_usage_daily FINAL "
             "WHERE machine_name = {machine:String} GROUP BY agent ORDER BY cost DESC, agent", machine)

@@ -243,6 +243,13 @@ than their defaults (`laptop` stands for one of your machine names).
 - **Sessions of other agents**: only Claude Code's sessions have a start (so a duration), and Gemini CLI's have no
   last activity either; queries over the sessions of the last `days` days go by the last activity and leave those
   out, all-time session counts include them.
+- **One model, one name.** ccusage reports the same model under the names each agent gives it
+  (`claude-sonnet-4-5-20250929` from Claude Code, `claude-sonnet-4.5` or `anthropic/claude-sonnet-4.5` from
+  others). The queries that group by model group by its canonical name, `model` (lower case, without a provider
+  prefix or a date suffix, a Claude model's version dot as a dash; `gpt-5.1-codex` and `gemini-2.5-pro` stay as they
+  are), declared once in the view `ccusage_v_model_days`; `model_cost_all_time` lists the raw `names` of each. The
+  tables keep every raw `model_name`, and so do the queries that read them directly (`models_in_blocks`,
+  `project_model_mix`, `tokens_per_dollar`, the cache estimates).
 - **Gaps are calendar gaps.** Day-over-day, week-over-week and month-over-month changes compare with the calendar
   day, week or month before, counting a period without usage as 0; the line-chart series fill idle days with 0.
 - **Estimated cache savings** (`cache_efficiency`, `cache_efficiency_daily`): ccusage reports a cost per model but

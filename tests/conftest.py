@@ -312,6 +312,12 @@ def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, 
     return json.loads(done.stdout)
 
 
+def canonical_models(env: dict) -> dict[str, str]:
+    """Each raw model name of the store and the name the named queries group it under (ccusage_v_model_days)."""
+    rows = sql(env, "SELECT DISTINCT model_name, model FROM ccusage_v_model_days")
+    return {row["model_name"]: row["model"] for row in rows}
+
+
 def named_query(name: str, params: Mapping[str, object]) -> tuple[str, dict[str, Any]]:
     """A named query's SQL and parameters, as `--query NAME --param KEY=VALUE ...` makes them (for `sql_many`)."""
     query = ci.find_query(QUERIES, name)

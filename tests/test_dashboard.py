@@ -250,6 +250,7 @@ SERIES_JS = """(() => {
     const card = chart.canvas.closest('.card');
     const items = [...card.querySelectorAll('.legend li')];
     return {id, colours: colours(chart), plot: chart.chartArea.height, legend: items.length,
+            labels: items.map((li) => li.textContent),
             shown: items.filter((li) => inside(li.getBoundingClientRect(), card.getBoundingClientRect())).length};
   });
 })()"""
@@ -259,8 +260,9 @@ SERIES_JS = """(() => {
                          ids=["desktop", "phone"])
 def test_many_series_have_their_own_colours_and_legends_that_fit(demo_page: Path, browser: Browser, width, height,
                                                                   mobile):
-    """Issue 24.6: no two series of a chart share a colour (a palette of 20, then distinct hues), and the legends
-    are whole lists under their charts, so a phone's chart keeps its height."""
+    """Issue 24.6: no two series of a chart share a colour (a palette of 20, then distinct hues), the legends are
+    whole lists under their charts, so a phone's chart keeps its height, and a model's several names are one
+    series."""
     assert open_page(browser, demo_page, width, height, mobile) == "ready"
     charts = browser.evaluate(SERIES_JS)
     for chart in charts:
@@ -268,6 +270,8 @@ def test_many_series_have_their_own_colours_and_legends_that_fit(demo_page: Path
         assert chart["legend"] == len(chart["colours"]) and chart["shown"] == chart["legend"], chart
         assert chart["plot"] >= 180, chart
     assert max(len(c["colours"]) for c in charts) >= 13
+    daily = next(c["labels"] for c in charts if c["id"] == "chart-daily")  # one model, one series (canonical names)
+    assert "sonnet-4-5" in daily and not [label for label in daily if re.search(r"-20\d{6}$|sonnet-4\.5", label)]
     assert browser.evaluate("document.documentElement.scrollWidth") <= width
     ARTIFACTS.mkdir(exist_ok=True)
     browser.screenshot(ARTIFACTS / f"dashboard-demo-{'phone' if mobile else 'desktop'}.png")

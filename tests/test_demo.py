@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -28,6 +29,10 @@ def test_the_demo_fills_its_own_store_and_its_commands_work(tmp_path, ccusage_bi
     assert done.returncode == 0, done.stderr
     assert (folder / "ccusage-dashboard.html").stat().st_size > 100_000
     assert not (home / ".local" / "share" / "ccusage-import" / "chdb").exists()  # the user's store stays untouched
+    top = [line.split(": ", 1)[1].split(", ") for line in done.stdout.splitlines()
+           if line.startswith("Top models on this machine: ")]
+    models = [part.rsplit(" $", 1)[0] for line in top for part in line]
+    assert len(top) == 3 and models and not [m for m in models if re.search(r"-20\d{6}$|claude-\S*\.", m)], top
 
     env = cli_env(ccusage_bin_dir, home, folder / "chdb", None, "laptop")
     rows = agent_summary(env)

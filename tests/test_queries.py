@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import store_reader
-from conftest import QUERIES, ROOT, ci, cli_env, named_query, run_ccusage, run_cli, sql_many
+from conftest import QUERIES, ROOT, canonical_models, ci, cli_env, named_query, run_ccusage, run_cli, sql_many
 from transcripts import DEFAULT_PROJECTS, Entry, GroundTruth, Totals, append_activity, generate
 
 NAMES = [q.name for q in QUERIES]
@@ -401,15 +401,17 @@ def test_daily_cost_series_equals_ccusage_per_day(store: PopulatedStore):
 
 def test_model_totals_equal_the_ground_truth(store: PopulatedStore):
     machines = store.machines
-    expected = summed(m.by(lambda e: e.model) for m in machines.values())
+    canonical = canonical_models(store.env)
+    expected = summed(m.by(lambda e: canonical[e.model]) for m in machines.values())
     answers = store.answers({"all": ("model_cost_all_time", {}), "only_c": ("model_cost_all_time", {"machine": "C"})})
     rows = answers["all"]
-    assert {r["model_name"]: tokens_of(r) for r in rows} == {model: tokens(t) for model, t in expected.items()}
+    assert {r["model"]: tokens_of(r) for r in rows} == {model: tokens(t) for model, t in expected.items()}
+    assert {name for r in rows for name in r["names"]} == set(canonical)  # every raw name, under its model
     assert [r["cost_usd"] for r in rows] == sorted((r["cost_usd"] for r in rows), reverse=True)
     assert sum(r["cost_share_pct"] for r in rows) == pytest.approx(100, abs=0.05)
     only_c = answers["only_c"]
-    assert {r["model_name"]: tokens_of(r) for r in only_c} == {
-        model: tokens(t) for model, t in machines["C"].by(lambda e: e.model).items()}
+    assert {r["model"]: tokens_of(r) for r in only_c} == {
+        model: tokens(t) for model, t in machines["C"].by(lambda e: canonical[e.model]).items()}
     assert sum(r["cost_usd"] for r in only_c) == pytest.approx(sum(machines["C"].daily_cost.values()), rel=1e-9)
 
 
