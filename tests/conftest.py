@@ -164,6 +164,18 @@ def hourly_import(env: dict, folder: Path, *, installed: bool = True, last_start
     return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
 
 
+CRON_LOCK = Path(tempfile.gettempdir()) / "ccusage-import-tests-cron.lock"  # one lock for every pytest worker
+
+
+@contextmanager
+def cron_lock(kind: int) -> Iterator[None]:
+    """Shared while a test's stand-in cron runs, exclusive while a test needs none to run: the process list is the
+    whole machine's, so tests of other workers must not show each other a cron daemon."""
+    with CRON_LOCK.open("a") as handle:
+        fcntl.flock(handle, kind)
+        yield
+
+
 @pytest.fixture
 def cron_daemon(tmp_path: Path) -> Iterator[None]:
     """A process named `cron` while the test runs, which is what --check looks for to know a cron daemon runs (a
@@ -171,7 +183,7 @@ def cron_daemon(tmp_path: Path) -> Iterator[None]:
     binary = tmp_path / "cron-daemon" / "cron"
     binary.parent.mkdir()
     shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
-    with subprocess.Popen([str(binary), "600"]) as daemon:
+    with cron_lock(fcntl.LOCK_SH), subprocess.Popen([str(binary), "600"]) as daemon:
         try:
             yield
         finally:
@@ -179,10 +191,12 @@ def cron_daemon(tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture
-def no_cron_daemon() -> None:
-    """This machine runs no cron daemon (a test that needs that skips where one runs)."""
-    if ci.cron_daemon_running() is not False:
-        pytest.skip("a cron daemon runs on this machine (or none can be seen: no /proc)")
+def no_cron_daemon() -> Iterator[None]:
+    """No cron daemon runs on this machine while the test does (it skips where a real one runs)."""
+    with cron_lock(fcntl.LOCK_EX):
+        if ci.cron_daemon_running() is not False:
+            pytest.skip("a cron daemon runs on this machine (or none can be seen: no /proc)")
+        yield
 
 
 def cli_env(bin_dir: Path, home: Path, db: Path, claude_dir: Path | None, machine: str, **extra: str) -> dict:
