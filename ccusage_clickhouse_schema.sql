@@ -308,6 +308,28 @@ FROM
 )
 GROUP BY machine_name, agent, model_name;
 
+-- Each model's usage per day under its canonical name, `model`: the same model reaches ccusage under several names
+-- (claude-sonnet-4-5-20250929 from Claude Code, claude-sonnet-4.5 or anthropic/claude-sonnet-4.5 from other agents),
+-- and the named queries group by `model` so that it reads as one model; the tables keep every raw `model_name`.
+-- Lower case, without a provider prefix (`…/`) or a date suffix (-20250929), and a Claude model's version dot as a
+-- dash (Anthropic's ids use dashes; other vendors' dots stay: gpt-5.1-codex, gemini-2.5-pro).
+CREATE OR REPLACE VIEW ccusage_v_model_days AS
+SELECT
+    machine_name,
+    agent,
+    toDate(record_key) AS date,
+    model_name,
+    replaceRegexpOne(replaceRegexpOne(lower(model_name), '^(?:.*/)?(.+?)(?:-20[0-9]{6})?$', '\\1'),
+                     '^(claude[^.]*[0-9])\\.([0-9])', '\\1-\\2') AS model,
+    input_tokens,
+    output_tokens,
+    cache_creation_tokens,
+    cache_read_tokens,
+    total_tokens,
+    cost
+FROM ccusage_model_breakdowns FINAL
+WHERE record_type = 'daily' AND total_tokens > 0;
+
 CREATE OR REPLACE VIEW ccusage_v_monthly_trends AS
 SELECT
     machine_name,

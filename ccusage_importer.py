@@ -33,6 +33,7 @@ import math
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -70,6 +71,7 @@ HTTPS_PORTS = {443, 8443}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_BUDGET = 4  # --alerts: a budget is exceeded
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class UserError(Exception):
@@ -1079,8 +1081,14 @@ def claude_retention(dirs: Sequence[Path]) -> tuple[int, str]:
 CRON_MARKER = "# ccusage-import:import"  # what setup_cronjob.sh writes at the end of the import's crontab line
 
 
-def cron_entry_installed(path: str | None) -> bool | None:
-    """Whether this user's crontab runs the importer (None: no crontab program on `path` to ask)."""
+CRON_DAEMONS = frozenset({"cron", "crond", "cronie", "fcron", "busybox-crond"})  # names a cron daemon runs under
+CRON_LATE = dt.timedelta(hours=2)  # an hourly job that last started longer ago than this is not running
+_CRON_LOG_LINE = re.compile(r"=== (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC import (started|exit (\d+))")
+
+
+def import_crontab_line(path: str | None) -> str | None:
+    """This user's crontab line that runs the importer (setup_cronjob.sh's), "" if there is none, None if there is
+    no crontab program on `path` to ask."""
     crontab = shutil.which("crontab", path=path)
     if not crontab:
         return None
@@ -1088,7 +1096,76 @@ def cron_entry_installed(path: str | None) -> bool | None:
         done = subprocess.run([crontab, "-l"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.returncode == 0 and CRON_MARKER in done.stdout
+    lines = [line for line in done.stdout.splitlines() if CRON_MARKER in line] if done.returncode == 0 else []
+    return lines[0] if lines else ""
+
+
+def cron_daemon_running(proc: Path = Path("/proc")) -> bool | None:
+    """Whether a cron daemon runs on this machine (a container, WSL or a minimal VM often has none); None where
+    that cannot be seen (no /proc: macOS, whose launchd starts cron when a crontab exists)."""
+    if sys.platform == "darwin" or not proc.is_dir():
+        return None
+    for comm in proc.glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() in CRON_DAEMONS:
+                return True
+    return False
+
+
+def cron_import_log(crontab_line: str) -> Path | None:
+    """The log the crontab line's runs write: CCUSAGE_CRON_LOG_DIR as the env file named in the line sets it
+    (setup_cronjob.sh writes it there), import.log in it."""
+    try:
+        words = shlex.split(crontab_line, comments=True)
+        env_file = Path(words[words.index("import") + 1])
+        for line in env_file.read_text(encoding="utf-8").splitlines():
+            if line.startswith("export CCUSAGE_CRON_LOG_DIR="):
+                return Path(shlex.split(line.partition("=")[2])[0]) / "import.log"
+    except (ValueError, IndexError, OSError):
+        return None
+    return None
+
+
+def last_cron_run(log: Path) -> tuple[dt.datetime, int | None] | None:
+    """When the last import cron started began, and its exit code (None while it runs), from the end of its log."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(log.stat().st_size - 65536, 0))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    started, code = None, None
+    for moment, what, exit_code in _CRON_LOG_LINE.findall(tail):
+        if what == "started":
+            started, code = dt.datetime.strptime(moment, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC), None
+        elif started is not None:
+            code = int(exit_code)
+    return (started, code) if started else None
+
+
+def cron_problems(path: str | None, moment: dt.datetime) -> tuple[list[str], list[str]]:
+    """What keeps the hourly import from running, each with its fix: no crontab line, no cron daemon to run it, no
+    recent start in its log, or a failed last run."""
+    line = import_crontab_line(path)
+    if not line:
+        return (["no hourly import in this user's crontab" if line == "" else "no crontab program here"],
+                ["install the hourly import: ./setup_cronjob.sh"])
+    if cron_daemon_running() is False:
+        return ([f"the crontab has the hourly import, but no cron daemon runs ({'/'.join(sorted(CRON_DAEMONS))})"],
+                ["start cron (Debian/Ubuntu: `sudo service cron start`; in a container or WSL, have it started at "
+                 "boot), or import by other means"])
+    log = cron_import_log(line)
+    run = last_cron_run(log) if log else None
+    if log and run is None:
+        return ([f"cron has not started the import yet (no run in {log})"],
+                ["wait for the next hour, or check that cron runs jobs: ./setup_cronjob.sh --first-run"])
+    if run and moment - run[0] > CRON_LATE:
+        return ([f"cron last started the import {human_age(moment - run[0])} ago ({run[0]:%Y-%m-%d %H:%M} UTC, "
+                 f"{log})"], ["check that cron runs jobs (its own log, `crontab -l`), then ./setup_cronjob.sh "
+                              "--first-run"])
+    if run and run[1]:
+        return ([f"the last import cron started exited {run[1]} ({log})"], [f"read the end of {log}"])
+    return [], []
 
 
 def _file_stat(path: Path) -> os.stat_result | None:
@@ -1942,8 +2019,9 @@ class Store:
         except ImportError as exc:
             raise UserError(f"missing Python package ({exc.name}): run the importer with `uv run`") from None
         if "pandas" not in sys.modules:
-            # The driver asks whether each insert's data is a pandas DataFrame, importing pandas (chDB installs it)
-            # to ask: 0.5 s of CPU and 40–90 MB per run. Rows here are lists; tell it pandas is absent.
+            # The driver asks whether each insert's data is a pandas DataFrame, importing pandas where it is
+            # installed (pyproject.toml keeps it out; a `pip install chdb` brings it) to ask: 0.5 s of CPU and
+            # 40–90 MB per run. Rows here are lists; tell it pandas is absent.
             driver_options.pd = None
         progress = Progress(True)
         try:
@@ -2311,8 +2389,8 @@ class Store:
             "SELECT machine_name, sum(total_cost), sum(total_tokens), min(date), max(date) "
             "FROM ccusage_usage_daily FINAL GROUP BY machine_name ORDER BY machine_name")
         _, models = self.query(
-            "SELECT model_name, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_v_model_performance "
-            "WHERE machine_name = {machine:String} GROUP BY model_name ORDER BY cost DESC LIMIT 5", machine)
+            "SELECT model, sum(cost) AS cost_usd, sum(total_tokens) FROM ccusage_v_model_days "
+            "WHERE machine_name = {machine:String} GROUP BY model ORDER BY cost_usd DESC, model LIMIT 5", machine)
         _, agents = self.query(
             "SELECT agent, sum(total_cost) AS cost, sum(total_tokens) FROM ccusage_usage_daily FINAL "
             "WHERE machine_name = {machine:String} GROUP BY agent ORDER BY cost DESC, agent", machine)
@@ -2598,10 +2676,13 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
 
 def format_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table",
                  width: int | None = None) -> Iterator[str]:
-    """Query results line by line as the rows come, so a result of any size is printed without being held: an
-    aligned text table (cells cut with … to fit `width` characters; its widths come from its first
-    TABLE_SAMPLE_ROWS rows, and a longer value further down is cut to them), CSV (a header even with no rows) or
-    JSON lines (`[]` for none); CSV and JSON always carry full values."""
+    """Query results line by line as the rows come, so a result of any size is printed without being held.
+
+    CSV (a header even with no rows) and JSON lines (`[]` for none) always carry full values. A table fits `width`
+    characters (a terminal's) without ever cutting a number, a date or a column name: long text cells are cut with
+    …; where even that is too wide, each row becomes a block of `column  value` lines. Its widths come from its
+    first TABLE_SAMPLE_ROWS rows (a longer text further down is cut to them; a number never). Its last line says
+    how to get every value whole."""
     if fmt == "json":
         empty = True
         for row in rows:
@@ -2620,21 +2701,36 @@ def format_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
             buffer.seek(0)
             buffer.truncate()
         return
-
     rows = iter(rows)
     sample = list(itertools.islice(rows, TABLE_SAMPLE_ROWS))
     text = [[_cell_text(v) for v in row] for row in sample]
-    widths = _fit_widths([max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)], width)
-    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in sample) and sample
-               for i in range(len(columns))]
-    yield "  ".join(_clip(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
-    yield "  ".join("-" * w for w in widths)
+    natural = [max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)]
+    cuttable = [bool(sample) and all(_cuttable(row[i], shown[i]) for row, shown in zip(sample, text, strict=True))
+                for i in range(len(columns))]
+    floors = [max(len(c), min(n, TEXT_CELL_FLOOR)) if cut else n
+              for c, n, cut in zip(columns, natural, cuttable, strict=True)]
+    every = itertools.chain(text, ([_cell_text(v) for v in row] for row in rows))
     count = 0
-    for row in itertools.chain(text, ([_cell_text(v) for v in row] for row in rows)):
+    if width is not None and _table_width(floors) > width:
+        for count, row in enumerate(every, 1):
+            yield from _record(columns, row, count, width)
+        yield from textwrap.wrap(f"({count} row{'s' * (count != 1)}, one block each to fit {width} columns; "
+                                 "`--format csv` gives one line per row)", width)
+        return
+    widths = _fit_widths(natural, floors, width)
+    numeric = [all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in sample) and sample
+               for i in range(len(columns))]
+    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    cut = widths != natural
+    for row in every:
         count += 1
-        yield "  ".join((_clip(v, w).rjust(w) if numeric[i] else _clip(v, w).ljust(w)) for i, (v, w) in
-                        enumerate(zip(row, widths, strict=True))).rstrip()
-    yield f"({count} row{'s' if count != 1 else ''})"
+        cells = [_clip(v, w) if cuttable[i] else v for i, (v, w) in enumerate(zip(row, widths, strict=True))]
+        cut = cut or cells != row
+        yield "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in
+                        enumerate(zip(cells, widths, strict=True))).rstrip()
+    note = "; long text cut with …, `--format csv` or `--format json` shows it whole" if cut else ""
+    yield from textwrap.wrap(f"({count} row{'s' * (count != 1)}{note})", width or 1000)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -2643,6 +2739,33 @@ def _csv_cell(value: Any) -> Any:
         return ""
     return json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, list | tuple | dict) else (
         _plain_number(value))
+
+
+TEXT_CELL_FLOOR = 10  # a text column cut narrower than this no longer says which name it is
+RECORD_RULE = 40  # length of the line that starts each row's block
+_NUMBER_OR_TIME = re.compile(r"[-+]?[\d.,:/ TZ%$]*\d[\d.,:/ TZ%$]*")
+
+
+def _cuttable(value: Any, shown: str) -> bool:
+    """Whether a cell may be cut with …: text, never a number, a date or a time (a cut one reads as another)."""
+    return isinstance(value, str | list | tuple) and not _NUMBER_OR_TIME.fullmatch(shown)
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _record(columns: Sequence[str], row: Sequence[str], number: int, width: int) -> list[str]:
+    """A row as a block of `column  value` lines, for a terminal too narrow for the table: a long value wraps onto
+    further lines, whole."""
+    label = max(len(c) for c in columns)
+    room = max(width - label - 2, 20)
+    lines = [f"-- row {number} ".ljust(min(width, RECORD_RULE), "-")]
+    for column, value in zip(columns, row, strict=True):
+        wrapped = textwrap.wrap(value, room, break_on_hyphens=False) or [""]
+        lines.append(f"{column.ljust(label)}  {wrapped[0]}".rstrip())
+        lines += [" " * (label + 2) + more for more in wrapped[1:]]
+    return lines
 
 
 def _cell_text(value: Any) -> str:
@@ -2658,16 +2781,15 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _fit_widths(widths: list[int], limit: int | None) -> list[int]:
+def _fit_widths(widths: Sequence[int], floors: Sequence[int], limit: int | None) -> list[int]:
     """Column widths that fit `limit` characters (two spaces between columns): the widest give way first, none
-    below 6 characters (or its natural width)."""
+    below its floor."""
     widths = list(widths)
-    if limit is None:
-        return widths
-    while sum(widths) + 2 * (len(widths) - 1) > limit:
-        widest = max(range(len(widths)), key=lambda i: widths[i])
-        if widths[widest] <= 6:
+    while limit is not None and _table_width(widths) > limit:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > floors[i]]
+        if not shrinkable:
             break
+        widest = max(shrinkable, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
 
@@ -2819,6 +2941,7 @@ _PARAM_DECLARATION = re.compile(rf"({_IDENTIFIER}):({_IDENTIFIER})=(.*)")
 _PARAM_USE = re.compile(rf"\{{({_IDENTIFIER}):([^{{}}]*)\}}")
 _INTEGER_TYPE = re.compile(r"(U?)Int(8|16|32|64)")
 QUERY_HEADERS = ("name", "description", "params")
+NAME_PARAMETERS = ("project", "session")  # parameters that take a name this machine shows, or its key
 
 
 class QueryFileError(ValueError):
@@ -3613,13 +3736,12 @@ def check_retention(config: Config, scan: TranscriptScan) -> CheckResult:
         problems.append(f"{days} days leave little time to import")
         fixes.append(f"raise cleanupPeriodDays in {source if source.endswith('.json') else 'settings.json'} "
                      "(Claude Code's default is 30)")
-    cron = cron_entry_installed(config.child_env.get("PATH"))
-    if not cron:
-        problems.append("no hourly import in this user's crontab" if cron is False else "no crontab program here")
-        fixes.append("install the hourly import: ./setup_cronjob.sh")
+    cron_problems_found, cron_fixes = cron_problems(config.child_env.get("PATH"), now())
+    problems += cron_problems_found
+    fixes += cron_fixes
     if problems:
         return CheckResult("warn", "history retention", f"{detail}; {'; '.join(problems)}", "; ".join(fixes))
-    return CheckResult("ok", "history retention", f"{detail}; the hourly import is in the crontab")
+    return CheckResult("ok", "history retention", f"{detail}; the hourly import is in the crontab, and cron runs it")
 
 
 def check_last_import(store: Store) -> CheckResult:
@@ -3765,7 +3887,7 @@ def schema_problems(expected: Mapping[str, SchemaObject],
 
 def check_schema(store: Store) -> CheckResult:
     """Every table and view of the schema file, compared by column name with what the database lists."""
-    expected = store.schema
+    expected = SCHEMA
     missing, lacking = schema_problems(expected, store.columns_of(list(expected)))
     tables = [name for name, item in expected.items() if item.kind == "table"]
     if len(missing) == len(expected):
@@ -3978,10 +4100,52 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+class EpilogAsWritten(argparse.HelpFormatter):
+    """argparse's help, but the epilog (help_epilog's, already wrapped) keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return text if "\n" in text else super()._fill_text(text, width, indent)
+
+
+def help_epilog(variables: Sequence[tuple[str, str]], exits: Sequence[tuple[int, str]], docs: str) -> str:
+    """The end of a script's --help: its main environment variables, its exit codes and where the full docs are,
+    wrapped as argparse wraps the rest (the terminal's width less 2)."""
+    width = max(shutil.get_terminal_size().columns - 2, 40)
+
+    def items(pairs: Sequence[tuple[str, str]]) -> list[str]:
+        indent = max(len(name) for name, _ in pairs) + 4
+        return [line for name, meaning in pairs for line in textwrap.wrap(
+            meaning, width, initial_indent=f"  {name}".ljust(indent), subsequent_indent=" " * indent)]
+
+    return "\n".join(["main environment variables:", *items(variables), "", "exit codes:",
+                      *items([(str(code), meaning) for code, meaning in exits]), "",
+                      *textwrap.wrap(f"full documentation: {docs}", width, break_on_hyphens=False)])
+
+
+IMPORTER_EXITS = ((EXIT_OK, "success, also nothing changed or no agent data; --check: no check failed"),
+                  (EXIT_FAILED, "failure or a partial import; --check: a check failed"),
+                  (EXIT_USAGE, "bad usage (an option, a parameter or a setting)"),
+                  (EXIT_LOCKED, "another run held the store for longer than the lock timeout"),
+                  (EXIT_BUDGET, "--alerts: a budget is exceeded"),
+                  (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="ccusage_importer.py",
-        description="Import ccusage reports of Claude Code usage into ClickHouse (embedded chDB by default).",
+        description="Import ccusage reports of Claude Code and other coding agents into ClickHouse (embedded chDB by "
+                    "default).",
+        formatter_class=EpilogAsWritten,
+        epilog=help_epilog((
+            ("CH_HOST", "a ClickHouse server (with CH_PORT, CH_USER, CH_PASSWORD, CH_DATABASE); unset: embedded"),
+            ("CCUSAGE_IMPORT_DB", "folder of the embedded store (default ~/.local/share/ccusage-import/chdb)"),
+            ("MACHINE_NAME", "name stored with every row (default: the host name)"),
+            ("CCUSAGE_AGENTS", "agents to import, e.g. claude,codex (default: all)"),
+            ("CCUSAGE_TIMEZONE", "IANA zone of days and months (default UTC)"),
+            ("CCUSAGE_VERSION", f"the pinned ccusage release (default {DEFAULT_CCUSAGE_VERSION})"),
+            ("CCUSAGE_HASH_KEY", "your own key for project and session hashes (default: kept in the store)"),
+            ("CCUSAGE_BUDGET_*", "CCUSAGE_BUDGET_DAILY_USD, _MONTHLY_USD: budgets for --alerts and imports"),
+        ), IMPORTER_EXITS, f"{HERE / 'README.md'} (every setting) and {HERE / 'docs'}/"),
     )
     parser.add_argument("--machine-name", help="name stored with every row (default: MACHINE_NAME or host name)")
     parser.add_argument("--no-hash-projects", action="store_true",
@@ -4044,7 +4208,7 @@ def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | 
         with _reading_store(config) as store, store.stream(sql, parameters,
                                                            config.ch_timeout if config.embedded else None) as result:
             columns, rows = result
-            for line in format_lines(columns, ([readable(value, names or {}) for value in row] for row in rows), fmt,
+            for line in format_lines(columns, (readable_row(columns, row, names or {}) for row in rows), fmt,
                                      terminal_width()):
                 print(line)
     except Exception as exc:
@@ -4053,6 +4217,16 @@ def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | 
         raise UserError(f"the query ran past CH_TIMEOUT ({config.ch_timeout:g} s), the longest a query may hold the "
                         "embedded store: narrow it, or raise CH_TIMEOUT") from None
     return EXIT_OK
+
+
+def readable_row(columns: Sequence[str], row: Sequence[Any], names: Mapping[str, str]) -> list[Any]:
+    """A result row with names for hashes, except in a `*_key` column whose name another column of the row already
+    shows: there the key stays, so the user sees both (and can filter by either)."""
+    shown = [readable(value, names) for value in row]
+    for index, column in enumerate(columns):
+        if column.endswith("_key") and shown[index] != row[index] and shown[index] in shown[:index] + shown[index + 1:]:
+            shown[index] = row[index]
+    return shown
 
 
 def readable(value: Any, names: Mapping[str, str]) -> Any:
@@ -4066,9 +4240,28 @@ def readable(value: Any, names: Mapping[str, str]) -> Any:
     return value
 
 
+def keys_for_names(values: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """Query parameters with a project or session given by the name this machine shows turned into its key: the
+    tables hold keys (keyed hashes), and only this machine's name map knows which name each stands for."""
+    keys_of: dict[str, list[str]] = {}
+    for key, name in names.items():
+        keys_of.setdefault(name, []).append(key)
+    translated = dict(values)
+    for param in NAME_PARAMETERS:
+        value = values.get(param)
+        keys = keys_of.get(value, []) if isinstance(value, str) and value not in names else []
+        if len(keys) > 1:
+            raise UserError(f"--param {param}: {value!r} is the name of {len(keys)} keys on this machine "
+                            f"({', '.join(sorted(keys))}); give one of them", EXIT_USAGE)
+        if keys:
+            translated[param] = keys[0]
+    return translated
+
+
 def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, verbose: bool = False,
-              names: Mapping[str, str] | None = None) -> int:
-    """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead."""
+              names: Mapping[str, str] | None = None, known_names: Mapping[str, str] | None = None) -> int:
+    """--query NAME [--param KEY=VALUE ...]: a named query of queries.sql; `list` prints the names instead.
+    A `project` or `session` parameter takes a name of `known_names` (this machine's map) or a key."""
     queries = load_queries()
     if name == "list":
         if assignments:
@@ -4077,7 +4270,8 @@ def run_query(config: Config, name: str, assignments: Sequence[str], fmt: str, v
               format_table(*query_list(queries), fmt))
         return EXIT_OK
     query = find_query(queries, name)
-    return run_sql(config, query.sql, fmt, query_parameters(query, assignments), names)
+    parameters = keys_for_names(query_parameters(query, assignments), known_names or {})
+    return run_sql(config, query.sql, fmt, parameters, names)
 
 
 def run_alerts(config: Config, quiet: bool) -> int:
@@ -4119,7 +4313,7 @@ def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: s
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
@@ -4143,11 +4337,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.check:
             return run_check(env, args)
         config = Config.from_env(env, args)
-        names = {} if args.no_names else LocalState(config.state_dir()).names()
+        known_names = LocalState(config.state_dir()).names()
+        names = {} if args.no_names else known_names
         if args.dashboard is not None:
             return write_dashboard(config, args.dashboard, args.quiet, names)
         if args.query is not None:
-            return run_query(config, args.query, args.param, args.format, args.verbose, names)
+            return run_query(config, args.query, args.param, args.format, args.verbose, names, known_names)
         if args.sql is not None:
             return run_sql(config, args.sql, args.format, names=names)
         if args.alerts:

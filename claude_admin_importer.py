@@ -45,16 +45,21 @@ from zoneinfo import ZoneInfo
 
 from ccusage_importer import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
+    HERE,
     CheckResult,
     Config,
+    EpilogAsWritten,
     OneLineParser,
     Progress,
     ShapeError,
     Store,
     StoreCheck,
     UserError,
+    help_epilog,
     now,
     number_setting,
     parse_timestamp,
@@ -1095,13 +1100,14 @@ def summarize(outcome: RunOutcome) -> str:
 
 
 def validate(store: AdminStore, first: dt.date | None, last: dt.date | None, max_daily_cost: Decimal,
-             max_token_difference: Decimal = DEFAULT_MAX_TOKEN_DIFFERENCE) -> list[tuple[bool, str]]:
+             max_token_difference: Decimal = DEFAULT_MAX_TOKEN_DIFFERENCE) -> list[tuple[bool, str]] | None:
     """The red flags of broken Admin API imports, each as (raised, explanation); the last one compares the local
-    Claude Code tokens with the Claude Code report's."""
+    Claude Code tokens with the Claude Code report's. None before the first import: a new setup, not a broken one
+    (--validate and --check both say NOTHING_IMPORTED as a warning)."""
     imported = store.imported_range()
     if first is None:
         if imported is None:
-            return [(True, "nothing imported from the Admin API yet (run claude_admin_importer.py first)")]
+            return None
         first = imported[0]
     if last is None:
         last = max(imported[1], first) if imported else first
@@ -1244,7 +1250,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="claude_admin_importer.py",
         description="Import the Anthropic Admin API's cost, usage and Claude Code reports into the ccusage-import "
-                    "database. Without arguments: re-import the last 3 days (late data is restated).")
+                    f"database. Without arguments: re-import the last {DEFAULT_DAYS} days (late data is restated).",
+        formatter_class=EpilogAsWritten,
+        epilog=help_epilog((
+            ("ANTHROPIC_ADMIN_KEY", "an Admin key (sk-ant-admin…, Claude Console: Settings → Admin keys); "
+                                    "required to import"),
+            ("ANTHROPIC_BASE_URL", f"the API root (default {DEFAULT_BASE_URL}); the key is sent there"),
+            ("CH_HOST, CCUSAGE_IMPORT_DB", "where to store, as for ccusage_importer.py (default: its embedded store)"),
+        ), ((EXIT_OK, "every day imported; --validate, --check: nothing failed (warnings allowed)"),
+            (EXIT_FAILED, "a day failed, the run stopped (key, spend cap, network), a red flag, or the database"),
+            (EXIT_USAGE, "bad usage"),
+            (EXIT_LOCKED, "the store's lock was not free within the lock timeout"),
+            (EXIT_INTERRUPTED, "interrupted; days written so far are kept")),
+            f"{HERE / 'docs' / 'admin-api.md'}"))
     parser.add_argument("--days", type=int, metavar="N",
                         help=f"re-import the last N UTC days including today (default {DEFAULT_DAYS})")
     parser.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD",
@@ -1305,6 +1323,10 @@ def check_arguments(args: argparse.Namespace, today: dt.date) -> None:
 def run_validation(config: Config, args: argparse.Namespace) -> int:
     with admin_store(config, "Admin API validation") as store:
         flags = validate(store, args.since, args.until, args.max_daily_cost, args.max_token_difference)
+    if flags is None:
+        if not args.quiet:
+            print(f"⚠ {NOTHING_IMPORTED}: {FIRST_IMPORT_FIX}")
+        return EXIT_OK
     raised = [text for up, text in flags if up]
     if not args.quiet or raised:
         print(render_validation(flags))
@@ -1364,17 +1386,20 @@ def check_admin_data(store: Store) -> CheckResult:
     """The red flags of --validate on the stored Admin API data, as a line of --check. Local tokens that differ
     from the Claude Code report alone only warn: a team whose machines do not all import differs every day."""
     flags = validate(AdminStore(store), None, None, DEFAULT_MAX_DAILY_COST)
+    if flags is None:
+        return CheckResult("warn", "Admin API data", NOTHING_IMPORTED, FIRST_IMPORT_FIX)
     raised = [text for up, text in flags if up]
     if not raised:
         return CheckResult("ok", "Admin API data", f"{len(flags)} validations clean: " + "; ".join(
             text for _, text in flags[:1]))
-    if len(flags) == 1:  # nothing imported yet: a new setup, not a broken one
-        return CheckResult("warn", "Admin API data", raised[0], "run `uv run claude_admin_importer.py` once")
     if raised == [flags[-1][1]]:
         return CheckResult("warn", "Admin API data", raised[0], VALIDATE_FIX)
     return CheckResult("fail", "Admin API data", "; ".join(raised), VALIDATE_FIX)
 
 
+NOTHING_IMPORTED = "nothing imported from the Admin API yet"
+FIRST_IMPORT_FIX = ("export ANTHROPIC_ADMIN_KEY (an Admin key, sk-ant-admin…, from the Claude Console: Settings → "
+                    "Admin keys), then run `uv run claude_admin_importer.py`")
 VALIDATE_FIX = "run `uv run claude_admin_importer.py --validate` for details (docs/admin-api.md)"
 ADMIN_DATA_CHECK = StoreCheck("Admin API data", check_admin_data, VALIDATE_FIX)
 

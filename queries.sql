@@ -148,79 +148,77 @@ WHERE age < 2 * {days:UInt32};
 -- =============================================================================================================
 
 -- name: model_cost_all_time
--- description: Cost and tokens per model of all time, all machines and agents added up (or one machine, one agent), with each model's share of the cost
+-- description: Cost and tokens per model of all time, all machines and agents added up (or one machine, one agent), with each model's share of the cost and the names it was reported under
 -- params: machine:String=, agent:String=
 SELECT
-    model_name,
-    sum(total_cost) AS cost_usd,
+    model,
+    arraySort(groupUniqArray(model_name)) AS names,
+    sum(cost) AS cost_usd,
     round(100 * cost_usd / sum(cost_usd) OVER (), 2) AS cost_share_pct,
     sum(input_tokens) AS input,
     sum(output_tokens) AS output,
     sum(cache_creation_tokens) AS cache_creation,
     sum(cache_read_tokens) AS cache_read,
     sum(total_tokens) AS tokens,
-    min(first_day) AS first_used,
-    max(last_day) AS last_used
-FROM ccusage_v_model_performance
+    min(date) AS first_used,
+    max(date) AS last_used
+FROM ccusage_v_model_days
 WHERE ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY model_name
-ORDER BY cost_usd DESC, model_name;
+GROUP BY model
+ORDER BY cost_usd DESC, model;
 
 -- name: model_cost_daily
 -- description: Cost and tokens per model and day over the last `days` days, all machines and agents added up (or one machine, one agent)
 -- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
-    toDate(record_key) AS date,
-    model_name,
+    date,
+    model,
     sum(cost) AS cost_usd,
     sum(total_tokens) AS tokens
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+FROM ccusage_v_model_days
+WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY date, model_name
-ORDER BY date, cost_usd DESC, model_name;
+GROUP BY date, model
+ORDER BY date, cost_usd DESC, model;
 
 -- name: model_cost_monthly
 -- description: Cost and tokens per model and month over the last `months` months, all machines and agents added up (or one machine, one agent)
 -- params: months:UInt32=12, machine:String=, agent:String=
 SELECT
-    toStartOfMonth(toDate(record_key)) AS month,
-    model_name,
+    toStartOfMonth(date) AS month,
+    model,
     sum(cost) AS cost_usd,
     sum(total_tokens) AS tokens,
-    uniqExact(record_key) AS active_days
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('month', toDate(record_key), today()) < {months:UInt32}
+    uniqExact(date) AS active_days
+FROM ccusage_v_model_days
+WHERE dateDiff('month', date, today()) < {months:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY month, model_name
-ORDER BY month, cost_usd DESC, model_name;
+GROUP BY month, model
+ORDER BY month, cost_usd DESC, model;
 
 -- name: model_comparison
 -- description: Models side by side over the last `days` days, all machines and agents added up (or one machine, one agent): cost per million tokens, cache-read share, output share, cost per active day
 -- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
-    model_name,
+    model,
     sum(cost) AS cost_usd,
     sum(total_tokens) AS tokens,
-    uniqExact(record_key) AS active_days,
+    uniqExact(date) AS active_days,
     round(cost_usd / nullIf(tokens, 0) * 1000000, 4) AS cost_per_million_tokens,
     round(sum(cache_read_tokens) / nullIf(sum(input_tokens + cache_creation_tokens + cache_read_tokens), 0), 4)
         AS cache_read_share,
     round(sum(output_tokens) / nullIf(tokens, 0), 6) AS output_share,
     round(sum(output_tokens) / nullIf(sum(input_tokens), 0), 2) AS output_per_input_token,
     round(cost_usd / nullIf(active_days, 0), 4) AS cost_per_active_day_usd
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+FROM ccusage_v_model_days
+WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY model_name
-ORDER BY cost_usd DESC, model_name;
+GROUP BY model
+ORDER BY cost_usd DESC, model;
 
 -- name: models_in_blocks
 -- description: How many 5-hour blocks (only Claude Code has them) used each model over the last `days` days, all machines and agents added up (or one machine, one agent)
@@ -823,12 +821,11 @@ ORDER BY time, machine_name;
 -- description: Pie chart: share of cost per model over the last `days` days, all machines and agents added up (or one machine, one agent)
 -- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
-    model_name AS label,
+    model AS label,
     sum(cost) AS value,
     round(100 * value / sum(value) OVER (), 2) AS percent
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+FROM ccusage_v_model_days
+WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY label
@@ -887,12 +884,11 @@ ORDER BY value DESC, label;
 -- description: Stacked bar chart: cost per month (x) and model (stack) over the last `months` months, all machines and agents added up (or one machine, one agent)
 -- params: months:UInt32=6, machine:String=, agent:String=
 SELECT
-    formatDateTime(toStartOfMonth(toDate(record_key)), '%Y-%m') AS month,
-    model_name AS series,
+    formatDateTime(toStartOfMonth(date), '%Y-%m') AS month,
+    model AS series,
     sum(cost) AS value
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('month', toDate(record_key), today()) < {months:UInt32}
+FROM ccusage_v_model_days
+WHERE dateDiff('month', date, today()) < {months:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
 GROUP BY month, series
@@ -1255,20 +1251,19 @@ ORDER BY rank, machine_name;
 -- params: days:UInt32=30, limit:UInt32=3, agent:String=
 SELECT
     machine_name,
-    model_name,
+    model,
     cost_usd,
     round(100 * cost_usd / nullIf(sum(cost_usd) OVER (PARTITION BY machine_name), 0), 2) AS share_pct,
     tokens
 FROM
 (
-    SELECT machine_name, model_name, sum(cost) AS cost_usd, sum(total_tokens) AS tokens
-    FROM ccusage_model_breakdowns FINAL
-    WHERE record_type = 'daily' AND total_tokens > 0
-      AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+    SELECT machine_name, model, sum(cost) AS cost_usd, sum(total_tokens) AS tokens
+    FROM ccusage_v_model_days
+    WHERE dateDiff('day', date, today()) < {days:UInt32}
       AND ({agent:String} = '' OR agent = {agent:String})
-    GROUP BY machine_name, model_name
+    GROUP BY machine_name, model
 )
-ORDER BY machine_name, cost_usd DESC, model_name
+ORDER BY machine_name, cost_usd DESC, model
 LIMIT {limit:UInt32} BY machine_name;
 
 -- name: machine_freshness
@@ -1448,7 +1443,7 @@ ORDER BY date, cost_usd DESC, agent;
 -- params: days:UInt32=30, machine:String=, agent:String=
 SELECT
     agent,
-    model_name,
+    model,
     sum(cost) AS cost_usd,
     round(100 * cost_usd / nullIf(sum(cost_usd) OVER (PARTITION BY agent), 0), 2) AS share_of_agent_pct,
     sum(input_tokens) AS input,
@@ -1456,16 +1451,15 @@ SELECT
     sum(cache_creation_tokens) AS cache_creation,
     sum(cache_read_tokens) AS cache_read,
     sum(total_tokens) AS tokens,
-    uniqExact(record_key) AS active_days,
-    min(toDate(record_key)) AS first_day,
-    max(toDate(record_key)) AS last_day
-FROM ccusage_model_breakdowns FINAL
-WHERE record_type = 'daily' AND total_tokens > 0
-  AND dateDiff('day', toDate(record_key), today()) < {days:UInt32}
+    uniqExact(date) AS active_days,
+    min(date) AS first_day,
+    max(date) AS last_day
+FROM ccusage_v_model_days
+WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY agent, model_name
-ORDER BY agent, cost_usd DESC, model_name;
+GROUP BY agent, model
+ORDER BY agent, cost_usd DESC, model;
 
 -- name: agent_monthly_trend
 -- description: Cost per agent and month over the last `months` months, all machines added up first (or one machine), with the change from that agent's previous calendar month (window partitioned by agent; a month without usage counts as 0); agent '' = every agent

@@ -160,7 +160,8 @@ GUIDE = """\
 ## Running them
 
 ```bash
-uv run ccusage_importer.py --query list                                  # name, parameters and description of each
+uv run ccusage_importer.py --query list                                  # name and description of each
+uv run ccusage_importer.py --query list --verbose                        # ... and its parameters
 uv run ccusage_importer.py --query daily_cost_30d                        # aligned table, default parameters
 uv run ccusage_importer.py --query daily_cost_30d --param days=7 --param machine=laptop
 uv run ccusage_importer.py --query daily_cost_30d --param agent=codex     # one coding agent only
@@ -172,23 +173,32 @@ uv run ccusage_importer.py --query dashboard_summary --format json       # one J
 | option | meaning |
 |---|---|
 | `--query NAME` | run the query called NAME against the configured store: the embedded chDB store (`CCUSAGE_IMPORT_DB`, default `~/.local/share/ccusage-import/chdb`), or the ClickHouse server when `CH_HOST` is set (`CH_PORT`, `CH_USER`, `CH_PASSWORD`, `CH_DATABASE`, `CH_PROTOCOL`, as for imports) |
-| `--query list` | print every query's name, parameters with their defaults, and description; reads only `queries.sql`, never opens the store |
+| `--query list` | print every query's name and description; `--verbose` adds its parameters with their defaults. Reads only `queries.sql`, never opens the store |
 | `--param KEY=VALUE` | set a parameter (repeatable). Parameters not given take the default from the query's `-- params:` line. The value is checked against the declared type first and then sent as a ClickHouse query parameter, never spliced into the SQL (a machine called `A' OR '1'='1` is just a name that matches nothing) |
-| `--format table\\|csv\\|json` | aligned table (default; floats shown with up to 4 decimals, a row count at the end), CSV with a header line, or JSON Lines (one object per row, full precision) |
+| `--format table\\|csv\\|json` | aligned table (default; floats shown with up to 4 decimals, a row count at the end; on a terminal it fits the width without cutting a number, a date or a column name: long text is cut with `…`, and a result that still does not fit shows each row as a block of `column  value` lines, the last line saying how to get everything whole), CSV with a header line, or JSON Lines (one object per row, full precision) |
 
 The embedded store is opened under the same lock as an import, so a query started during an import waits for it (up
 to `--lock-timeout` / `CCUSAGE_LOCK_TIMEOUT`, default 120 s).
+
+**Names and keys.** The tables hold a keyed hash (a key such as `3f9c0a7d12e4b856`) for each project folder and
+session id; only the machine that imported them knows the names (its name map, see
+[privacy](design.md#privacy-keyed-hashes)). `--query` and `--sql` show the names this machine knows in place of the
+keys, except in a `*_key` column whose name another column of the same row shows: there the key stays, beside the
+name. A `project` or `session` parameter takes either: the name as shown on this machine (turned into its key
+before the query is sent) or the key. In your own `--sql`, filter by the key, never by a name (the database holds
+none): find it beside the name (`--query project_timeline --format csv`), or with `--no-names`, and write
+`WHERE project_key = '3f9c0a7d12e4b856'`.
 
 Failures are one line on stderr and a non-zero exit, for example:
 
 | situation | message | exit |
 |---|---|---|
 | unknown name | `error: no query named 'x' in queries.sql; valid names: list, daily_cost_30d, …` (every name) | 2 |
-| unknown parameter | `error: query top_days has no parameter 'days'; its parameters: limit:UInt32=10, machine:String=` | 2 |
+| unknown parameter | `error: query top_days has no parameter 'days'; its parameters: limit:UInt32=10, machine:String=, agent:String=` | 2 |
 | value of the wrong type | `error: --param limit: 'ten' is not a UInt32` | 2 |
 | `--param` without `=` | `error: --param 'days': expected KEY=VALUE` | 2 |
 | `--param` without `--query`, `--query list` with `--param`, an empty name | `error: --param goes with --query NAME`, `error: --query list takes no --param`, `error: --query: the query name is empty` | 2 |
-| `--query` with `--sql`, `--check` or `--dashboard` | `ccusage_importer.py: error: argument --query: not allowed with argument --sql` (after the usage line) | 2 |
+| `--query` with `--sql`, `--check` or `--dashboard` | `error: argument --sql: not allowed with argument --query (see ccusage_importer.py --help)` (argparse names the later of the two) | 2 |
 | the database refuses the query | `error: database: ` and the first line of ClickHouse's message | 1 |
 | `queries.sql` breaks its format | `error: …/queries.sql: line N: …` naming the line and the problem | 1 |
 
@@ -212,7 +222,7 @@ The same names mean the same thing in every query:
 | `sigma` (Float64, default 2) | how many standard deviations above the mean make an anomaly day |
 | `horizon` (UInt32, default 7) | how many days `cost_forecast` continues the trend |
 | `stale_hours` (UInt32, default 2) | after how many hours without a successful import `machine_freshness` flags a machine |
-| `project` (String, default empty) | one project (its displayed name or its key) for `project_timeline` |
+| `project` (String, default empty) | one project for `project_timeline`: the name `--query` shows on this machine, or its key |
 | `model` (String, default empty) | one model for `admin_usage_hourly`; empty: all models added up |
 
 Another client runs the same SQL by sending every parameter itself (the defaults live only in `queries.sql` and the
@@ -233,6 +243,13 @@ than their defaults (`laptop` stands for one of your machine names).
 - **Sessions of other agents**: only Claude Code's sessions have a start (so a duration), and Gemini CLI's have no
   last activity either; queries over the sessions of the last `days` days go by the last activity and leave those
   out, all-time session counts include them.
+- **One model, one name.** ccusage reports the same model under the names each agent gives it
+  (`claude-sonnet-4-5-20250929` from Claude Code, `claude-sonnet-4.5` or `anthropic/claude-sonnet-4.5` from
+  others). The queries that group by model group by its canonical name, `model` (lower case, without a provider
+  prefix or a date suffix, a Claude model's version dot as a dash; `gpt-5.1-codex` and `gemini-2.5-pro` stay as they
+  are), declared once in the view `ccusage_v_model_days`; `model_cost_all_time` lists the raw `names` of each. The
+  tables keep every raw `model_name`, and so do the queries that read them directly (`models_in_blocks`,
+  `project_model_mix`, `tokens_per_dollar`, the cache estimates).
 - **Gaps are calendar gaps.** Day-over-day, week-over-week and month-over-month changes compare with the calendar
   day, week or month before, counting a period without usage as 0; the line-chart series fill idle days with 0.
 - **Estimated cache savings** (`cache_efficiency`, `cache_efficiency_daily`): ccusage reports a cost per model but

@@ -32,6 +32,16 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def profile_environment(profile: Path) -> dict[str, str]:
+    """Chromium's environment: HOME and the XDG folders inside its profile, so that what it writes beside the
+    profile (`~/.config/chromium/Crash Reports`, `~/.cache/dconf`, a fontconfig cache) goes with the test's
+    temporary folder instead of into the user's home."""
+    folders = {"HOME": "home", "XDG_CONFIG_HOME": "config", "XDG_CACHE_HOME": "cache", "XDG_DATA_HOME": "data"}
+    for folder in folders.values():
+        (profile / folder).mkdir(parents=True, exist_ok=True)
+    return {**os.environ, **{name: str(profile / folder) for name, folder in folders.items()}}
+
+
 class BrowserError(RuntimeError):
     """Chromium answered a command with an error, died, or did not answer in time."""
 
@@ -47,7 +57,7 @@ class Browser:
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
         self._process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"], env=profile_environment(profile),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             close_fds=False,  # the child keeps only inheritable fds: 3 and 4 made by _move_fds
             preexec_fn=lambda: _move_fds(commands_read, replies_write),

@@ -102,11 +102,101 @@ def ccusage_bin_dir() -> Path:
             npm = shutil.which("npm")
             if not npm:
                 unavailable("npm is not installed: the tests need the real ccusage")
-            done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund",
-                                   f"ccusage@{CCUSAGE_VERSION}"], capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                unavailable(f"npm install ccusage@{CCUSAGE_VERSION} failed: {done.stderr[-500:]}")
+            try:
+                npm_install(npm, prefix, f"ccusage@{CCUSAGE_VERSION}", os.environ)
+            except NpmError as exc:
+                unavailable(str(exc))
     return bin_dir
+
+
+class NpmError(Exception):
+    """npm could not install a package; the message says why in one line."""
+
+
+NPM_FETCH = ("--fetch-timeout=30000", "--fetch-retries=1", "--fetch-retry-mintimeout=2000",
+             "--fetch-retry-maxtimeout=5000")  # a registry that never answers fails within a minute, not five
+NPM_INSTALL_TIMEOUT = 300
+
+
+def npm_install(npm: str, prefix: Path, package: str, env: Mapping[str, str]) -> None:
+    """`npm install --prefix PREFIX PACKAGE` with the user's npm configuration: with --prefix npm would read its
+    global config from PREFIX/etc/npmrc instead of the real one (where a corporate registry, proxy or CA often is),
+    so the real one is passed on. Gives up soon on a registry that does not answer, naming the registry and npm's
+    reason (NpmError)."""
+    def config(name: str) -> str:
+        done = subprocess.run([npm, "config", "get", name], env=env, capture_output=True, text=True, timeout=60)
+        return done.stdout.strip()
+
+    globalconfig = config("globalconfig")
+    command = [npm, "install", "--globalconfig", globalconfig, "--prefix", str(prefix), "--no-save", "--no-audit",
+               "--no-fund", *NPM_FETCH, package]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=NPM_INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise NpmError(f"npm install {package} took more than {NPM_INSTALL_TIMEOUT} s (registry "
+                       f"{config('registry')}, npm configuration {globalconfig} and ~/.npmrc)") from None
+    if done.returncode != 0:
+        lines = [line.removeprefix("npm error").strip() for line in done.stderr.splitlines()]
+        reasons = [line for line in lines if "reason:" in line] or [
+            line for line in lines if line and not line.startswith("at ")][-1:]
+        raise NpmError(f"npm install {package} failed (registry {config('registry')}, npm configuration "
+                       f"{globalconfig} and ~/.npmrc): {reasons[0] if reasons else 'no reason given'}")
+
+
+def hourly_import(env: dict, folder: Path, *, installed: bool = True, last_start: dt.datetime | None = None,
+                  exit_code: int = 0) -> dict:
+    """`env` with a stand-in `crontab` first on PATH that lists setup_cronjob.sh's import line (or, not `installed`,
+    has no crontab), the env file that line names with its CCUSAGE_CRON_LOG_DIR, and an import.log whose last run
+    started at `last_start` and exited `exit_code` (no log without `last_start`). --check reads these; the invoking
+    user's crontab and logs must never decide a test."""
+    folder.mkdir()
+    env_file, logs = folder / "env", folder / "logs"
+    env_file.write_text(f"export CCUSAGE_CRON_LOG_DIR='{logs}'\n")
+    line = f"7 * * * * /bin/bash '/repo/setup_cronjob.sh' cron-run import '{env_file}' {ci.CRON_MARKER}"
+    listing = f"echo \"{line}\"" if installed else "echo 'no crontab for tester' >&2; exit 1"
+    (folder / "crontab").write_text(f"#!/bin/sh\n{listing}\n")
+    (folder / "crontab").chmod(0o755)
+    if last_start:
+        logs.mkdir()
+        stamp = f"{last_start.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        (logs / "import.log").write_text(f"=== {stamp} import started\nStatus: ok\n"
+                                         f"=== {stamp} import exit {exit_code}\n")
+    return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
+
+
+CRON_LOCK = Path(tempfile.gettempdir()) / "ccusage-import-tests-cron.lock"  # one lock for every pytest worker
+
+
+@contextmanager
+def cron_lock(kind: int) -> Iterator[None]:
+    """Shared while a test's stand-in cron runs, exclusive while a test needs none to run: the process list is the
+    whole machine's, so tests of other workers must not show each other a cron daemon."""
+    with CRON_LOCK.open("a") as handle:
+        fcntl.flock(handle, kind)
+        yield
+
+
+@pytest.fixture
+def cron_daemon(tmp_path: Path) -> Iterator[None]:
+    """A process named `cron` while the test runs, which is what --check looks for to know a cron daemon runs (a
+    test never starts the real daemon: it would run every user's crontab)."""
+    binary = tmp_path / "cron-daemon" / "cron"
+    binary.parent.mkdir()
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    with cron_lock(fcntl.LOCK_SH), subprocess.Popen([str(binary), "600"]) as daemon:
+        try:
+            yield
+        finally:
+            daemon.kill()
+
+
+@pytest.fixture
+def no_cron_daemon() -> Iterator[None]:
+    """No cron daemon runs on this machine while the test does (it skips where a real one runs)."""
+    with cron_lock(fcntl.LOCK_EX):
+        if ci.cron_daemon_running() is not False:
+            pytest.skip("a cron daemon runs on this machine (or none can be seen: no /proc)")
+        yield
 
 
 def cli_env(bin_dir: Path, home: Path, db: Path, claude_dir: Path | None, machine: str, **extra: str) -> dict:
@@ -234,6 +324,12 @@ def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, 
                           capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def canonical_models(env: dict) -> dict[str, str]:
+    """Each raw model name of the store and the name the named queries group it under (ccusage_v_model_days)."""
+    rows = sql(env, "SELECT DISTINCT model_name, model FROM ccusage_v_model_days")
+    return {row["model_name"]: row["model"] for row in rows}
 
 
 def named_query(name: str, params: Mapping[str, object]) -> tuple[str, dict[str, Any]]:

@@ -882,7 +882,7 @@ def validation(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
 
 
 def test_validate_is_clean_on_good_data_and_flags_missing_days_and_cents(api, env):
-    assert validation(env) == (1, ["✗ nothing imported from the Admin API yet (run claude_admin_importer.py first)"])
+    assert validation(env) == (0, [f"⚠ {cai.NOTHING_IMPORTED}: {cai.FIRST_IMPORT_FIX}"])  # as --check: a warning
     assert backfill(env, day(1), day(7), "--hourly-days", "3").returncode == 0
     code, lines = validation(env)
     assert code == 0 and [line[0] for line in lines] == ["✓"] * 6
@@ -1016,6 +1016,10 @@ def test_check_reports_the_admin_api_red_flags_when_a_key_is_set(api, env):
 
     first = admin(env, "--check")
     assert admin_line(first) == [] and "no store yet" in first.stdout  # a check creates nothing
+    assert run_cli(env).returncode == 0  # a store, with nothing of the Admin API in it
+    nothing = admin(env, "--check").stdout.splitlines()
+    at = nothing.index(f"⚠️ Admin API data: {cai.NOTHING_IMPORTED}")  # a warning, as --validate says (issue 24.7)
+    assert "ANTHROPIC_ADMIN_KEY" in nothing[at + 1] and "fix:" in nothing[at + 1]  # the key first, then the run
     assert backfill(env, day(1), day(3)).returncode == 0
     assert admin_line(run_cli(env, "--check")) == []  # ccusage_importer.py checks its own part only
     lines = admin_line(admin(env, "--check"))

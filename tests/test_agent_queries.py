@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from agent_logs import generate_codex, generate_machine, machine_env, run_ccusage
 from browser import Browser
-from conftest import QUERIES, ci, cli_env, named_query, run_cli, sql_many
+from conftest import QUERIES, canonical_models, ci, cli_env, named_query, run_cli, sql_many
 from test_dashboard import ARTIFACTS, CHARTS_JS, GRAFANA_FILE, assert_offline_and_quiet, grafana_sql, open_page
 from transcripts import append_activity, generate
 
@@ -51,10 +51,10 @@ ADDITIVE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "daily_tokens_90d": (("date",), ("input", "output", "cache_creation", "cache_read", "tokens", "cost_usd")),
     "daily_cost_change": (("date",), ("cost_usd", "previous_day_cost_usd")),
     "period_comparison": ((), ("current_cost_usd", "previous_cost_usd", "current_tokens", "previous_tokens")),
-    "model_cost_all_time": (("model_name",), ("cost_usd", "input", "output", "cache_creation", "cache_read", "tokens")),
-    "model_cost_daily": (("date", "model_name"), ("cost_usd", "tokens")),
-    "model_cost_monthly": (("month", "model_name"), ("cost_usd", "tokens")),
-    "model_comparison": (("model_name",), ("cost_usd", "tokens")),
+    "model_cost_all_time": (("model",), ("cost_usd", "input", "output", "cache_creation", "cache_read", "tokens")),
+    "model_cost_daily": (("date", "model"), ("cost_usd", "tokens")),
+    "model_cost_monthly": (("month", "model"), ("cost_usd", "tokens")),
+    "model_comparison": (("model",), ("cost_usd", "tokens")),
     "models_in_blocks": (("model_name",), ("blocks",)),
     "project_cost": (("project_key",), ("cost_usd", "tokens")),
     "project_timeline": (("date", "project_key"), ("cost_usd", "tokens")),
@@ -89,13 +89,13 @@ ADDITIVE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "machine_overview": (("machine_name",), ("cost_usd", "tokens", "projects", "sessions")),
     "machine_daily_comparison": (("date", "machine_name"), ("cost_usd", "tokens")),
     "machine_ranking": (("machine_name",), ("cost_usd", "tokens")),
-    "machine_top_models": (("machine_name", "model_name"), ("cost_usd", "tokens")),
+    "machine_top_models": (("machine_name", "model"), ("cost_usd", "tokens")),
     "machine_monthly_trend": (("machine_name", "month"), ("cost_usd", "tokens")),
     "machine_shared_projects": (("project_key",), ("cost_usd",)),
     "agent_summary": (("agent", "machine_name"), ("cost_usd", "tokens", "input", "output", "cache_creation",
                                                   "cache_read", "active_days", "sessions")),
     "agent_cost_daily": (("date", "agent"), ("cost_usd", "tokens")),
-    "agent_models": (("agent", "model_name"), ("cost_usd", "tokens", "input", "output", "cache_creation",
+    "agent_models": (("agent", "model"), ("cost_usd", "tokens", "input", "output", "cache_creation",
                                                "cache_read")),
     "agent_monthly_trend": (("agent", "month"), ("cost_usd", "tokens")),
     "block_hours_daily": (("date", "hour"), ("blocks", "cost_usd", "tokens")),
@@ -118,7 +118,7 @@ ONE_ROW_PER = {
     "anomaly_days_by_machine": ("machine_name", "date"), "machine_monthly_trend": ("machine_name", "month"),
     "machine_overview": ("machine_name",), "machine_ranking": ("machine_name",), "chart_bar_machine_cost": ("label",),
     "agent_cost_daily": ("date", "agent"), "agent_summary": ("agent", "machine_name"),
-    "agent_monthly_trend": ("agent", "month"), "model_cost_daily": ("date", "model_name"),
+    "agent_monthly_trend": ("agent", "month"), "model_cost_daily": ("date", "model"),
 }
 
 
@@ -328,17 +328,20 @@ def test_agent_splits_equal_the_truth(store: AgentStore, answers: dict):
     assert all(share == pytest.approx(100, abs=0.05) for share in shares.values())
 
     # per-model rows carry the four token counts (Gemini CLI's and OpenCode's reasoning is only in a day's total)
-    models = {(r["agent"], r["model_name"]): (r["input"], r["output"], r["cache_creation"], r["cache_read"])
+    # and the names of one model (claude-sonnet-4-5-20250929, claude-sonnet-4.5) are one row (issue 24.6)
+    models = {(r["agent"], r["model"]): (r["input"], r["output"], r["cache_creation"], r["cache_read"])
               for r in answers["agent_models", ""]}
+    canonical = canonical_models(store.env)
     expected: dict[tuple[str, str], tuple[int, ...]] = defaultdict(lambda: (0, 0, 0, 0))
     for machine in machines:
         for agent, truth in machine.truths.items():
             per_model = (truth.by_model(loader="daily") if agent == "claude" else truth.by_model()).items()
             for model, totals in per_model:
                 if totals.total:
-                    expected[agent, model] = tuple(
-                        x + y for x, y in zip(expected[agent, model], counts(totals)[:4], strict=True))
+                    key = agent, canonical[model]
+                    expected[key] = tuple(x + y for x, y in zip(expected[key], counts(totals)[:4], strict=True))
     assert models == expected
+    assert len(set(canonical.values())) < len(canonical)  # the generated logs do name a model in several ways
 
     pie = {r["label"]: r["value"] for r in store.query("chart_pie_agent_cost", days="60")}
     assert pie == pytest.approx({agent: store.cost(agent) for agent in AGENTS}, rel=1e-9)

@@ -3,13 +3,14 @@ truth (record counts as ccusage reports them), never change the store, and never
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import socket
 from pathlib import Path
 
 import pytest
-from conftest import run_ccusage, run_cli, sql, sql_many
+from conftest import CCUSAGE_VERSION, hourly_import, run_ccusage, run_cli, sql, sql_many
 from transcripts import generate
 
 import ccusage_importer as ci
@@ -49,20 +50,9 @@ def claude(tmp_path: Path) -> Path:
     return tmp_path / "claude"
 
 
-def with_crontab(env: dict, folder: Path, hourly_import: bool = True) -> dict:
-    """A `crontab` first on PATH whose `-l` lists the importer's line as setup_cronjob.sh installs it, or no crontab:
-    --check reads the crontab, and the invoking user's must not decide a test."""
-    folder.mkdir()
-    line = f"echo '7 * * * * /bin/bash setup_cronjob.sh cron-run import env {ci.CRON_MARKER}'" if hourly_import \
-        else "echo 'no crontab for tester' >&2; exit 1"
-    (folder / "crontab").write_text(f"#!/bin/sh\n{line}\n")
-    (folder / "crontab").chmod(0o755)
-    return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
-
-
-def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccusage_bin_dir, tmp_path):
+def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccusage_bin_dir, tmp_path, cron_daemon):
     truth = generate(claude, seed=11, days=12, sessions=14)
-    env = with_crontab(make_env(claude, "desk"), tmp_path / "cron-bin")
+    env = hourly_import(make_env(claude, "desk"), tmp_path / "cron-bin", last_start=ci.now())
 
     code, out = check(env)  # before the first import: no store, and --check creates none
     assert code == 0, out
@@ -129,7 +119,7 @@ def test_schema_parser_agrees_with_the_engine(tmp_path, make_env):
 
 def test_a_missing_table_is_named_with_the_fix_and_not_created(claude, make_env, tmp_path):
     generate(claude, seed=12, days=3, sessions=4)
-    env = with_crontab(make_env(claude), tmp_path / "cron-bin", hourly_import=False)
+    env = hourly_import(make_env(claude), tmp_path / "cron-bin", installed=False)
     assert run_cli(env).returncode == 0
     sql(env, "DROP TABLE ccusage_usage_blocks")
     for _ in range(2):  # the second run proves the first did not create it
@@ -166,6 +156,58 @@ def test_ccusage_absent_names_the_install_fix(claude, make_env, tmp_path):
     assert not [label for label in labels(out) if label.startswith("ccusage ")]  # no report run without a runner
     assert labels(out)[-1] == "store"  # the store is still looked at
     assert lines[-1] == "4 passed, 2 warnings, 1 failed"  # no store yet (nothing imported), no cron entry
+
+
+def retention_warning(env: dict) -> tuple[str, str]:
+    """--check's history retention line and the line under it (its fix, for a warning)."""
+    lines = check(env)[1].splitlines()
+    at = lines.index(line_of("\n".join(lines), "history retention"))
+    return lines[at], lines[at + 1]
+
+
+def test_an_hourly_import_that_no_cron_daemon_runs_is_a_warning(claude, make_env, tmp_path, no_cron_daemon):
+    """Issue 24.5: a container, WSL or a minimal VM has the crontab line and no cron to run it."""
+    (claude / "projects").mkdir(parents=True)
+    env = hourly_import(make_env(claude), tmp_path / "cron", last_start=ci.now())
+    line, fix = retention_warning(env)
+    assert line.startswith("⚠️ history retention: ") and "the crontab has the hourly import, but no cron daemon runs" \
+        in line, line
+    assert fix.startswith("   fix: start cron (Debian/Ubuntu: `sudo service cron start`"), fix
+
+
+@pytest.mark.parametrize(("hours_ago", "exit_code", "said"), [
+    (None, 0, "cron has not started the import yet (no run in "),
+    (5, 0, "cron last started the import 5 h ago ("),
+    (0.2, 1, "the last import cron started exited 1 ("),
+    (0.2, 0, None),
+])
+def test_the_last_import_cron_started_must_be_recent_and_clean(claude, make_env, tmp_path, cron_daemon, hours_ago,
+                                                               exit_code, said):
+    """Issue 24.5: the log setup_cronjob.sh's runs write says whether cron really runs the import every hour."""
+    (claude / "projects").mkdir(parents=True)
+    start = None if hours_ago is None else ci.now() - dt.timedelta(hours=hours_ago)
+    env = hourly_import(make_env(claude), tmp_path / "cron", last_start=start, exit_code=exit_code)
+    line, _ = retention_warning(env)
+    if said:
+        assert line.startswith("⚠️ history retention: ") and said in line, line
+    else:
+        assert line.startswith("✅ history retention: ") and line.endswith("and cron runs it"), line
+
+
+def test_on_a_fresh_machine_the_check_fetches_ccusage_with_npx_and_creates_no_store(claude, make_env, tmp_path):
+    """What README and operations.md say (issue 24.8): --check creates no store, but where only npx can give ccusage
+    it runs `npx -y ccusage@VERSION --version`, which downloads ccusage into the npm cache once, as an import would.
+    The npx here only records how it is called: what it would download is npm's business."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "npx-calls"
+    npx = bin_dir / "npx"
+    npx.write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho {CCUSAGE_VERSION}\n')
+    npx.chmod(0o755)
+    env = make_env(claude, PATH=f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    check(env)
+    assert f"-y ccusage@{CCUSAGE_VERSION} --version" in calls.read_text().splitlines()
+    assert not Path(env["CCUSAGE_IMPORT_DB"]).exists()
 
 
 FAKE_CCUSAGE = """\
@@ -208,8 +250,8 @@ def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_
     generate(claude, seed=15, days=2, sessions=2)
     port = closed_port()
     password = "Pw-4-check-\"'$-XYZZY"
-    env = with_crontab(make_env(claude, CH_HOST="127.0.0.1", CH_PORT=str(port), CH_USER="importer",
-                                CH_PASSWORD=password), tmp_path / "cron-bin", hourly_import=False)
+    env = hourly_import(make_env(claude, CH_HOST="127.0.0.1", CH_PORT=str(port), CH_USER="importer",
+                                 CH_PASSWORD=password), tmp_path / "cron-bin", installed=False)
     done = run_cli(env, "--check")
     assert done.returncode == 1
     assert password not in done.stdout + done.stderr and "XYZZY" not in done.stdout + done.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -227,6 +228,56 @@ def test_dashboard_fits_a_phone(store: Store, browser: Browser):
     assert_offline_and_quiet(browser, store.page)
 
 
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory: pytest.TempPathFactory, ccusage_bin_dir: Path) -> Path:
+    """The dashboard of `demo.py`'s store: three machines, four agents, 17 model names (of 13 models)."""
+    folder = tmp_path_factory.mktemp("demo")
+    env = {"PATH": f"{ccusage_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(folder / "home"),
+           "LANG": "C.UTF-8"}
+    done = subprocess.run([sys.executable, str(ROOT / "demo.py"), "--folder", str(folder / "demo")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return folder / "demo" / "ccusage-dashboard.html"
+
+
+SERIES_JS = """(() => {
+  const colours = (chart) => chart.config.type === 'doughnut' ? chart.data.datasets[0].backgroundColor
+    : chart.data.datasets.map((d) => d.backgroundColor);
+  const inside = (box, outer) => box.left >= outer.left - 1 && box.right <= outer.right + 1 && box.top >= outer.top - 1
+    && box.bottom <= outer.bottom + 1 && box.width > 0 && box.height > 0;
+  return ['chart-daily', 'chart-agents', 'chart-models'].map((id) => {
+    const chart = Chart.getChart(id);
+    const card = chart.canvas.closest('.card');
+    const items = [...card.querySelectorAll('.legend li')];
+    return {id, colours: colours(chart), plot: chart.chartArea.height, legend: items.length,
+            labels: items.map((li) => li.textContent),
+            shown: items.filter((li) => inside(li.getBoundingClientRect(), card.getBoundingClientRect())).length};
+  });
+})()"""
+
+
+@pytest.mark.parametrize(("width", "height", "mobile"), [(1280, 900, False), (390, 844, True)],
+                         ids=["desktop", "phone"])
+def test_many_series_have_their_own_colours_and_legends_that_fit(demo_page: Path, browser: Browser, width, height,
+                                                                  mobile):
+    """Issue 24.6: no two series of a chart share a colour (a palette of 20, then distinct hues), the legends are
+    whole lists under their charts, so a phone's chart keeps its height, and a model's several names are one
+    series."""
+    assert open_page(browser, demo_page, width, height, mobile) == "ready"
+    charts = browser.evaluate(SERIES_JS)
+    for chart in charts:
+        assert len(chart["colours"]) > 3 and len(set(chart["colours"])) == len(chart["colours"]), chart
+        assert chart["legend"] == len(chart["colours"]) and chart["shown"] == chart["legend"], chart
+        assert chart["plot"] >= 180, chart
+    assert max(len(c["colours"]) for c in charts) >= 13
+    daily = next(c["labels"] for c in charts if c["id"] == "chart-daily")  # one model, one series (canonical names)
+    assert "sonnet-4-5" in daily and not [label for label in daily if re.search(r"-20\d{6}$|sonnet-4\.5", label)]
+    assert browser.evaluate("document.documentElement.scrollWidth") <= width
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.screenshot(ARTIFACTS / f"dashboard-demo-{'phone' if mobile else 'desktop'}.png")
+    assert_offline_and_quiet(browser, demo_page)
+
+
 def test_an_empty_store_gives_a_page_that_says_how_to_import(make_env, tmp_path: Path, browser: Browser):
     env = make_env(None, "fresh-machine")
     page = tmp_path / "empty.html"
@@ -247,6 +298,19 @@ def test_an_empty_store_gives_a_page_that_says_how_to_import(make_env, tmp_path:
 # ----------------------------------------------------------------------------------------------------------------
 # --dashboard on the command line, and the pure parts
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def test_chromium_writes_nothing_into_the_home_folder(chromium: str, tmp_path: Path, monkeypatch):
+    """docs/testing.md: the tests' side effects stay in temporary folders (issue 24.8): Chromium's crash-report
+    folder, dconf and fontconfig caches go into its profile, not ~/.config and ~/.cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    with Browser(chromium, tmp_path / "profile") as browser:
+        browser.send("Page.navigate", url="about:blank")
+    assert not list(home.iterdir())
 
 
 def test_dashboard_failures_are_one_line(store: Store, tmp_path: Path):

@@ -1,14 +1,18 @@
-"""The documentation: the query reference is what its generator writes, every relative link resolves, and the README
-stays a short guide. Pure: reads files, runs nothing."""
+"""The documentation: the query reference is what its generator writes, every relative link resolves, the README
+stays a short guide and states the sizes uv really makes. Pure: reads files, runs nothing."""
 
 from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, ci
+from packaging.markers import Marker
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
 
 sys.path.insert(0, str(ROOT / "docs"))
 import make_query_reference as reference
@@ -111,3 +115,48 @@ def test_the_readme_is_a_short_guide():
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, (
         f"README.md has {len(lines)} lines, more than {README_MAX_LINES}: move reference material to docs/")
+
+
+def locked_download_bytes(lock: dict, groups: tuple[str, ...] = ("dev",)) -> int:
+    """Bytes of the wheels uv.lock makes this machine download: for every package the project needs (and the dev
+    group's), the locked wheel that fits this interpreter and platform best."""
+    tags = list(sys_tags())
+    versions: dict[str, list[dict]] = {}
+    for package in lock["package"]:
+        versions.setdefault(package["name"], []).append(package)
+    project = next(p for p in lock["package"] if p.get("source", {}).get("virtual") == ".")
+    wanted = [*project.get("dependencies", []), *(d for g in groups for d in project["dev-dependencies"][g])]
+    seen, total = set(), 0
+    while wanted:
+        dependency = wanted.pop()
+        if dependency["name"] in seen or ("marker" in dependency and not Marker(dependency["marker"]).evaluate()):
+            continue
+        seen.add(dependency["name"])
+        package = next(p for p in versions[dependency["name"]] if dependency.get("version") in (None, p["version"]))
+        fits = [(min(tags.index(t) for t in wheel_tags if t in tags), wheel["size"]) for wheel in package["wheels"]
+                if (wheel_tags := parse_wheel_filename(wheel["url"].rsplit("/", 1)[1])[3]) & set(tags)]
+        total += min(fits)[1]
+        wanted += package.get("dependencies", [])
+    return total
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes a folder takes on disk, as `du` counts them (blocks, hard links once)."""
+    seen, total = set(), 0
+    for path in folder.rglob("*"):
+        status = path.lstat()
+        if (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            total += status.st_blocks * 512
+    return total
+
+
+def test_the_readme_states_the_download_and_venv_sizes_uv_makes():
+    """Issue 24.4: the first download (from uv.lock, the wheels for this machine) and the .venv this suite runs in
+    are what the README says, within 10 %."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    download = int(re.search(r"a first download of about (\d+) MB", text).group(1))
+    venv = int(re.search(r"a `\.venv` of about (\d+) MB on disk", text).group(1))
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    assert locked_download_bytes(lock) / 1e6 == pytest.approx(download, rel=0.1)
+    assert disk_usage(Path(sys.prefix)) / 2**20 == pytest.approx(venv, rel=0.1)

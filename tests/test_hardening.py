@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, sql
+from conftest import ROOT, NpmError, npm_install, run_cli, sql
 from echo_server import credential_forms, serve
 from transcripts import generate
 
@@ -298,3 +298,25 @@ def test_a_secret_inside_a_longer_base64_text_is_redacted_at_any_offset():
         only_secret = blob[-(-first * 8 // 6) + 1:last * 8 // 6 - 1]  # characters made of the password's bits alone
         assert len(only_secret) >= 20 and only_secret in blob
         assert only_secret[:8] not in config.redact(blob) and only_secret[-8:] not in config.redact(blob)
+
+
+def test_the_tests_npm_install_keeps_the_npm_configuration_and_fails_fast(tmp_path):
+    """Issue 24.9: the registry of the user's global npmrc (npm's own PREFIX/etc/npmrc) is the one the tests' install
+    of ccusage uses, and a registry that refuses gives up in seconds with npm's reason."""
+    npm = shutil.which("npm")
+    if not npm:
+        pytest.skip("npm is not installed")
+    global_prefix = tmp_path / "global"
+    (global_prefix / "etc").mkdir(parents=True)
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (global_prefix / "etc" / "npmrc").write_text(f"registry=http://127.0.0.1:{port}/\n")
+    env = {**os.environ, "NPM_CONFIG_PREFIX": str(global_prefix), "npm_config_cache": str(tmp_path / "cache")}
+    started = time.monotonic()
+    with pytest.raises(NpmError) as failure:
+        npm_install(npm, tmp_path / "prefix", "ccusage@20.0.24", env)
+    assert time.monotonic() - started < 60
+    message = str(failure.value)
+    assert f"registry http://127.0.0.1:{port}/" in message and "ECONNREFUSED" in message, message
+    assert "\n" not in message

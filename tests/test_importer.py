@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTER, run_ccusage, run_cli, sql, sql_many
+from conftest import IMPORTER, ROOT, run_ccusage, run_cli, sql, sql_many
 from transcripts import HOSTILE_PROJECTS, append_activity, delete_older_than, generate, ground_truth
 
 TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
@@ -161,7 +161,8 @@ def test_second_import_changes_nothing_and_unchanged_runs_skip_ccusage(claude, m
     assert again["parts"] == [r if r["table"] != "ccusage_import_runs" else {**r, "r": r["r"] + 1} for r in raw_counts]
 
     quick = import_ok(env)
-    assert "No transcript changed" in quick
+    said = "No transcript changed since the last import: nothing to fetch, nothing written."
+    assert said in quick and said in (ROOT / "docs" / "design.md").read_text(encoding="utf-8")  # issue 24.8
     statuses = [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs ORDER BY started_at")]
     assert statuses == ["ok", "ok", "unchanged"]  # the skipped run is recorded once the store is next opened
 
@@ -403,7 +404,10 @@ def test_no_claude_data_is_not_an_error(tmp_path, make_env):
     env = make_env(None)
     done = run_cli(env)
     assert done.returncode == 0, done.stderr
-    assert "no coding agent data found" in done.stdout
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("❌")]
+    assert line.startswith("❌ no coding agent data found (") and line.endswith("): nothing to import"), line
+    for page in ("README.md", "docs/operations.md"):  # as the docs quote it (issue 24.8)
+        assert "`❌ no coding agent data found (…): nothing to import`" in (ROOT / page).read_text(encoding="utf-8")
     assert sql(env, "SELECT count() AS n FROM ccusage_usage_daily")[0]["n"] == 0
 
 

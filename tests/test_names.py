@@ -4,6 +4,7 @@ the names in --query, --sql and --dashboard (--no-names: hashes only)."""
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -55,3 +56,24 @@ def test_a_machine_without_the_map_shows_hashes(tmp_path, make_env):
     (Path(env["CCUSAGE_IMPORT_DB"]) / "ccusage-import-names.json").unlink()
     shown = run_cli(env, "--sql", "SELECT DISTINCT project_name FROM ccusage_usage_sessions", "--format", "csv")
     assert all(HASH.fullmatch(line) for line in shown.stdout.splitlines()[1:])
+
+
+def test_a_name_filters_where_its_key_does(tmp_path, make_env):
+    """Issue 24.1: `--param project=` takes the name --query shows, as well as its key; the key column shows the key
+    beside the name, not the name twice."""
+    claude = tmp_path / "claude"
+    generate(claude, seed=73, days=4, sessions=6)
+    env = make_env(claude)
+    assert run_cli(env).returncode == 0
+    names = json.loads((Path(env["CCUSAGE_IMPORT_DB"]) / "ccusage-import-names.json").read_text())
+    everything = [json.loads(line) for line in run_cli(
+        env, "--query", "project_timeline", "--param", "limit=100", "--format", "json").stdout.splitlines()]
+    row = everything[0]
+    assert HASH.fullmatch(row["project_key"]) and names[row["project_key"]] == row["project"]
+
+    wanted = [r for r in everything if r["project"] == row["project"]]
+    for given in (row["project"], row["project_key"]):
+        done = run_cli(env, "--query", "project_timeline", "--param", f"project={given}", "--format", "json")
+        assert [json.loads(line) for line in done.stdout.splitlines()] == wanted, given
+    unknown = run_cli(env, "--query", "project_timeline", "--param", "project=no-such-project", "--format", "json")
+    assert unknown.returncode == 0 and unknown.stdout.strip() == "[]"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import store_reader
-from conftest import QUERIES, ROOT, ci, cli_env, named_query, run_ccusage, run_cli, sql_many
+from conftest import QUERIES, ROOT, canonical_models, ci, cli_env, named_query, run_ccusage, run_cli, sql_many
 from transcripts import DEFAULT_PROJECTS, Entry, GroundTruth, Totals, append_activity, generate
 
 NAMES = [q.name for q in QUERIES]
@@ -143,6 +143,29 @@ def test_parameters_take_their_defaults_their_types_and_nothing_else():
         with pytest.raises(ci.UserError) as caught:
             ci.query_parameters(query, [assignment])
         assert (str(caught.value), caught.value.exit_code) == (message, ci.EXIT_USAGE)
+
+
+@pytest.mark.parametrize("args", [
+    ("--query", "top_days", "--sql", "SELECT 1"), ("--param", "days=1"), ("--query", "list", "--param", "a=1"),
+    ("--query", ""), ("--query", "top_days", "--param", "days=1"), ("--query", "top_days", "--param", "limit=ten"),
+    ("--query", "top_days", "--param", "days"), ("--query", "list", "--verbose", "--param", "a=1"),
+], ids=" ".join)
+def test_the_errors_queries_md_quotes_are_the_ones_printed(tmp_path, args):
+    """Issue 24.8: each message of the failure table in docs/queries.md is what the CLI prints, word for word."""
+    env = {"HOME": str(tmp_path), "CCUSAGE_IMPORT_DB": str(tmp_path / "chdb"), "PATH": os.environ.get("PATH", "")}
+    done = run_cli(env, *args)
+    assert done.returncode == ci.EXIT_USAGE and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"`{line}`" in (ROOT / "docs" / "queries.md").read_text(encoding="utf-8"), line
+
+
+def test_query_list_shows_parameters_only_when_asked(tmp_path):
+    """docs/queries.md: `--query list` prints names and descriptions, `--verbose` adds the parameters."""
+    env = {"HOME": str(tmp_path), "CCUSAGE_IMPORT_DB": str(tmp_path / "chdb"), "PATH": os.environ.get("PATH", "")}
+    plain, verbose = (run_cli(env, "--query", "list", *more).stdout for more in ((), ("--verbose",)))
+    assert "days:UInt32=" not in plain and "days:UInt32=" in verbose
+    page = (ROOT / "docs" / "queries.md").read_text(encoding="utf-8")
+    assert "| `--query list` | print every query's name and description; `--verbose` adds its parameters" in page
 
 
 def test_the_query_reference_lists_every_query_with_its_description():
@@ -378,15 +401,17 @@ def test_daily_cost_series_equals_ccusage_per_day(store: PopulatedStore):
 
 def test_model_totals_equal_the_ground_truth(store: PopulatedStore):
     machines = store.machines
-    expected = summed(m.by(lambda e: e.model) for m in machines.values())
+    canonical = canonical_models(store.env)
+    expected = summed(m.by(lambda e: canonical[e.model]) for m in machines.values())
     answers = store.answers({"all": ("model_cost_all_time", {}), "only_c": ("model_cost_all_time", {"machine": "C"})})
     rows = answers["all"]
-    assert {r["model_name"]: tokens_of(r) for r in rows} == {model: tokens(t) for model, t in expected.items()}
+    assert {r["model"]: tokens_of(r) for r in rows} == {model: tokens(t) for model, t in expected.items()}
+    assert {name for r in rows for name in r["names"]} == set(canonical)  # every raw name, under its model
     assert [r["cost_usd"] for r in rows] == sorted((r["cost_usd"] for r in rows), reverse=True)
     assert sum(r["cost_share_pct"] for r in rows) == pytest.approx(100, abs=0.05)
     only_c = answers["only_c"]
-    assert {r["model_name"]: tokens_of(r) for r in only_c} == {
-        model: tokens(t) for model, t in machines["C"].by(lambda e: e.model).items()}
+    assert {r["model"]: tokens_of(r) for r in only_c} == {
+        model: tokens(t) for model, t in machines["C"].by(lambda e: canonical[e.model]).items()}
     assert sum(r["cost_usd"] for r in only_c) == pytest.approx(sum(machines["C"].daily_cost.values()), rel=1e-9)
 
 

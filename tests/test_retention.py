@@ -1,7 +1,8 @@
 """A warning before history is lost (issue 14.4): Claude Code deletes transcripts after cleanupPeriodDays (default 30);
 `--check` says when, and what is at risk, and an import that could not read everything says what goes soon.
 
-Real chDB, the real pinned ccusage; `crontab` is a stand-in on PATH that only lists (never the user's crontab).
+Real chDB, the real pinned ccusage; `crontab` is a stand-in on PATH that only lists (never the user's crontab),
+`cron` a process of that name.
 """
 
 from __future__ import annotations
@@ -9,20 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from pathlib import Path
 
-from conftest import run_cli
+from conftest import hourly_import, run_cli
 from transcripts import generate
 
 import ccusage_importer as ci
-
-
-def fake_crontab(folder: Path, listing: str | None) -> str:
-    folder.mkdir()
-    body = f"echo '{listing}'" if listing is not None else "echo 'no crontab for tester' >&2; exit 1"
-    (folder / "crontab").write_text(f"#!/bin/sh\n{body}\n")
-    (folder / "crontab").chmod(0o755)
-    return str(folder)
 
 
 def line(stdout: str, label: str) -> str:
@@ -36,8 +28,7 @@ def test_check_names_the_setting_the_oldest_transcript_and_its_deletion_day(tmp_
     end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
     generate(claude, seed=41, days=10, sessions=6, end=end)
     (claude / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 5}))
-    env = make_env(claude)
-    env["PATH"] = f"{fake_crontab(tmp_path / 'bin', None)}{os.pathsep}{env['PATH']}"
+    env = hourly_import(make_env(claude), tmp_path / "bin", installed=False)
     done = run_cli(env, "--check")
     oldest = dt.datetime.fromtimestamp(min(p.stat().st_mtime for p in claude.rglob("*.jsonl")), dt.UTC)
     retention = line(done.stdout, "history retention")
@@ -48,12 +39,10 @@ def test_check_names_the_setting_the_oldest_transcript_and_its_deletion_day(tmp_
     assert "raise cleanupPeriodDays" in done.stdout and "./setup_cronjob.sh" in done.stdout
 
 
-def test_check_warns_when_the_last_import_is_older_than_the_retention_allows(tmp_path, make_env):
+def test_check_warns_when_the_last_import_is_older_than_the_retention_allows(tmp_path, make_env, cron_daemon):
     claude = tmp_path / "claude"
     generate(claude, seed=42, days=3, sessions=3)
-    listing = f"7 * * * * bash setup_cronjob.sh cron-run import env {ci.CRON_MARKER}"
-    env = make_env(claude)
-    env["PATH"] = f"{fake_crontab(tmp_path / 'bin', listing)}{os.pathsep}{env['PATH']}"
+    env = hourly_import(make_env(claude), tmp_path / "bin", last_start=ci.now())
     assert run_cli(env).returncode == 0
     healthy = run_cli(env, "--check")
     assert line(healthy.stdout, "history retention").startswith("✅ history retention: Claude Code keeps "

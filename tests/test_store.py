@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import subprocess
 import sys
@@ -87,6 +88,14 @@ def raw_rows(store: ci.Store) -> dict[str, int]:
     """Rows of every table as stored, every version (no FINAL): a write that should not happen shows here."""
     return {table: one_row(store, f"SELECT count() AS n FROM {table}")["n"]
             for table in (*(t.name for t in ci.USAGE_TABLES), *ci.CHILD_TABLES)}
+
+
+def test_the_embedded_store_runs_without_pandas_or_pyarrow(store: ci.Store):
+    """Issue 24.4: pyproject.toml keeps chDB's pandas and pyarrow (240 MB of the .venv) out; a store is written and
+    read here without them, and every other test runs without them too."""
+    assert importlib.util.find_spec("pandas") is None and importlib.util.find_spec("pyarrow") is None
+    store.insert("ccusage_settings", [("probe", "1")], ["name", "value"])
+    assert store.query("SELECT value FROM ccusage_settings WHERE name = 'probe'")[1] == [("1",)]
 
 
 def test_recorded_reports_are_stored_and_read_back_exactly(store: ci.Store):
