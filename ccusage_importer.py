@@ -532,6 +532,86 @@ def settings_timezone(settings: Any) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Helpers every section may use: private atomic writes, a progress line, times
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def private_folder(folder: Path, tighten: bool = False) -> None:
+    """`folder` and any parent it lacks, created this user's only (0700, whatever the umask). `tighten`: a folder
+    that is ours alone (the embedded store) is made 0700 if it exists already (an older release made it 0755)."""
+    for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
+        with contextlib.suppress(FileExistsError):
+            missing.mkdir(mode=0o700)
+            os.chmod(missing, 0o700)
+    found = folder.stat()
+    if tighten and found.st_uid == os.geteuid() and stat.S_IMODE(found.st_mode) & 0o077:
+        os.chmod(folder, stat.S_IMODE(found.st_mode) & 0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all, readable by this user only (0600 whatever the umask): a
+    temporary file beside it, then a rename. A symbolic link is written through to its target; a target that is
+    not a regular file (a folder, a device, a FIFO) is refused, so a rename never replaces one."""
+    target = Path(os.path.realpath(path))
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(target.stat().st_mode):
+            raise UserError(f"{path} is not a regular file (a folder, a device or a FIFO?): name a new file or a "
+                            "regular one", EXIT_USAGE)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class Progress:
+    """A one-line progress display on a terminal; silent under cron so logs stay clean lines."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def update(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{text}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class ShapeError(ValueError):
+    """The JSON is not a shape this importer knows (ccusage 16-20), or holds values no table can store."""
+
+
+def parse_timestamp(value: Any, where: str = "timestamp") -> dt.datetime:
+    """RFC 3339 (with Z or an offset) or a bare date, as an aware UTC datetime whatever the local zone is."""
+    try:
+        if isinstance(value, str) and len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        raise ShapeError(f"{where}: {value!r} is not a timestamp") from None
+    if parsed.tzinfo is None:
+        raise ShapeError(f"{where}: {value!r} has no time zone")
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ShapeError(f"{where}: {value!r} is out of range") from None
+
+
+def human_age(age: dt.timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Source: ccusage
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -674,15 +754,6 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
             yield whole, None
             return
         yield ReadScope(tuple(str(folder) for folder in folders), window.since), window
-
-
-def reports_to_fetch(config: Config, scan: TranscriptScan, window: Window | None = None) -> list[Report]:
-    """Claude Code's reports where it has a data folder (and, in an incremental run, a changed transcript); the
-    agents' report where another agent has log files (ccusage 20 and later): an agent without data costs nothing."""
-    changed = window is None or bool(window.files)
-    claude = [r for r in REPORTS.values() if not r.for_agents] if config.claude_dirs and changed else []
-    agents = [REPORTS["agents"]] if scan.agent_files and int(config.ccusage_version.split(".")[0]) >= 20 else []
-    return claude + agents
 
 
 def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
@@ -1186,10 +1257,6 @@ SYNTHETIC_MODEL = "<synthetic>"
 UINT64_MAX = 2**64 - 1
 
 
-class ShapeError(ValueError):
-    """The JSON is not a shape this importer knows (ccusage 16-20), or holds values no table can store."""
-
-
 class NameHasher:
     """Keyed hashes (HMAC-SHA256) for session ids and project paths: stable, and not reversible by guessing.
     `names` remembers what each hash stands for, for this machine's own name map (never for the database)."""
@@ -1350,22 +1417,6 @@ def _date(value: Any, where: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except (TypeError, ValueError):
         raise ShapeError(f"{where}: {value!r} is not a date YYYY-MM-DD") from None
-
-
-def parse_timestamp(value: Any, where: str = "timestamp") -> dt.datetime:
-    """RFC 3339 (with Z or an offset) or a bare date, as an aware UTC datetime whatever the local zone is."""
-    try:
-        if isinstance(value, str) and len(value) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (AttributeError, TypeError, ValueError, OverflowError):
-        raise ShapeError(f"{where}: {value!r} is not a timestamp") from None
-    if parsed.tzinfo is None:
-        raise ShapeError(f"{where}: {value!r} has no time zone")
-    try:
-        return parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise ShapeError(f"{where}: {value!r} is out of range") from None
 
 
 def project_day_records(doc: Any, hasher: NameHasher) -> list[Record]:
@@ -1861,6 +1912,124 @@ def _emptied(old: Record, files: int) -> Record:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Local state: an hourly run with nothing new never starts the embedded engine
+# ----------------------------------------------------------------------------------------------------------------
+
+
+RUN_COLUMNS = ("run_id", "machine_name", "started_at", "finished_at", "status", "report_rows", "rows_written",
+               "ccusage_version", "runner", "transcript_files", "files_fingerprint", "fetch_seconds", "write_seconds",
+               "error_text")
+
+
+class LocalState:
+    """Two small files in the embedded store's folder (deleting the store deletes them too), or for a server in a
+    folder of this machine's data directory.
+
+    state.json: per machine, the fingerprint, summary lines, settings and transcript sizes and times of the last
+    successful import: an hourly run with nothing new skips everything, one with something new reads only that.
+    pending-runs.jsonl (embedded store): runs that found nothing new; Store.open files them into
+    ccusage_import_runs, and every way to read an embedded store goes through Store.open, so freshness is never
+    understated.
+    """
+
+    def __init__(self, folder: Path):
+        self.state_file = folder / "ccusage-import-state.json"
+        self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
+        self.names_file = folder / "ccusage-import-names.json"
+        self.problem = ""  # why the state file could not be used, once read: the run then reads everything
+
+    def names(self) -> dict[str, str]:
+        """Hash -> project path or session id, for every name this machine hashed (names.json, mode 0600)."""
+        try:
+            names = json.loads(self.names_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in names.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(
+            names, dict) else {}
+
+    def remember_names(self, names: Mapping[str, str]) -> None:
+        """Add names to the map; a name stays after its transcript is gone, like the history it names."""
+        known = self.names()
+        if not names or names.items() <= known.items():
+            return
+        private_folder(self.names_file.parent)
+        write_private(self.names_file, json.dumps({**known, **names}).encode())
+
+    def _machines(self) -> dict[str, Any]:
+        try:
+            machines = json.loads(self.state_file.read_text(encoding="utf-8")).get("machines", {})
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+            self.problem = f"the local state file {self.state_file} could not be used: {type(exc).__name__}"
+            return {}
+        if not isinstance(machines, dict):
+            self.problem = f"the local state file {self.state_file} was damaged"
+            return {}
+        return machines
+
+    def last_import(self, machine: str) -> dict[str, Any]:
+        """This machine's last successful import as the state file has it; whatever part of it is damaged is left
+        out (and `problem` says so), so the run reads everything."""
+        last = self._machines().get(machine, {})
+        last = last if isinstance(last, dict) else {}
+
+        def pairs(value: Any) -> bool:
+            return isinstance(value, dict) and all(
+                isinstance(t, list) and len(t) == 2 and all(type(n) is int for n in t) for t in value.values())
+
+        valid = {
+            "fingerprint": lambda v: isinstance(v, str), "settings": lambda v: isinstance(v, str),
+            "summary": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
+            "transcripts": pairs, "late": pairs,
+            "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
+            "gone_floor_ns": lambda v: type(v) is int,
+        }
+        if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
+            self.problem = self.problem or f"the local state file {self.state_file} was damaged"
+            return {}
+        return last
+
+    def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
+                 transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]]
+                 ) -> None:
+        machines = self._machines()
+        machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
+                             "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
+                             "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late)}
+        private_folder(self.state_file.parent)
+        write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
+
+    def add_pending_run(self, run: Mapping[str, Any]) -> None:
+        descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(run, default=str) + "\n")
+
+    def pending_runs(self) -> list[dict[str, Any]]:
+        """Rows of ccusage_import_runs, as add_pending_run wrote them."""
+        try:
+            lines = self.pending_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        runs = []
+        for line in lines:
+            try:
+                run = json.loads(line)
+                run["run_id"] = uuid.UUID(run["run_id"])
+                run["started_at"] = dt.datetime.fromisoformat(run["started_at"])
+                run["finished_at"] = dt.datetime.fromisoformat(run["finished_at"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash: that run is lost, the data is not
+            if list(run) == list(RUN_COLUMNS):
+                runs.append(run)
+        return runs
+
+    def clear_pending_runs(self) -> None:
+        self.pending_file.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Store: the only code that speaks SQL
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -2308,50 +2477,6 @@ class Store:
         ).result_rows
         return rows[0][0] if rows else None
 
-    # -- budgets and alerts -------------------------------------------------------------------------------------
-
-    def budget_usage(self, day: dt.date, machine: str = "") -> BudgetUsage:
-        """What budgets are held against, for one machine or ('') all: cost per machine on `day` and in its month,
-        the 5-hour blocks active now (ccusage_v_active_blocks) and the largest finished block's tokens."""
-        scope = {"machine": machine, "day": day, "month": day.replace(day=1)}
-        _, days = self.query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_daily FINAL WHERE date = "
-                             "{day:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
-        _, months = self.query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_monthly FINAL WHERE month = "
-                               "{month:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
-        _, blocks = self.query("SELECT machine_name, start_time, end_time, total_tokens, projected_total_tokens "
-                               "FROM ccusage_v_active_blocks WHERE " + IN_SCOPE + " ORDER BY start_time, machine_name",
-                               scope)
-        _, [(largest,)] = self.query("SELECT max(total_tokens) FROM ccusage_usage_blocks FINAL WHERE NOT (is_active "
-                                     "= 1 AND end_time > now64(3)) AND " + IN_SCOPE, scope)
-        return BudgetUsage(day, dict(days), dict(months), tuple(
-            ActiveBlock(name, utc(start), utc(end), int(tokens), None if projected is None else int(projected))
-            for name, start, end, tokens, projected in blocks), int(largest))
-
-    def first_alert(self, key: Mapping[str, str]) -> AlertClaim | None:
-        """The first recorded claim of a breach (its kind, period and scope): by the server's clock, then claim id."""
-        _, rows = self.query("SELECT claim_id, machine_name, created_at FROM ccusage_alerts WHERE kind = {kind:String} "
-                             "AND period = {period:String} AND scope = {scope:String} ORDER BY created_at, claim_id "
-                             "LIMIT 1", key)
-        return AlertClaim(str(rows[0][0]), rows[0][1], utc(rows[0][2])) if rows else None
-
-    def claim_alert(self, breach: BudgetState, settle: float) -> tuple[bool, AlertClaim | None]:
-        """Whether this run notifies `breach`: none if a claim of it is recorded, else insert ours, wait `settle`
-        seconds (a racing insert the server stamped earlier lands meanwhile) and read back; the first claim wins.
-        Our claim not visible yet (a lagging replica) counts as won: a second notice rather than none."""
-        if (first := self.first_alert(breach.key)) is not None:
-            return False, first
-        claim = str(uuid.uuid4())
-        self.client.command(
-            "INSERT INTO ccusage_alerts (kind, period, scope, claim_id, machine_name, threshold, value, machines, "
-            "message, created_at) SELECT {kind:String}, {period:String}, {scope:String}, {claim:UUID}, "
-            "{machine:String}, {threshold:Float64}, {value:Float64}, {machines:Array(String)}, {message:String}, "
-            "now64(3)", parameters={**breach.key, "claim": claim, "machine": self.config.machine_name,
-                                    "threshold": breach.limit, "value": breach.value,
-                                    "machines": list(breach.machines), "message": self.config.redact(breach.text())})
-        time.sleep(settle)
-        first = self.first_alert(breach.key)
-        return first is None or first.claim_id == claim, first
-
     # -- reading ------------------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -2368,6 +2493,14 @@ class Store:
             return []
         described = self.client.query(f"DESCRIBE ({sql.strip().rstrip(';')})", parameters=dict(parameters or {}))
         return [row[0] for row in described.result_rows]
+
+    def columns_of(self, tables: Sequence[str]) -> dict[str, list[str]]:
+        _, rows = self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+                             "AND table IN {names:Array(String)} ORDER BY table, position", {"names": list(tables)})
+        columns: dict[str, list[str]] = defaultdict(list)
+        for table, column in rows:
+            columns[table].append(column)
+        return columns
 
     @contextmanager
     def stream(self, sql: str, parameters: Mapping[str, Any] | None = None, seconds: float | None = None
@@ -2402,41 +2535,6 @@ class Store:
     def today(self) -> dt.date:
         _, [(today,)] = self.query("SELECT today()")
         return today
-
-    # -- what --check asks ---------------------------------------------------------------------------------------
-
-    def server_version(self) -> str:
-        return str(self.query("SELECT version()")[1][0][0])
-
-    def database_objects(self) -> tuple[str, int]:
-        """The database queries run in, and how many tables and views it holds."""
-        _, [(database, objects)] = self.query(
-            "SELECT currentDatabase(), count() FROM system.tables WHERE database = currentDatabase()")
-        return database, int(objects)
-
-    def columns_of(self, tables: Sequence[str]) -> dict[str, list[str]]:
-        _, rows = self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase() "
-                             "AND table IN {names:Array(String)} ORDER BY table, position", {"names": list(tables)})
-        columns: dict[str, list[str]] = defaultdict(list)
-        for table, column in rows:
-            columns[table].append(column)
-        return columns
-
-    def scratch_write(self) -> tuple[str, int]:
-        """Create, fill, read and drop a scratch table whose name we generate (no user data in the SQL)."""
-        name = f"_ccusage_check_{uuid.uuid4().hex[:12]}"
-        self.client.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
-        try:
-            self.client.insert(name, [[1]], column_names=["x"], column_type_names=["UInt8"])
-            _, [(count,)] = self.query(f"SELECT count() FROM {name}")
-        finally:
-            self.client.command(f"DROP TABLE IF EXISTS {name}")
-        return name, int(count)
-
-    def round_trip_ms(self) -> float:
-        clock = time.monotonic()
-        self.query("SELECT 1")
-        return (time.monotonic() - clock) * 1000
 
 
 BREAKDOWN_COLUMNS = (*TOKEN_COLUMNS, "total_tokens", "cost")
@@ -2473,152 +2571,6 @@ def now() -> dt.datetime:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Local state: an hourly run with nothing new never starts the embedded engine
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def private_folder(folder: Path, tighten: bool = False) -> None:
-    """`folder` and any parent it lacks, created this user's only (0700, whatever the umask). `tighten`: a folder
-    that is ours alone (the embedded store) is made 0700 if it exists already (an older release made it 0755)."""
-    for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
-        with contextlib.suppress(FileExistsError):
-            missing.mkdir(mode=0o700)
-            os.chmod(missing, 0o700)
-    found = folder.stat()
-    if tighten and found.st_uid == os.geteuid() and stat.S_IMODE(found.st_mode) & 0o077:
-        os.chmod(folder, stat.S_IMODE(found.st_mode) & 0o700)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all, readable by this user only (0600 whatever the umask): a
-    temporary file beside it, then a rename. A symbolic link is written through to its target; a target that is
-    not a regular file (a folder, a device, a FIFO) is refused, so a rename never replaces one."""
-    target = Path(os.path.realpath(path))
-    with contextlib.suppress(FileNotFoundError):
-        if not stat.S_ISREG(target.stat().st_mode):
-            raise UserError(f"{path} is not a regular file (a folder, a device or a FIFO?): name a new file or a "
-                            "regular one", EXIT_USAGE)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-class LocalState:
-    """Two small files in the embedded store's folder (deleting the store deletes them too), or for a server in a
-    folder of this machine's data directory.
-
-    state.json: per machine, the fingerprint, summary lines, settings and transcript sizes and times of the last
-    successful import: an hourly run with nothing new skips everything, one with something new reads only that.
-    pending-runs.jsonl (embedded store): runs that found nothing new; Store.open files them into
-    ccusage_import_runs, and every way to read an embedded store goes through Store.open, so freshness is never
-    understated.
-    """
-
-    def __init__(self, folder: Path):
-        self.state_file = folder / "ccusage-import-state.json"
-        self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
-        self.names_file = folder / "ccusage-import-names.json"
-        self.problem = ""  # why the state file could not be used, once read: the run then reads everything
-
-    def names(self) -> dict[str, str]:
-        """Hash -> project path or session id, for every name this machine hashed (names.json, mode 0600)."""
-        try:
-            names = json.loads(self.names_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return {k: v for k, v in names.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(
-            names, dict) else {}
-
-    def remember_names(self, names: Mapping[str, str]) -> None:
-        """Add names to the map; a name stays after its transcript is gone, like the history it names."""
-        known = self.names()
-        if not names or names.items() <= known.items():
-            return
-        private_folder(self.names_file.parent)
-        write_private(self.names_file, json.dumps({**known, **names}).encode())
-
-    def _machines(self) -> dict[str, Any]:
-        try:
-            machines = json.loads(self.state_file.read_text(encoding="utf-8")).get("machines", {})
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, AttributeError, UnicodeDecodeError) as exc:
-            self.problem = f"the local state file {self.state_file} could not be used: {type(exc).__name__}"
-            return {}
-        if not isinstance(machines, dict):
-            self.problem = f"the local state file {self.state_file} was damaged"
-            return {}
-        return machines
-
-    def last_import(self, machine: str) -> dict[str, Any]:
-        """This machine's last successful import as the state file has it; whatever part of it is damaged is left
-        out (and `problem` says so), so the run reads everything."""
-        last = self._machines().get(machine, {})
-        last = last if isinstance(last, dict) else {}
-
-        def pairs(value: Any) -> bool:
-            return isinstance(value, dict) and all(
-                isinstance(t, list) and len(t) == 2 and all(type(n) is int for n in t) for t in value.values())
-
-        valid = {
-            "fingerprint": lambda v: isinstance(v, str), "settings": lambda v: isinstance(v, str),
-            "summary": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
-            "transcripts": pairs, "late": pairs,
-            "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
-            "gone_floor_ns": lambda v: type(v) is int,
-        }
-        if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
-            self.problem = self.problem or f"the local state file {self.state_file} was damaged"
-            return {}
-        return last
-
-    def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
-                 transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]]
-                 ) -> None:
-        machines = self._machines()
-        machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
-                             "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
-                             "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late)}
-        private_folder(self.state_file.parent)
-        write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
-
-    def add_pending_run(self, run: Mapping[str, Any]) -> None:
-        descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(run, default=str) + "\n")
-
-    def pending_runs(self) -> list[dict[str, Any]]:
-        """Rows of ccusage_import_runs, as add_pending_run wrote them."""
-        try:
-            lines = self.pending_file.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return []
-        runs = []
-        for line in lines:
-            try:
-                run = json.loads(line)
-                run["run_id"] = uuid.UUID(run["run_id"])
-                run["started_at"] = dt.datetime.fromisoformat(run["started_at"])
-                run["finished_at"] = dt.datetime.fromisoformat(run["finished_at"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a crash: that run is lost, the data is not
-            if list(run) == list(RUN_COLUMNS):
-                runs.append(run)
-        return runs
-
-    def clear_pending_runs(self) -> None:
-        self.pending_file.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Locking: one writer at a time
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -2651,6 +2603,22 @@ def run_lock(path: Path, timeout: float, purpose: str) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _reading_store(config: Config) -> Iterator[Store]:
+    """A store for reading: the embedded one is opened under the lock (one process at a time)."""
+    with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
+        store = Store.open(config)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -2854,11 +2822,6 @@ class RunResult:
         }
 
 
-RUN_COLUMNS = ("run_id", "machine_name", "started_at", "finished_at", "status", "report_rows", "rows_written",
-               "ccusage_version", "runner", "transcript_files", "files_fingerprint", "fetch_seconds", "write_seconds",
-               "error_text")
-
-
 def render_summary(result: RunResult, config: Config) -> str:
     out = [f"ccusage-import {__version__}: machine {config.machine_name}, store {config.store_description()}"]
     if result.status == "unchanged":
@@ -2914,21 +2877,25 @@ def _short_time(value: Any) -> str:
     return utc(value).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, dt.datetime) else "never"
 
 
-class Progress:
-    """A one-line progress display on a terminal; silent under cron so logs stay clean lines."""
+def readable(value: Any, names: Mapping[str, str]) -> Any:
+    """A project or session hash as the name it stands for, where this machine knows it; anything else as it is."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list | tuple):
+        return [readable(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: readable(item, names) for key, item in value.items()}
+    return value
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
 
-    def update(self, text: str) -> None:
-        if self.enabled:
-            sys.stderr.write(f"\r\033[K{text}")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+def readable_row(columns: Sequence[str], row: Sequence[Any], names: Mapping[str, str]) -> list[Any]:
+    """A result row with names for hashes, except in a `*_key` column whose name another column of the row already
+    shows: there the key stays, so the user sees both (and can filter by either)."""
+    shown = [readable(value, names) for value in row]
+    for index, column in enumerate(columns):
+        if column.endswith("_key") and shown[index] != row[index] and shown[index] in shown[:index] + shown[index + 1:]:
+            shown[index] = row[index]
+    return shown
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -3149,8 +3116,276 @@ def load_queries(path: Path = QUERIES_FILE) -> list[NamedQuery]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Alerts: budgets held against every machine's usage, each breach notified once per period
+# ----------------------------------------------------------------------------------------------------------------
+
+ALERT_TITLE = "ccusage-import"
+ALERT_CLAIM_SETTLE = 1.0  # seconds between a claim's insert and its read-back on a server (see ccusage_alerts)
+WEBHOOK_TIMEOUT = 5.0  # seconds per attempt, and one retry after WEBHOOK_RETRY_DELAY
+WEBHOOK_RETRY_DELAY = 1.0
+ALERT_DEADLINE = 15.0  # seconds all webhook posts of one run may take together
+DESKTOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ActiveBlock:
+    """A 5-hour block active now on one machine: its tokens so far and ccusage's projection to its end."""
+
+    machine: str
+    start: dt.datetime
+    end: dt.datetime
+    tokens: int
+    projected: int | None
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """What the store holds for the budgets' current periods, in one scope (Store.budget_usage)."""
+
+    day: dt.date
+    day_cost: Mapping[str, float]  # machine -> cost on `day`
+    month_cost: Mapping[str, float]  # machine -> cost in the month of `day`
+    blocks: tuple[ActiveBlock, ...] = ()
+    largest_block: int = 0  # tokens of the largest finished block, the limit `max` stands for (0: none yet)
+
+
+@dataclass(frozen=True)
+class AlertClaim:
+    """A recorded claim of a breach: which run (claim_id) of which machine notified it, and when."""
+
+    claim_id: str
+    machine: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """One budget held against its current period: ok, exceeded, or (a block) will exceed by ccusage's projection.
+    (kind, period, scope) is the breach's identity in ccusage_alerts: one notice each."""
+
+    kind: str  # daily_cost, monthly_cost, block_tokens or block_projection
+    period: str  # 2026-11-21, 2026-11, or a block's start (2026-11-21 15:00 UTC); blocks: '' when none is active
+    scope: str  # all, or machine:NAME
+    limit: float
+    value: float  # cost, tokens, or the projected tokens
+    machines: tuple[str, ...]
+    status: str = "ok"  # ok, exceeded, will exceed
+    limit_is_max: bool = False
+    so_far: int = 0  # block_projection: the tokens used so far
+    until: str = ""  # blocks: when the block ends
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"kind": self.kind, "period": self.period, "scope": self.scope}
+
+    def text(self) -> str:
+        """One line: what, the value, the limit, the period, which machines."""
+        who = "all machines: " + (", ".join(self.machines) or "none") if self.scope == "all" else (
+            "machine " + self.scope.removeprefix("machine:"))
+        if self.kind in ("daily_cost", "monthly_cost"):
+            daily = self.kind == "daily_cost"
+            what, limit = f"{'daily' if daily else 'monthly'} cost ${self.value:,.2f}", f"the ${self.limit:,.2f} budget"
+            when = f"{'on' if daily else 'in'} {self.period}"
+        elif not self.limit:
+            return f"5-hour block: no finished block yet to take the max limit from ({who})"
+        elif not self.period:
+            return f"5-hour block: none active ({who})"
+        else:
+            limit = f"the {self.limit:,.0f}-token limit" + (" (max: the largest block seen)" * self.limit_is_max)
+            what = f"5-hour block {self.value:,.0f} tokens"
+            if self.kind == "block_projection":
+                what = (f"5-hour block projected to reach {self.value:,.0f} tokens by its end at {self.until} "
+                        f"(now {self.so_far:,}),")
+            when = f"in the block from {self.period}"
+        prefix = {"exceeded": "🚨 budget exceeded: ", "will exceed": "⚠️ budget will be exceeded: "}.get(self.status, "")
+        return f"{prefix}{what} {'of' if self.status == 'ok' else 'over'} {limit} {when} ({who})"
+
+
+def evaluate_budgets(budgets: Budgets, usage: BudgetUsage, scope: str) -> list[BudgetState]:
+    """Every budget set, held against the usage of its current period: the day and month of `usage.day`, and the
+    5-hour blocks active now (all machines' together: one window from the first one's start). Over means strictly
+    more; a block that is not over yet but whose projection is gives a `will exceed` state. Pure."""
+    states = []
+    for kind, limit, period, costs in (
+            ("daily_cost", budgets.daily_usd, usage.day.isoformat(), usage.day_cost),
+            ("monthly_cost", budgets.monthly_usd, usage.day.strftime("%Y-%m"), usage.month_cost)):
+        if limit is not None:
+            value, machines = math.fsum(costs.values()), tuple(sorted(m for m, cost in costs.items() if cost))
+            status = "exceeded" if value > limit else "ok"
+            states.append(BudgetState(kind, period, scope, limit, value, machines, status))
+    if budgets.block_tokens is None and not budgets.block_tokens_max:
+        return states
+    is_max = budgets.block_tokens_max
+    cap = usage.largest_block if is_max else budgets.block_tokens or 0
+    blocks = usage.blocks if cap else ()
+    if not blocks:
+        return [*states, BudgetState("block_tokens", "", scope, cap, 0, (), limit_is_max=is_max)]
+    tokens = sum(block.tokens for block in blocks)
+    projected = sum(block.tokens if block.projected is None else block.projected for block in blocks)
+    machines = tuple(sorted({block.machine for block in blocks}))
+    period = min(block.start for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
+    until = max(block.end for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
+    if tokens <= cap < projected:
+        return [*states, BudgetState("block_projection", period, scope, cap, projected, machines, "will exceed",
+                                     is_max, tokens, until)]
+    status = "exceeded" if tokens > cap else "ok"
+    return [*states, BudgetState("block_tokens", period, scope, cap, tokens, machines, status, is_max, until=until)]
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What holding the budgets against the store found: every state, and one line per breach with how (or that
+    earlier) it was notified."""
+
+    states: tuple[BudgetState, ...]
+    breaches: tuple[str, ...]
+
+    @property
+    def exceeded(self) -> bool:
+        return any(state.status == "exceeded" for state in self.states)
+
+    def lines(self) -> list[str]:
+        within = [state.text() for state in self.states if state.status == "ok"]
+        return [*self.breaches, *(["Within budget: " + "; ".join(within)] if within else [])]
+
+
+class BudgetStore:
+    """The store's budget and alert rows, beside the alerts that use them (as AdminStore is beside the Admin API)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def budget_usage(self, day: dt.date, machine: str = "") -> BudgetUsage:
+        """What budgets are held against, for one machine or ('') all: cost per machine on `day` and in its month,
+        the 5-hour blocks active now (ccusage_v_active_blocks) and the largest finished block's tokens."""
+        scope, query = {"machine": machine, "day": day, "month": day.replace(day=1)}, self.store.query
+        _, days = query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_daily FINAL WHERE date = "
+                             "{day:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
+        _, months = query("SELECT machine_name, sum(total_cost) FROM ccusage_usage_monthly FINAL WHERE month = "
+                               "{month:Date} AND " + IN_SCOPE + " GROUP BY machine_name ORDER BY machine_name", scope)
+        _, blocks = query("SELECT machine_name, start_time, end_time, total_tokens, projected_total_tokens "
+                               "FROM ccusage_v_active_blocks WHERE " + IN_SCOPE + " ORDER BY start_time, machine_name",
+                               scope)
+        _, [(largest,)] = query("SELECT max(total_tokens) FROM ccusage_usage_blocks FINAL WHERE NOT (is_active "
+                                     "= 1 AND end_time > now64(3)) AND " + IN_SCOPE, scope)
+        return BudgetUsage(day, dict(days), dict(months), tuple(
+            ActiveBlock(name, utc(start), utc(end), int(tokens), None if projected is None else int(projected))
+            for name, start, end, tokens, projected in blocks), int(largest))
+
+    def first_alert(self, key: Mapping[str, str]) -> AlertClaim | None:
+        """The first recorded claim of a breach (its kind, period and scope): by the server's clock, then claim id."""
+        _, rows = self.store.query(
+            "SELECT claim_id, machine_name, created_at FROM ccusage_alerts WHERE kind = {kind:String} AND period = "
+            "{period:String} AND scope = {scope:String} ORDER BY created_at, claim_id LIMIT 1", key)
+        return AlertClaim(str(rows[0][0]), rows[0][1], utc(rows[0][2])) if rows else None
+
+    def claim_alert(self, breach: BudgetState, settle: float) -> tuple[bool, AlertClaim | None]:
+        """Whether this run notifies `breach`: none if a claim of it is recorded, else insert ours, wait `settle`
+        seconds (a racing insert the server stamped earlier lands meanwhile) and read back; the first claim wins.
+        Our claim not visible yet (a lagging replica) counts as won: a second notice rather than none."""
+        if (first := self.first_alert(breach.key)) is not None:
+            return False, first
+        claim = str(uuid.uuid4())
+        config = self.store.config
+        self.store.client.command(
+            "INSERT INTO ccusage_alerts (kind, period, scope, claim_id, machine_name, threshold, value, machines, "
+            "message, created_at) SELECT {kind:String}, {period:String}, {scope:String}, {claim:UUID}, "
+            "{machine:String}, {threshold:Float64}, {value:Float64}, {machines:Array(String)}, {message:String}, "
+            "now64(3)", parameters={**breach.key, "claim": claim, "machine": config.machine_name,
+                                    "threshold": breach.limit, "value": breach.value,
+                                    "machines": list(breach.machines), "message": config.redact(breach.text())})
+        time.sleep(settle)
+        first = self.first_alert(breach.key)
+        return first is None or first.claim_id == claim, first
+
+
+def watch_budgets(store: Store, config: Config) -> Watched:
+    """Hold every budget set against the store, and notify each breach that no run has notified before."""
+    machine = config.machine_name if config.budgets.scope == "machine" else ""
+    today = now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    budgets = BudgetStore(store)
+    states = evaluate_budgets(config.budgets, budgets.budget_usage(today, machine),
+                              f"machine:{machine}" if machine else "all")
+    deadline = time.monotonic() + ALERT_DEADLINE
+    lines = []
+    for breach in (state for state in states if state.status != "ok"):
+        won, first = budgets.claim_alert(breach, 0.0 if config.embedded else ALERT_CLAIM_SETTLE)
+        how = notify(breach, config, deadline) if won or first is None else (
+            f"notified {first.at:%Y-%m-%d %H:%M UTC} by {first.machine}")
+        lines.append(config.redact(f"{breach.text()} — {how}"))
+    return Watched(tuple(states), tuple(lines))
+
+
+def notify(breach: BudgetState, config: Config, deadline: float) -> str:
+    """Send a breach this run claimed to the webhook and the desktop, where set; the log has the caller's line."""
+    sent, failed = ["log"], []
+    if config.alert_webhook:
+        problem = post_webhook(config.alert_webhook, f"{ALERT_TITLE}: {breach.text()}", deadline)
+        sent += ["webhook"] if problem is None else []
+        failed += [f"webhook not delivered: {problem}"] if problem else []
+    if config.alert_desktop:
+        problem = desktop_notify(breach.text(), config.desktop_env)
+        sent += ["desktop"] if problem is None else []
+        failed += [f"no desktop notification: {problem}"] if problem else []
+    return "; ".join([f"notified now: {', '.join(sent)}", *failed])
+
+
+def post_webhook(url: str, text: str, deadline: float, timeout: float = WEBHOOK_TIMEOUT) -> str | None:
+    """POST {"text": text} as JSON (what Slack-style incoming webhooks take), retried once, never past `deadline`
+    (time.monotonic()): an import waits for a dead webhook a few seconds at most. None when delivered, else why
+    not, in words that never hold the URL."""
+    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": f"ccusage-import/{__version__}"})
+    problem, attempts = "no time left", 0
+    while attempts < 2 and (left := deadline - time.monotonic()) > 0:
+        if attempts:
+            time.sleep(min(WEBHOOK_RETRY_DELAY, left))
+            left = deadline - time.monotonic()
+        attempts += 1
+        try:
+            with urllib.request.urlopen(request, timeout=max(min(timeout, left), 0.1)):
+                return None
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            problem = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            problem = "timed out" if isinstance(reason, TimeoutError) else first_line(
+                str(reason) or type(reason).__name__)
+    return f"{problem} ({attempts} attempt{'s' * (attempts != 1)})"
+
+
+def desktop_notify(text: str, env: Mapping[str, str]) -> str | None:
+    """Show `text` with notify-send (Linux) or osascript (macOS), whichever is on env's PATH; None when shown."""
+    path = env.get("PATH", "")
+    if tool := shutil.which("notify-send", path=path):
+        argv = [tool, ALERT_TITLE, text]
+    elif tool := shutil.which("osascript", path=path):
+        argv = [tool, "-e", "on run argv", "-e", f'display notification (item 1 of argv) with title "{ALERT_TITLE}"',
+                "-e", "end run", text]
+    else:
+        return "neither notify-send nor osascript is on PATH"
+    try:
+        done = subprocess.run(argv, env=dict(env), capture_output=True, timeout=DESKTOP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return f"{Path(tool).name} did not finish within {DESKTOP_TIMEOUT:g} s"
+    except OSError as exc:
+        return f"{Path(tool).name}: {first_line(str(exc))}"
+    return None if done.returncode == 0 else f"{Path(tool).name} exited with {done.returncode}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def reports_to_fetch(config: Config, scan: TranscriptScan, window: Window | None = None) -> list[Report]:
+    """Claude Code's reports where it has a data folder (and, in an incremental run, a changed transcript); the
+    agents' report where another agent has log files (ccusage 20 and later): an agent without data costs nothing."""
+    changed = window is None or bool(window.files)
+    claude = [r for r in REPORTS.values() if not r.for_agents] if config.claude_dirs and changed else []
+    agents = [REPORTS["agents"]] if scan.agent_files and int(config.ccusage_version.split(".")[0]) >= 20 else []
+    return claude + agents
 
 class ClickHouseImporter:
     """Drives one import: fetch the reports in parallel, transform, plan against stored rows, write, summarise."""
@@ -3408,214 +3643,6 @@ class ImportOutcome:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Alerts: budgets held against every machine's usage, each breach notified once per period
-# ----------------------------------------------------------------------------------------------------------------
-
-ALERT_TITLE = "ccusage-import"
-ALERT_CLAIM_SETTLE = 1.0  # seconds between a claim's insert and its read-back on a server (see ccusage_alerts)
-WEBHOOK_TIMEOUT = 5.0  # seconds per attempt, and one retry after WEBHOOK_RETRY_DELAY
-WEBHOOK_RETRY_DELAY = 1.0
-ALERT_DEADLINE = 15.0  # seconds all webhook posts of one run may take together
-DESKTOP_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class ActiveBlock:
-    """A 5-hour block active now on one machine: its tokens so far and ccusage's projection to its end."""
-
-    machine: str
-    start: dt.datetime
-    end: dt.datetime
-    tokens: int
-    projected: int | None
-
-
-@dataclass(frozen=True)
-class BudgetUsage:
-    """What the store holds for the budgets' current periods, in one scope (Store.budget_usage)."""
-
-    day: dt.date
-    day_cost: Mapping[str, float]  # machine -> cost on `day`
-    month_cost: Mapping[str, float]  # machine -> cost in the month of `day`
-    blocks: tuple[ActiveBlock, ...] = ()
-    largest_block: int = 0  # tokens of the largest finished block, the limit `max` stands for (0: none yet)
-
-
-@dataclass(frozen=True)
-class AlertClaim:
-    """A recorded claim of a breach: which run (claim_id) of which machine notified it, and when."""
-
-    claim_id: str
-    machine: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True)
-class BudgetState:
-    """One budget held against its current period: ok, exceeded, or (a block) will exceed by ccusage's projection.
-    (kind, period, scope) is the breach's identity in ccusage_alerts: one notice each."""
-
-    kind: str  # daily_cost, monthly_cost, block_tokens or block_projection
-    period: str  # 2026-11-21, 2026-11, or a block's start (2026-11-21 15:00 UTC); blocks: '' when none is active
-    scope: str  # all, or machine:NAME
-    limit: float
-    value: float  # cost, tokens, or the projected tokens
-    machines: tuple[str, ...]
-    status: str = "ok"  # ok, exceeded, will exceed
-    limit_is_max: bool = False
-    so_far: int = 0  # block_projection: the tokens used so far
-    until: str = ""  # blocks: when the block ends
-
-    @property
-    def key(self) -> dict[str, str]:
-        return {"kind": self.kind, "period": self.period, "scope": self.scope}
-
-    def text(self) -> str:
-        """One line: what, the value, the limit, the period, which machines."""
-        who = "all machines: " + (", ".join(self.machines) or "none") if self.scope == "all" else (
-            "machine " + self.scope.removeprefix("machine:"))
-        if self.kind in ("daily_cost", "monthly_cost"):
-            daily = self.kind == "daily_cost"
-            what, limit = f"{'daily' if daily else 'monthly'} cost ${self.value:,.2f}", f"the ${self.limit:,.2f} budget"
-            when = f"{'on' if daily else 'in'} {self.period}"
-        elif not self.limit:
-            return f"5-hour block: no finished block yet to take the max limit from ({who})"
-        elif not self.period:
-            return f"5-hour block: none active ({who})"
-        else:
-            limit = f"the {self.limit:,.0f}-token limit" + (" (max: the largest block seen)" * self.limit_is_max)
-            what = f"5-hour block {self.value:,.0f} tokens"
-            if self.kind == "block_projection":
-                what = (f"5-hour block projected to reach {self.value:,.0f} tokens by its end at {self.until} "
-                        f"(now {self.so_far:,}),")
-            when = f"in the block from {self.period}"
-        prefix = {"exceeded": "🚨 budget exceeded: ", "will exceed": "⚠️ budget will be exceeded: "}.get(self.status, "")
-        return f"{prefix}{what} {'of' if self.status == 'ok' else 'over'} {limit} {when} ({who})"
-
-
-def evaluate_budgets(budgets: Budgets, usage: BudgetUsage, scope: str) -> list[BudgetState]:
-    """Every budget set, held against the usage of its current period: the day and month of `usage.day`, and the
-    5-hour blocks active now (all machines' together: one window from the first one's start). Over means strictly
-    more; a block that is not over yet but whose projection is gives a `will exceed` state. Pure."""
-    states = []
-    for kind, limit, period, costs in (
-            ("daily_cost", budgets.daily_usd, usage.day.isoformat(), usage.day_cost),
-            ("monthly_cost", budgets.monthly_usd, usage.day.strftime("%Y-%m"), usage.month_cost)):
-        if limit is not None:
-            value, machines = math.fsum(costs.values()), tuple(sorted(m for m, cost in costs.items() if cost))
-            status = "exceeded" if value > limit else "ok"
-            states.append(BudgetState(kind, period, scope, limit, value, machines, status))
-    if budgets.block_tokens is None and not budgets.block_tokens_max:
-        return states
-    is_max = budgets.block_tokens_max
-    cap = usage.largest_block if is_max else budgets.block_tokens or 0
-    blocks = usage.blocks if cap else ()
-    if not blocks:
-        return [*states, BudgetState("block_tokens", "", scope, cap, 0, (), limit_is_max=is_max)]
-    tokens = sum(block.tokens for block in blocks)
-    projected = sum(block.tokens if block.projected is None else block.projected for block in blocks)
-    machines = tuple(sorted({block.machine for block in blocks}))
-    period = min(block.start for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
-    until = max(block.end for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
-    if tokens <= cap < projected:
-        return [*states, BudgetState("block_projection", period, scope, cap, projected, machines, "will exceed",
-                                     is_max, tokens, until)]
-    status = "exceeded" if tokens > cap else "ok"
-    return [*states, BudgetState("block_tokens", period, scope, cap, tokens, machines, status, is_max, until=until)]
-
-
-@dataclass(frozen=True)
-class Watched:
-    """What holding the budgets against the store found: every state, and one line per breach with how (or that
-    earlier) it was notified."""
-
-    states: tuple[BudgetState, ...]
-    breaches: tuple[str, ...]
-
-    @property
-    def exceeded(self) -> bool:
-        return any(state.status == "exceeded" for state in self.states)
-
-    def lines(self) -> list[str]:
-        within = [state.text() for state in self.states if state.status == "ok"]
-        return [*self.breaches, *(["Within budget: " + "; ".join(within)] if within else [])]
-
-
-def watch_budgets(store: Store, config: Config) -> Watched:
-    """Hold every budget set against the store, and notify each breach that no run has notified before."""
-    machine = config.machine_name if config.budgets.scope == "machine" else ""
-    today = now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
-    states = evaluate_budgets(config.budgets, store.budget_usage(today, machine),
-                              f"machine:{machine}" if machine else "all")
-    deadline = time.monotonic() + ALERT_DEADLINE
-    lines = []
-    for breach in (state for state in states if state.status != "ok"):
-        won, first = store.claim_alert(breach, 0.0 if config.embedded else ALERT_CLAIM_SETTLE)
-        how = notify(breach, config, deadline) if won or first is None else (
-            f"notified {first.at:%Y-%m-%d %H:%M UTC} by {first.machine}")
-        lines.append(config.redact(f"{breach.text()} — {how}"))
-    return Watched(tuple(states), tuple(lines))
-
-
-def notify(breach: BudgetState, config: Config, deadline: float) -> str:
-    """Send a breach this run claimed to the webhook and the desktop, where set; the log has the caller's line."""
-    sent, failed = ["log"], []
-    if config.alert_webhook:
-        problem = post_webhook(config.alert_webhook, f"{ALERT_TITLE}: {breach.text()}", deadline)
-        sent += ["webhook"] if problem is None else []
-        failed += [f"webhook not delivered: {problem}"] if problem else []
-    if config.alert_desktop:
-        problem = desktop_notify(breach.text(), config.desktop_env)
-        sent += ["desktop"] if problem is None else []
-        failed += [f"no desktop notification: {problem}"] if problem else []
-    return "; ".join([f"notified now: {', '.join(sent)}", *failed])
-
-
-def post_webhook(url: str, text: str, deadline: float, timeout: float = WEBHOOK_TIMEOUT) -> str | None:
-    """POST {"text": text} as JSON (what Slack-style incoming webhooks take), retried once, never past `deadline`
-    (time.monotonic()): an import waits for a dead webhook a few seconds at most. None when delivered, else why
-    not, in words that never hold the URL."""
-    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"ccusage-import/{__version__}"})
-    problem, attempts = "no time left", 0
-    while attempts < 2 and (left := deadline - time.monotonic()) > 0:
-        if attempts:
-            time.sleep(min(WEBHOOK_RETRY_DELAY, left))
-            left = deadline - time.monotonic()
-        attempts += 1
-        try:
-            with urllib.request.urlopen(request, timeout=max(min(timeout, left), 0.1)):
-                return None
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            problem = "timed out" if isinstance(reason, TimeoutError) else first_line(
-                str(reason) or type(reason).__name__)
-    return f"{problem} ({attempts} attempt{'s' * (attempts != 1)})"
-
-
-def desktop_notify(text: str, env: Mapping[str, str]) -> str | None:
-    """Show `text` with notify-send (Linux) or osascript (macOS), whichever is on env's PATH; None when shown."""
-    path = env.get("PATH", "")
-    if tool := shutil.which("notify-send", path=path):
-        argv = [tool, ALERT_TITLE, text]
-    elif tool := shutil.which("osascript", path=path):
-        argv = [tool, "-e", "on run argv", "-e", f'display notification (item 1 of argv) with title "{ALERT_TITLE}"',
-                "-e", "end run", text]
-    else:
-        return "neither notify-send nor osascript is on PATH"
-    try:
-        done = subprocess.run(argv, env=dict(env), capture_output=True, timeout=DESKTOP_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return f"{Path(tool).name} did not finish within {DESKTOP_TIMEOUT:g} s"
-    except OSError as exc:
-        return f"{Path(tool).name}: {first_line(str(exc))}"
-    return None if done.returncode == 0 else f"{Path(tool).name} exited with {done.returncode}"
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Preflight: --check
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -3760,11 +3787,6 @@ def check_last_import(store: Store) -> CheckResult:
     return CheckResult("ok", "last import", detail)
 
 
-def human_age(age: dt.timedelta) -> str:
-    hours = age.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
-
-
 def check_agent_data(config: Config, scan: TranscriptScan) -> CheckResult:
     """The other coding agents whose logs an import would read, and where (CCUSAGE_AGENTS limits them)."""
     limit = f" (CCUSAGE_AGENTS={','.join(sorted(config.agents))})" if config.agents is not None else ""
@@ -3863,13 +3885,45 @@ def _connection_fix(config: Config, message: str) -> str:
             "for HTTPS), CH_USER, CH_PASSWORD or CH_DATABASE")
 
 
+class StoreProbes:
+    """What --check asks the store beyond the import's own questions."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def server_version(self) -> str:
+        return str(self.store.query("SELECT version()")[1][0][0])
+
+    def database_objects(self) -> tuple[str, int]:
+        """The database queries run in, and how many tables and views it holds."""
+        _, [(database, objects)] = self.store.query(
+            "SELECT currentDatabase(), count() FROM system.tables WHERE database = currentDatabase()")
+        return database, int(objects)
+
+    def scratch_write(self) -> tuple[str, int]:
+        """Create, fill, read and drop a scratch table whose name we generate (no user data in the SQL)."""
+        name = f"_ccusage_check_{uuid.uuid4().hex[:12]}"
+        self.store.client.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
+        try:
+            self.store.client.insert(name, [[1]], column_names=["x"], column_type_names=["UInt8"])
+            _, [(count,)] = self.store.query(f"SELECT count() FROM {name}")
+        finally:
+            self.store.client.command(f"DROP TABLE IF EXISTS {name}")
+        return name, int(count)
+
+    def round_trip_ms(self) -> float:
+        clock = time.monotonic()
+        self.store.query("SELECT 1")
+        return (time.monotonic() - clock) * 1000
+
+
 def check_server_version(store: Store) -> CheckResult:
     engine = "chDB (embedded ClickHouse)" if store.config.embedded else "ClickHouse server"
-    return CheckResult("ok", "server version", f"{engine} {store.server_version()}")
+    return CheckResult("ok", "server version", f"{engine} {StoreProbes(store).server_version()}")
 
 
 def check_database(store: Store) -> CheckResult:
-    database, objects = store.database_objects()
+    database, objects = StoreProbes(store).database_objects()
     if database != store.config.ch_database:
         return CheckResult("fail", "database", f"queries run in {database}, not {store.config.ch_database}",
                            "check CH_DATABASE and the user's default database")
@@ -3906,7 +3960,7 @@ def check_schema(store: Store) -> CheckResult:
 
 
 def check_write(store: Store) -> CheckResult:
-    name, count = store.scratch_write()
+    name, count = StoreProbes(store).scratch_write()
     if count != 1:
         return CheckResult("fail", "write permission", f"scratch table {name} read back {count} rows, not 1",
                            "check the server's logs: an insert was lost")
@@ -3921,7 +3975,7 @@ def response_rating(milliseconds: float) -> tuple[str, str]:
 
 
 def check_response_time(store: Store) -> CheckResult:
-    median = sorted(store.round_trip_ms() for _ in range(3))[1]
+    median = sorted(StoreProbes(store).round_trip_ms() for _ in range(3))[1]
     status, rating = response_rating(median)
     return CheckResult(status, "response time", f"{median:.0f} ms for SELECT 1 (median of 3): {rating}",
                        "the server or the network is slow: imports still work, they take longer")
@@ -4219,27 +4273,6 @@ def run_sql(config: Config, sql: str, fmt: str, parameters: Mapping[str, Any] | 
     return EXIT_OK
 
 
-def readable_row(columns: Sequence[str], row: Sequence[Any], names: Mapping[str, str]) -> list[Any]:
-    """A result row with names for hashes, except in a `*_key` column whose name another column of the row already
-    shows: there the key stays, so the user sees both (and can filter by either)."""
-    shown = [readable(value, names) for value in row]
-    for index, column in enumerate(columns):
-        if column.endswith("_key") and shown[index] != row[index] and shown[index] in shown[:index] + shown[index + 1:]:
-            shown[index] = row[index]
-    return shown
-
-
-def readable(value: Any, names: Mapping[str, str]) -> Any:
-    """A project or session hash as the name it stands for, where this machine knows it; anything else as it is."""
-    if isinstance(value, str):
-        return names.get(value, value)
-    if isinstance(value, list | tuple):
-        return [readable(item, names) for item in value]
-    if isinstance(value, dict):
-        return {key: readable(item, names) for key, item in value.items()}
-    return value
-
-
 def keys_for_names(values: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     """Query parameters with a project or session given by the name this machine shows turned into its key: the
     tables hold keys (keyed hashes), and only this machine's name map knows which name each stands for."""
@@ -4284,22 +4317,6 @@ def run_alerts(config: Config, quiet: bool) -> int:
     for line in watched.breaches if quiet else watched.lines():
         print(config.redact(line))
     return EXIT_BUDGET if watched.exceeded else EXIT_OK
-
-
-@contextmanager
-def _reading_store(config: Config) -> Iterator[Store]:
-    """A store for reading: the embedded one is opened under the lock (one process at a time)."""
-    with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
-        store = Store.open(config)
-        try:
-            yield store
-        finally:
-            store.close()
-
-
-@contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
 
 
 def run_main(body: Callable[[], int], hide: Callable[[str], str], interrupted: str = "interrupted") -> int:

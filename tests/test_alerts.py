@@ -282,7 +282,7 @@ def test_racing_claims_agree_on_one_winner(tmp_path):
 
     def claim(breach: ci.BudgetState, start: threading.Barrier, won: list[bool]) -> None:
         start.wait()
-        won.append(store.claim_alert(breach, 0.2)[0])
+        won.append(ci.BudgetStore(store).claim_alert(breach, 0.2)[0])
 
     try:
         for day in range(1, 6):
@@ -295,7 +295,7 @@ def test_racing_claims_agree_on_one_winner(tmp_path):
                 racer.join(30)
             assert sorted(won) == [False, False, False, True]
             rows = store.query("SELECT count() FROM ccusage_alerts WHERE period = {p:String}", {"p": breach.period})
-            assert store.claim_alert(breach, 0.0)[0] is False
+            assert ci.BudgetStore(store).claim_alert(breach, 0.0)[0] is False
             assert store.query("SELECT count() FROM ccusage_alerts WHERE period = {p:String}",
                                {"p": breach.period}) == rows
     finally:
