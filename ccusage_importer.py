@@ -2541,8 +2541,9 @@ BREAKDOWN_COLUMNS = (*TOKEN_COLUMNS, "total_tokens", "cost")
 
 
 def database_problem(exc: BaseException, config: Config) -> str:
-    """What went wrong with the database, in words a user can act on, without the password."""
-    text = config.redact(str(exc))
+    """What went wrong with the database, in words a user can act on, without the password. The driver names a
+    server's error (`exc.name`, `exc.code`); a connection's errors and chDB's are known by their text."""
+    text, name = config.redact(str(exc)), getattr(exc, "name", None)
     if "Connection refused" in text:
         return "connection refused (is the server running, and is CH_PORT its HTTP port?)"
     if "timed out" in text.lower() or "timeout" in text.lower():
@@ -2550,9 +2551,9 @@ def database_problem(exc: BaseException, config: Config) -> str:
                 "sets how long to wait)")
     if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
         return f"host {config.ch_host!r} not found (check CH_HOST)"
-    if "AUTHENTICATION_FAILED" in text or "Authentication failed" in text or "code: 516" in text.lower():
+    if name == "AUTHENTICATION_FAILED" or getattr(exc, "code", None) == 516 or "Authentication failed" in text:
         return f"authentication failed for user {config.ch_user!r} (check CH_USER and CH_PASSWORD)"
-    if "UNKNOWN_DATABASE" in text:
+    if name == "UNKNOWN_DATABASE" or "UNKNOWN_DATABASE" in text:
         return f"database {config.ch_database!r} does not exist (create it or fix CH_DATABASE)"
     if "SSL" in text or "certificate" in text.lower():
         return "TLS failed (is the port an HTTPS port? set CH_PROTOCOL=http or https)"
@@ -2784,7 +2785,7 @@ class Phases(dict[str, float]):
             self[name] = self.get(name, 0.0) + time.monotonic() - clock
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunResult:
     """One import as it ended: what the summary prints, and (run_row) what ccusage_import_runs records."""
 
@@ -3158,7 +3159,7 @@ class AlertClaim:
     at: dt.datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BudgetState:
     """One budget held against its current period: ok, exceeded, or (a block) will exceed by ccusage's projection.
     (kind, period, scope) is the breach's identity in ccusage_alerts: one notice each."""
@@ -3212,24 +3213,28 @@ def evaluate_budgets(budgets: Budgets, usage: BudgetUsage, scope: str) -> list[B
         if limit is not None:
             value, machines = math.fsum(costs.values()), tuple(sorted(m for m, cost in costs.items() if cost))
             status = "exceeded" if value > limit else "ok"
-            states.append(BudgetState(kind, period, scope, limit, value, machines, status))
+            states.append(BudgetState(kind=kind, period=period, scope=scope, limit=limit, value=value,
+                                      machines=machines, status=status))
     if budgets.block_tokens is None and not budgets.block_tokens_max:
         return states
     is_max = budgets.block_tokens_max
     cap = usage.largest_block if is_max else budgets.block_tokens or 0
     blocks = usage.blocks if cap else ()
     if not blocks:
-        return [*states, BudgetState("block_tokens", "", scope, cap, 0, (), limit_is_max=is_max)]
+        return [*states, BudgetState(kind="block_tokens", period="", scope=scope, limit=cap, value=0, machines=(),
+                                     limit_is_max=is_max)]
     tokens = sum(block.tokens for block in blocks)
     projected = sum(block.tokens if block.projected is None else block.projected for block in blocks)
     machines = tuple(sorted({block.machine for block in blocks}))
     period = min(block.start for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
     until = max(block.end for block in blocks).strftime("%Y-%m-%d %H:%M UTC")
     if tokens <= cap < projected:
-        return [*states, BudgetState("block_projection", period, scope, cap, projected, machines, "will exceed",
-                                     is_max, tokens, until)]
-    status = "exceeded" if tokens > cap else "ok"
-    return [*states, BudgetState("block_tokens", period, scope, cap, tokens, machines, status, is_max, until=until)]
+        return [*states, BudgetState(kind="block_projection", period=period, scope=scope, limit=cap,
+                                     value=projected, machines=machines, status="will exceed", limit_is_max=is_max,
+                                     so_far=tokens, until=until)]
+    return [*states, BudgetState(kind="block_tokens", period=period, scope=scope, limit=cap, value=tokens,
+                                 machines=machines, status="exceeded" if tokens > cap else "ok", limit_is_max=is_max,
+                                 until=until)]
 
 
 @dataclass(frozen=True)
@@ -3404,9 +3409,12 @@ class ClickHouseImporter:
             fingerprint = self._fingerprint(scan)
 
         def result(outcome: ImportOutcome, summary: Sequence[str] = (), budgets: Watched | None = None) -> RunResult:
-            return RunResult(uuid.uuid4(), config.machine_name, started, now(), outcome.status,
-                             config.ccusage_version, scan.files, fingerprint, phases, outcome.runner, outcome.plans,
-                             outcome.errors, outcome.report_rows, tuple(summary), outcome.read, budgets)
+            return RunResult(run_id=uuid.uuid4(), machine_name=config.machine_name, started_at=started,
+                             finished_at=now(), status=outcome.status, ccusage_version=config.ccusage_version,
+                             transcript_files=scan.files, fingerprint=fingerprint, phases=phases,
+                             runner=outcome.runner, plans=outcome.plans, errors=outcome.errors,
+                             report_rows=outcome.report_rows, summary_lines=tuple(summary), read=outcome.read,
+                             budgets=budgets)
 
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
             state = LocalState(config.state_dir())
@@ -4356,14 +4364,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         config = Config.from_env(env, args)
         known_names = LocalState(config.state_dir()).names()
         names = {} if args.no_names else known_names
-        if args.dashboard is not None:
-            return write_dashboard(config, args.dashboard, args.quiet, names)
-        if args.query is not None:
-            return run_query(config, args.query, args.param, args.format, args.verbose, names, known_names)
-        if args.sql is not None:
-            return run_sql(config, args.sql, args.format, names=names)
-        if args.alerts:
-            return run_alerts(config, args.quiet)
+        modes: dict[str, Callable[[], int]] = {  # one per option that is not an import (check_modes: at most one)
+            "dashboard": lambda: write_dashboard(config, args.dashboard, args.quiet, names),
+            "query": lambda: run_query(config, args.query, args.param, args.format, args.verbose, names,
+                                       known_names),
+            "sql": lambda: run_sql(config, args.sql, args.format, names=names),
+            "alerts": lambda: run_alerts(config, args.quiet),
+        }
+        mode = next((run for option, run in modes.items() if getattr(args, option) not in (None, False)), None)
+        if mode:
+            return mode()
         result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
         if not args.quiet:
             print(render_summary(result, config))

@@ -770,15 +770,14 @@ class AdminStore:
 
     def insert(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]], imported_at: dt.datetime) -> None:
         if rows:
-            self.client.insert(spec.name, [[row[c] for c in spec.columns] + [imported_at] for row in rows],
-                               column_names=[*spec.columns, "imported_at"])
+            self.store.insert(spec.name, [[row[c] for c in spec.columns] + [imported_at] for row in rows],
+                              [*spec.columns, "imported_at"])
 
     def record_days(self, results: Sequence[DayResult], imported_at: dt.datetime) -> None:
         """Written after the rows: a run cut short leaves the day un-done, and the next run redoes it."""
-        self.client.insert(STATUS_TABLE, [
+        self.store.insert(STATUS_TABLE, [
             [r.report, r.day, r.status(imported_at), r.row_count, r.pages, r.error or "", imported_at]
-            for r in results],
-            column_names=["report", "date", "status", "row_count", "pages", "error_text", "imported_at"])
+            for r in results], ["report", "date", "status", "row_count", "pages", "error_text", "imported_at"])
 
     # -- validation -----------------------------------------------------------------------------------------
 

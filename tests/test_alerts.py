@@ -131,15 +131,18 @@ def test_cost_budgets_add_up_every_machine_and_are_over_only_when_strictly_above
     usage = ci.BudgetUsage(DAY, {"desk": 4.25, "laptop": 6.5, "idle": 0.0}, {"desk": 40.0, "laptop": 60.0})
     states = ci.evaluate_budgets(ci.Budgets(daily_usd=10.0, monthly_usd=100.0), usage, "all")
     assert states == [
-        ci.BudgetState("daily_cost", "2026-11-21", "all", 10.0, 10.75, ("desk", "laptop"), "exceeded"),
-        ci.BudgetState("monthly_cost", "2026-11", "all", 100.0, 100.0, ("desk", "laptop"), "ok"),
+        ci.BudgetState(kind="daily_cost", period="2026-11-21", scope="all", limit=10.0, value=10.75,
+                       machines=("desk", "laptop"), status="exceeded"),
+        ci.BudgetState(kind="monthly_cost", period="2026-11", scope="all", limit=100.0, value=100.0,
+                       machines=("desk", "laptop"), status="ok"),
     ]
     assert states[0].text() == ("🚨 budget exceeded: daily cost $10.75 over the $10.00 budget on 2026-11-21 "
                                 "(all machines: desk, laptop)")
     assert states[1].text() == "monthly cost $100.00 of the $100.00 budget in 2026-11 (all machines: desk, laptop)"
     own = ci.evaluate_budgets(ci.Budgets(daily_usd=5.0, scope="machine"), ci.BudgetUsage(DAY, {"desk": 4.25}, {}),
                               "machine:desk")
-    assert own == [ci.BudgetState("daily_cost", "2026-11-21", "machine:desk", 5.0, 4.25, ("desk",), "ok")]
+    assert own == [ci.BudgetState(kind="daily_cost", period="2026-11-21", scope="machine:desk", limit=5.0,
+                                  value=4.25, machines=("desk",), status="ok")]
     assert own[0].key == {"kind": "daily_cost", "period": "2026-11-21", "scope": "machine:desk"}
     assert ci.evaluate_budgets(ci.Budgets(), usage, "all") == []
 
@@ -148,8 +151,9 @@ def test_block_budget_sums_the_active_blocks_and_warns_on_the_projection():
     usage = ci.BudgetUsage(DAY, {}, {}, (block("laptop", 15, 600_000, 900_000), block("desk", 16, 300_000, None)),
                            largest_block=1_200_000)
     exceeded, = ci.evaluate_budgets(ci.Budgets(block_tokens=800_000), usage, "all")
-    assert exceeded == ci.BudgetState("block_tokens", "2026-11-21 15:00 UTC", "all", 800_000, 900_000,
-                                      ("desk", "laptop"), "exceeded", until="2026-11-21 21:00 UTC")
+    assert exceeded == ci.BudgetState(kind="block_tokens", period="2026-11-21 15:00 UTC", scope="all", limit=800_000,
+                                      value=900_000, machines=("desk", "laptop"), status="exceeded",
+                                      until="2026-11-21 21:00 UTC")
     assert exceeded.text() == ("🚨 budget exceeded: 5-hour block 900,000 tokens over the 800,000-token limit in the "
                                "block from 2026-11-21 15:00 UTC (all machines: desk, laptop)")
     # Not over yet (900,000 is not above 900,000), but the projection is: laptop's 900,000 plus desk's 300,000.
@@ -286,7 +290,8 @@ def test_racing_claims_agree_on_one_winner(tmp_path):
 
     try:
         for day in range(1, 6):
-            breach = ci.BudgetState("daily_cost", f"2026-11-{day:02d}", "all", 1.0, 2.0, ("laptop",), "exceeded")
+            breach = ci.BudgetState(kind="daily_cost", period=f"2026-11-{day:02d}", scope="all", limit=1.0,
+                                    value=2.0, machines=("laptop",), status="exceeded")
             start, won = threading.Barrier(4), []
             racers = [threading.Thread(target=claim, args=(breach, start, won)) for _ in range(4)]
             for racer in racers:
