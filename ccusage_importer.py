@@ -1052,21 +1052,21 @@ class GoneTranscripts:
 
 def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneTranscripts:
     """What went since the last import (`previous`: its state), added to what had gone before. A transcript that
-    reappears is no longer gone; one on disk under another folder with the same name and modification time was
-    moved (a session moved to another project folder), not lost. Transcripts older than every one on disk
-    (Claude Code's cleanup) and all but the newest GONE_KEPT are kept only as `floor_ns`."""
+    reappears is no longer gone; one whose name is on disk in another folder was moved there (a transcript is named
+    by its session's or sub-agent's id: a session moved to another project folder), not lost. Transcripts older
+    than every one on disk (Claude Code's cleanup) and all but the newest GONE_KEPT are kept only as `floor_ns`."""
     seen = previous.get("transcripts")
     if not isinstance(seen, dict):
         return GoneTranscripts(known=False)
     floor = previous.get("gone_floor_ns")
     if not isinstance(floor, int):  # the state of an older version: what went before it was older than what it saw
         floor = min((mtime for _, mtime in seen.values()), default=0)
-    on_disk = {(os.path.basename(path), t.mtime_ns) for path, t in scan.transcripts.items()}
+    on_disk = {os.path.basename(path) for path in scan.transcripts}
     late = previous.get("late") or {}
     files = {path: max(mtime, late.get(path, (0, 0))[1]) for path, (_, mtime) in seen.items()}
     files.update(previous.get("gone") or {})
     files = {path: mtime for path, mtime in files.items()
-             if path not in scan.transcripts and (os.path.basename(path), mtime) not in on_disk}
+             if path not in scan.transcripts and os.path.basename(path) not in on_disk}
     files.update({path: t.mtime_ns for path, t in scan.unreadable.items()})
     oldest = min((t.mtime_ns for t in scan.transcripts.values()), default=0)
     newest_first = sorted(files.items(), key=lambda item: -item[1])
