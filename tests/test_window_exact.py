@@ -138,36 +138,27 @@ def world(tmp_path: Path) -> World:
 
 # -- 5-hour blocks -------------------------------------------------------------------------------------------------
 
-def test_a_block_written_entirely_between_two_imports_is_stored(world, make_env, ccusage_bin_dir):
+# Issue 19's three minimal cases: what is written before each import (file, first line, last line, 10 min apart).
+BLOCK_CASES = {
+    "a block written entirely between two imports": [
+        [("p/a.jsonl", "11-10 09:10", "11-10 09:40")], [("p/b.jsonl", "11-12 14:05", "11-12 15:20")]],
+    "a block stored while in progress, grown since": [
+        [("p/a.jsonl", "11-10 09:10", "11-10 09:40")],
+        [("p/c.jsonl", "11-11 08:00", "11-11 08:00"), ("p/b.jsonl", "11-12 14:05", "11-12 14:30")],
+        [("p/b.jsonl", "11-12 14:40", "11-12 16:40")]],
+    "a block across midnight and two projects": [
+        [("q/s1.jsonl", "11-13 23:05", "11-13 23:50")], [("r/s2.jsonl", "11-14 00:30", "11-14 02:00")]],
+}
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES)
+def test_blocks_imported_hourly_are_the_full_historys(case, world, make_env, ccusage_bin_dir):
     env = make_env(world.live)
-    world.write("p/a.jsonl", every("11-10 09:10", "11-10 09:40"))
-    imported(env)
-    world.write("p/b.jsonl", every("11-12 14:05", "11-12 15:20"))
-    imported(env)
-    check(env, world, ccusage_bin_dir, "after b")
-    assert ("2026-11-12T14:00:00Z", "") in stored(env)[0]["block"]
-
-
-def test_a_block_stored_while_in_progress_grows_with_its_session(world, make_env, ccusage_bin_dir):
-    env = make_env(world.live)
-    world.write("p/a.jsonl", every("11-10 09:10", "11-10 09:40"))
-    imported(env)
-    world.write("p/c.jsonl", every("11-11 08:00", "11-11 08:00"))
-    world.write("p/b.jsonl", every("11-12 14:05", "11-12 14:30"))
-    imported(env)
-    world.write("p/b.jsonl", every("11-12 14:40", "11-12 16:40"))
-    imported(env)
-    check(env, world, ccusage_bin_dir, "after b grew")
-
-
-def test_a_block_across_midnight_and_two_projects_starts_where_ccusage_starts_it(world, make_env, ccusage_bin_dir):
-    env = make_env(world.live)
-    world.write("q/s1.jsonl", every("11-13 23:05", "11-13 23:50"))
-    imported(env)
-    world.write("r/s2.jsonl", every("11-14 00:30", "11-14 02:00"))
-    imported(env)
-    check(env, world, ccusage_bin_dir, "after r")
-    assert "2026-11-14T00:00:00Z" not in {key for key, _ in stored(env)[0]["block"]}
+    for batch in BLOCK_CASES[case]:
+        for rel, first, last in batch:
+            world.write(rel, every(first, last))
+        imported(env)
+    check(env, world, ccusage_bin_dir, f"{case}, after the last import")
 
 
 def test_an_active_block_is_right_after_every_hourly_import(world, make_env, ccusage_bin_dir):
