@@ -728,32 +728,57 @@ class ReadScope:
 
     claude_folders: tuple[str, ...]
     since: dt.date | None = None
+    block_folders: tuple[str, ...] = ()  # what the blocks report reads, where it differs
+
+    def folders(self, report: Report) -> tuple[str, ...]:
+        return self.claude_folders if report.by_day or not self.block_folders else self.block_folders
 
 
 @contextmanager
 def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScope, Window | None]]:
-    """The whole Claude folders, or for a window temporary folders laid out like them that hold only its files, as
-    hard links (ccusage skips symbolic links) in this tool's data folder. Where the transcripts are on another file
-    system, no link can be made: then everything is read, and the window is dropped."""
+    """The whole Claude folders, or for a window temporary folders laid out like them in this tool's data folder:
+    hard links (ccusage skips symbolic links) to the window's files for the day reports, and for the blocks report
+    either links to its files or (`window.blocks_from`) copies of their lines written since that block's start.
+    Where the transcripts are on another file system, no link can be made: then everything is read, and the
+    window is dropped."""
     whole = ReadScope(tuple(str(folder) for folder in config.claude_dirs))
     if window is None or not window.files:
         yield whole, window
         return
     private_folder(config.data_dir)
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
-        folders = [Path(root) / str(index) for index in range(len(config.claude_dirs))]
         try:
-            for folder in folders:
-                (folder / "projects").mkdir(parents=True)
-            for path in window.block_files:
-                index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
-                link = folders[index] / "projects" / Path(path).relative_to(base)
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.link(path, link)
+            days = _laid_out(config, Path(root) / "days", window.files)
+            blocks = _laid_out(config, Path(root) / "blocks", window.block_files, window.blocks_from)
         except OSError:
             yield whole, None
             return
-        yield ReadScope(tuple(str(folder) for folder in folders), window.since), window
+        yield ReadScope(days, window.since, blocks), window
+
+
+def _laid_out(config: Config, root: Path, paths: Iterable[str], lines_from: dt.datetime | None = None
+              ) -> tuple[str, ...]:
+    """Folders laid out like the Claude folders that hold `paths`: hard links, or copies of their lines written at
+    or after `lines_from`."""
+    folders = [root / str(index) for index in range(len(config.claude_dirs))]
+    for folder in folders:
+        (folder / "projects").mkdir(parents=True)
+    for path in paths:
+        index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
+        target = folders[index] / "projects" / Path(path).relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if lines_from is None:
+            os.link(path, target)
+        else:
+            target.write_bytes(lines_written_from(path, lines_from))
+    return tuple(str(folder) for folder in folders)
+
+
+def lines_written_from(path: str, moment: dt.datetime) -> bytes:
+    """A transcript's lines whose time is `moment` or later (lines without a time count for no report)."""
+    with open(path, "rb") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    return b"".join(raw for raw, at in zip(lines, map(_line_time, lines), strict=True) if at and at >= moment)
 
 
 def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
@@ -761,7 +786,7 @@ def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScop
     scope = scope or ReadScope(tuple(str(p) for p in config.claude_dirs))
     child_env = {**config.child_env, "NO_COLOR": config.child_env.get("NO_COLOR", "1")}
     if not report.for_agents:
-        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.claude_folders)},
+        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.folders(report))},
                       scope.since if report.by_day else None)
     with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:  # every agent but Claude Code: an empty one
         (Path(empty) / "projects").mkdir()
@@ -925,10 +950,12 @@ class Window:
     line of every day from `since` on, and every session that any of them belongs to whole (the window reaches back
     to each such session's first line), so ccusage computes those days, project-days and sessions exactly as from
     every file, and reads a fraction of them.
-    `block_files`: `files` and every other transcript last written within 5 hours before the earliest line read
-    (`earliest`), again until none is; every transcript left out was last written at or before `unread_before`. The
-    blocks report reads them whole, without `--since`, so its chain of blocks joins the full history's
-    (`exact_blocks_from`)."""
+    `block_files`, what the blocks report reads (without `--since`): where an earlier import stored a block of the
+    full history that starts at or before `start`, every transcript last written since the latest such start
+    (`blocks_from`), of which only the lines written since then are read: ccusage then starts its chain of blocks
+    where the full history's has a block, and both go on alike. Else `files` and every other transcript last
+    written within 5 hours before the earliest line read (`earliest`), again until none is; every transcript left
+    out was last written at or before `unread_before` (`exact_blocks_from`)."""
 
     since: dt.date | None = None
     start: dt.datetime | None = None
@@ -937,17 +964,20 @@ class Window:
     block_files: tuple[str, ...] = ()
     earliest: dt.datetime | None = None
     unread_before: dt.datetime | None = None
+    blocks_from: dt.datetime | None = None  # a block start of the full history's: its lines from then on are read
 
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
-                first_line_time: Callable[[str], dt.datetime | None]) -> Window | None:
+                first_line_time: Callable[[str], dt.datetime | None],
+                block_starts: Sequence[dt.datetime] = ()) -> Window | None:
     """The window that covers every transcript changed since `previous` (path -> [size, mtime_ns] at the last
     import), or None when no transcript changed.
 
     It starts at the first line of every changed session. A session of the same project that the window touches
     may share lines with them (a resumed session replays its predecessor's, and ccusage credits a shared line to one
     session only), so it pulls the start back to its own first line; that repeats until none straddles the start.
-    The window's `sessions` are those it holds whole: only they are compared with the stored ones."""
+    The window's `sessions` are those it holds whole: only they are compared with the stored ones. `block_starts`:
+    starts of blocks of the full history that earlier imports stored."""
     changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
                                                                                                    file.mtime_ns]]
     if not changed:
@@ -978,7 +1008,12 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
         start = earliest
     files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= midnight)
     whole = frozenset(session for session in touching if session_start(session) >= midnight)
-    return Window(midnight.astimezone(zone).date(), midnight, files, whole, *_blocks_reach(scan, files, head))
+    since = midnight.astimezone(zone).date()
+    anchor = max((start for start in block_starts if start <= midnight), default=None)
+    if anchor is not None:
+        return Window(since, midnight, files, whole, tuple(path for path, file in scan.transcripts.items()
+                                                           if _mtime(file) >= anchor), blocks_from=anchor)
+    return Window(since, midnight, files, whole, *_blocks_reach(scan, files, head))
 
 
 def _blocks_reach(scan: TranscriptScan, files: Sequence[str], head: Callable[[str], dt.datetime]
@@ -1053,8 +1088,8 @@ class GoneTranscripts:
 def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneTranscripts:
     """What went since the last import (`previous`: its state), added to what had gone before. A transcript that
     reappears is no longer gone; one whose name is on disk in another folder was moved there (a transcript is named
-    by its session's or sub-agent's id: a session moved to another project folder), not lost. Transcripts older
-    than every one on disk (Claude Code's cleanup) and all but the newest GONE_KEPT are kept only as `floor_ns`."""
+    by its session's or sub-agent's id: a session moved to another project folder), not lost. All but the newest
+    GONE_KEPT are kept only as `floor_ns` (Claude Code's cleanup deletes the oldest first)."""
     seen = previous.get("transcripts")
     if not isinstance(seen, dict):
         return GoneTranscripts(known=False)
@@ -1068,9 +1103,7 @@ def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneT
     files = {path: mtime for path, mtime in files.items()
              if path not in scan.transcripts and os.path.basename(path) not in on_disk}
     files.update({path: t.mtime_ns for path, t in scan.unreadable.items()})
-    oldest = min((t.mtime_ns for t in scan.transcripts.values()), default=0)
-    newest_first = sorted(files.items(), key=lambda item: -item[1])
-    kept = {path: mtime for path, mtime in newest_first[:GONE_KEPT] if mtime >= oldest}
+    kept = dict(sorted(files.items(), key=lambda item: -item[1])[:GONE_KEPT])
     floor = max([floor, *(mtime for path, mtime in files.items() if path not in kept)])
     return GoneTranscripts(floor, kept)
 
@@ -1102,16 +1135,17 @@ def last_line_time(path: str, tail_bytes: int = 65536) -> dt.datetime | None:
             lines = handle.read().split(b"\n")[1 if size > tail_bytes else 0:]
     except OSError:
         return None
-    return max(_line_times(lines), default=None)
+    return max(filter(None, map(_line_time, lines)), default=None)
 
 
-def _line_times(lines: Iterable[bytes]) -> Iterator[dt.datetime]:
-    for raw in lines:
-        if b'"timestamp"' in raw:
-            try:
-                yield parse_timestamp(json.loads(raw).get("timestamp"))
-            except (ValueError, AttributeError, ShapeError):
-                continue
+def _line_time(raw: bytes) -> dt.datetime | None:
+    """A transcript line's own time (None: it has none, or is not a whole JSON line)."""
+    if b'"timestamp"' not in raw:
+        return None
+    try:
+        return parse_timestamp(json.loads(raw).get("timestamp"))
+    except (ValueError, AttributeError, ShapeError):
+        return None
 
 
 def first_line_time(path: str, head_bytes: int = 65536) -> dt.datetime | None:
@@ -1123,8 +1157,9 @@ def first_line_time(path: str, head_bytes: int = 65536) -> dt.datetime | None:
         with open(path, "rb") as handle:
             for raw in handle:
                 read += len(raw)
-                for moment in _line_times((raw,)):
-                    earliest = moment if earliest is None or moment < earliest else earliest
+                moment = _line_time(raw)
+                if moment and (earliest is None or moment < earliest):
+                    earliest = moment
                 if earliest is not None and read >= head_bytes:
                     break
     except OSError:
@@ -1795,6 +1830,19 @@ def missing_lines_before(stored: Mapping[tuple[Any, ...], Record], files: Mappin
                default=None)
 
 
+BLOCK_STARTS_KEPT = 500  # the full history's block starts a state keeps: about 100 days of daily work
+
+
+def block_starts_after(known: Sequence[dt.datetime], exact_from: dt.datetime | None, exact: Iterable[Record]
+                       ) -> tuple[dt.datetime, ...]:
+    """The full history's block starts a next run may begin its blocks report at: those known before this run's
+    exact range, and the starts of the blocks stored in it (None: the run proved no block exact)."""
+    if exact_from is None:
+        return tuple(known)
+    starts = {start for start in known if start < exact_from} | {record.row["start_time"] for record in exact}
+    return tuple(sorted(starts)[-BLOCK_STARTS_KEPT:])
+
+
 def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> bool:
     return any(start < other_end and other_start < end for other_start, other_end in intervals)
 
@@ -1984,6 +2032,7 @@ class LocalState:
             "transcripts": pairs, "late": pairs,
             "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
             "gone_floor_ns": lambda v: type(v) is int,
+            "block_starts": lambda v: isinstance(v, list) and all(type(n) is int for n in v),
         }
         if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
             self.problem = self.problem or f"the local state file {self.state_file} was damaged"
@@ -1991,12 +2040,13 @@ class LocalState:
         return last
 
     def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
-                 transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]]
-                 ) -> None:
+                 transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]],
+                 block_starts: Sequence[dt.datetime]) -> None:
         machines = self._machines()
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
-                             "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late)}
+                             "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late),
+                             "block_starts": [int(start.timestamp() * 1e9) for start in block_starts]}
         private_folder(self.state_file.parent)
         write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
 
@@ -3427,8 +3477,9 @@ class ClickHouseImporter:
                 return done
             late = late_lines(scan, previous, last_line_time)
             scan = with_late_lines(scan, late)
-            window, why = self._window(scan, previous, state.problem)
             gone = gone_transcripts(previous, scan)
+            block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in previous.get("block_starts", [])]
+            window, why = self._window(scan, previous, state.problem, block_starts)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
                 fetching = background.submit(self._fetch, scan, phases, window, why) if config.embedded else None
@@ -3445,7 +3496,7 @@ class ClickHouseImporter:
                         if window is not None and stored_fingerprint != previous.get("fingerprint"):
                             window, why, fetching = None, "the store is not what the local state describes", None
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
-                        outcome = self._write(store, hasher, scan, fetched, phases, gone)
+                        outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_run(result(outcome).run_row())
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
@@ -3458,13 +3509,14 @@ class ClickHouseImporter:
                     state.remember_names(hasher.names)
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
-                                       scan.transcripts, outcome.gone or gone, late)
+                                       scan.transcripts, outcome.gone or gone, late,
+                                       block_starts if outcome.block_starts is None else outcome.block_starts)
                     return done
                 finally:
                     store.close()
 
-    def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str
-                ) -> tuple[Window | None, str]:
+    def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
+                block_starts: Sequence[dt.datetime]) -> tuple[Window | None, str]:
         """What Claude Code's reports read: None for everything (--force, a first import, other settings, a state
         file that cannot be trusted, a transcript that shrank or whose modification time went back, since the
         window trusts a file's time to be at or after its last line), else the window of what changed since the
@@ -3479,7 +3531,7 @@ class ClickHouseImporter:
         if went_back:
             return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
-        return read_window(scan, seen, self.config.timezone, first_line_time) or Window(), ""
+        return read_window(scan, seen, self.config.timezone, first_line_time, block_starts) or Window(), ""
 
     def _settings(self) -> str:
         config = self.config
@@ -3501,8 +3553,9 @@ class ClickHouseImporter:
         return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
-               phases: Phases, gone: GoneTranscripts) -> ImportOutcome:
-        """Transform what was fetched, plan it against the stored rows, write what is new or grew."""
+               phases: Phases, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]) -> ImportOutcome:
+        """Transform what was fetched, plan it against the stored rows, write what is new or grew. `gone` and
+        `block_starts` (of the full history's blocks stored so far) come back as the next run must know them."""
         window = fetched.window
         unreadable = (f"{len(scan.unreadable)} transcript{'s' * (len(scan.unreadable) != 1)} could not be read "
                       "(not this user's: written by `sudo claude`?): nothing of them was imported; give them back "
@@ -3521,8 +3574,10 @@ class ClickHouseImporter:
                             for (project, session), count in scan.session_files.items()}
             in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
                          for project, session in window.sessions} if window else None
-            plans, plan_errors, gone = self._plan(store, parsed, files_by_key, (window, in_window), gone,
-                                                  documents.get("blocks"))
+            plans, plan_errors, gone, exact = self._plan(store, parsed, files_by_key, (window, in_window), gone,
+                                                         documents.get("blocks"))
+            starts = block_starts_after(block_starts, exact.blocks_from, [
+                r for plan in plans if plan.table is BLOCKS for r in plan.current().values() if exact(r)])
             written = now()
             for plan in plans:
                 store.write_records(plan, self.config.ccusage_version, written)
@@ -3530,7 +3585,19 @@ class ClickHouseImporter:
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
-                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read, gone)
+                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read, gone,
+                             starts)
+
+    @staticmethod
+    def _exact_blocks(window: Window | None, gone: GoneTranscripts, blocks: Any) -> dt.datetime | None:
+        """From which start on the blocks report holds the full history's blocks (see Window, exact_blocks_from)."""
+        if not blocks:
+            return None
+        anchor = window.blocks_from if window else None
+        if anchor and (gone.newest is None or gone.newest < anchor):
+            return anchor
+        unread = max((t for t in (gone.newest, anchor, window.unread_before if window else None) if t), default=None)
+        return exact_blocks_from(blocks, window.earliest if window else None, unread)
 
     def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope
                    ) -> tuple[dict[str, Any], list[str]]:
@@ -3568,7 +3635,7 @@ class ClickHouseImporter:
 
     def _plan(self, store: Store, parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
               read: tuple[Window | None, set[tuple[str, str, str]] | None], gone: GoneTranscripts, blocks: Any
-              ) -> tuple[list[TablePlan], list[str], GoneTranscripts]:
+              ) -> tuple[list[TablePlan], list[str], GoneTranscripts, Exact]:
         """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
         its fetched reports cover, so an agent whose report failed keeps every row (no session of it is ever
         zeroed). Claude Code's days are summed from its project-days and every agent's months from the stored and
@@ -3590,9 +3657,8 @@ class ClickHouseImporter:
         if not gone.known:
             missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
             gone = GoneTranscripts(int(missing.timestamp() * 1e9) if missing else 0)
-        unread = max((t for t in (gone.newest, window.unread_before if window else None) if t), default=None)
         exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
-                      exact_blocks_from(blocks, window.earliest if window else None, unread) if blocks else None)
+                      self._exact_blocks(window, gone, blocks))
 
         def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
             def read_whole(record: Record) -> bool:
@@ -3623,7 +3689,7 @@ class ClickHouseImporter:
             plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
         if BLOCKS in stored:
             plans.append(plan(BLOCKS, incoming[BLOCKS]))
-        return plans, errors, gone
+        return plans, errors, gone, exact
 
 
 @dataclass(frozen=True)
@@ -3648,6 +3714,7 @@ class ImportOutcome:
     report_rows: Mapping[str, int] = field(default_factory=dict)
     read: str = ""
     gone: GoneTranscripts | None = None  # what the next run must know of transcripts gone since
+    block_starts: tuple[dt.datetime, ...] | None = None  # the full history's block starts stored so far
 
 
 # ----------------------------------------------------------------------------------------------------------------
