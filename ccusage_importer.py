@@ -1035,6 +1035,9 @@ def _blocks_reach(scan: TranscriptScan, files: Sequence[str], head: Callable[[st
     return tuple(path for path in scan.transcripts if path in chosen), earliest, unread_before
 
 
+LATE_TOLERANCE_NS = 1_000_000  # a line's time has milliseconds; a file time set from it may round below it
+
+
 def late_lines(scan: TranscriptScan, previous: Mapping[str, Any],
                last_line_time: Callable[[str], dt.datetime | None]) -> dict[str, list[int]]:
     """Transcripts with a line written after their modification time (restored with `cp -p` or a sync tool,
@@ -1049,7 +1052,7 @@ def late_lines(scan: TranscriptScan, previous: Mapping[str, Any],
     for path, file in scan.transcripts.items():
         if list(seen.get(path, ())) != [file.size, file.mtime_ns]:
             last = last_line_time(path)
-            if last is not None and int(last.timestamp() * 1e9) > file.mtime_ns:
+            if last is not None and int(last.timestamp() * 1e9) > file.mtime_ns + LATE_TOLERANCE_NS:
                 late[path] = [file.mtime_ns, int(last.timestamp() * 1e9)]
     return late
 
@@ -3518,16 +3521,15 @@ class ClickHouseImporter:
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
                 block_starts: Sequence[dt.datetime]) -> tuple[Window | None, str]:
         """What Claude Code's reports read: None for everything (--force, a first import, other settings, a state
-        file that cannot be trusted, a transcript that shrank or whose modification time went back, since the
-        window trusts a file's time to be at or after its last line), else the window of what changed since the
-        last successful import. The second value says why everything is read, where the summary should."""
+        file that cannot be trusted, a transcript that shrank or whose modification time went back), else the
+        window of what changed since the last successful import (a transcript whose last line is later than its
+        modification time counts as written then: late_lines). The second value says why everything is read."""
         seen = previous.get("transcripts")
         if self.force or previous.get("settings") != self._settings() or not isinstance(seen, dict):
             return None, problem
-        went_back = [path for path, file in scan.transcripts.items() if (path in seen and (
+        went_back = [path for path, file in scan.transcripts.items() if path in seen and (
             file.size < seen[path][0] or file.mtime_ns < seen[path][1]
-            or (file.size != seen[path][0] and file.mtime_ns == seen[path][1]))) or (
-            file.late_ns and path not in previous.get("late", {}))]
+            or (file.size != seen[path][0] and file.mtime_ns == seen[path][1]))]
         if went_back:
             return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
