@@ -36,6 +36,7 @@ import json
 import os
 import queue
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -269,6 +270,11 @@ class Sessions:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clickhouse-connect's connection pool expects
     server: StandIn
+
+    def setup(self) -> None:
+        """No Nagle delay: headers and body go out as separate writes, and a client's delayed ACK would add 40 ms."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the tests read what the clients print."""
