@@ -48,6 +48,11 @@ class StandIn:
         self.run(f"CREATE DATABASE {name}")
         return name
 
+    def settings(self, database: str, password: str = PASSWORD) -> dict[str, str]:
+        """The importer's settings for this server: a new `database` on it, the tests' user."""
+        return {"CH_HOST": "127.0.0.1", "CH_PORT": str(self.port), "CH_USER": USER, "CH_PASSWORD": password,
+                "CH_DATABASE": database}
+
 
 @pytest.fixture(scope="module")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
@@ -95,8 +100,7 @@ def machine_on(server: StandIn, database: str, base: Path, bin_dir: Path, name: 
     claude, home = base / f"claude-{name}", base / f"home-{name}"
     home.mkdir()
     truth = generate(claude, seed=seed, days=days, sessions=days + 4, end=end)
-    env = cli_env(bin_dir, home, base / f"unused-store-{name}", claude, name, CH_HOST="127.0.0.1",
-                  CH_PORT=str(server.port), CH_USER=USER, CH_PASSWORD=password, CH_DATABASE=database)
+    env = cli_env(bin_dir, home, base / f"unused-store-{name}", claude, name, **server.settings(database, password))
     cost = sum(day["totalCost"] for day in run_ccusage(bin_dir, claude, "daily")["daily"])
     return Machine(name, env, truth, claude, cost)
 
