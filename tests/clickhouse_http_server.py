@@ -16,7 +16,8 @@ What it does as a server does:
   reserved ones ignored, every other parameter a setting applied by the engine (an unknown one fails there);
 - users: Basic auth, X-ClickHouse-User/X-ClickHouse-Key, or `user`/`password` parameters (mixing them is refused);
   no credentials is user `default`; a wrong user or password is code 516 (AUTHENTICATION_FAILED), HTTP 403;
-- GET runs with readonly=2, as a server does: writes are refused by the engine (code 164);
+- GET runs with readonly=2, as a server does: writes are refused by the engine (code 164); a `readonly` parameter
+  is honoured too (the engine cannot lower `readonly` again, so each level has connections of its own);
 - several statements in one request are refused (code 62), as a server does; chDB alone would run them all;
 - answers: X-ClickHouse-Server-Display-Name, -Query-Id, -Format and Content-Type of the output format (for statements
   that return rows), -Timezone, -Summary; the body compressed when `enable_http_compression=1` and Accept-Encoding
@@ -43,6 +44,7 @@ import threading
 import urllib.parse
 import uuid
 import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,29 +158,29 @@ def parse(text: bytes) -> Statement:
 
 
 class Engine:
-    """chDB on one folder, through pools of connections: each keeps its own current database and settings (chDB's
-    are per connection), so a request's are set only where they differ from what that connection has."""
+    """chDB on one folder, through pools of connections, one pool per `readonly` level: each connection keeps its own
+    current database and settings (chDB's are per connection), so a request's are set only where they differ from
+    what that connection has."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.pools: dict[bool, queue.Queue] = {False: queue.Queue(), True: queue.Queue()}
-        self.opened = {False: 0, True: 0}
+        self.pools: dict[str, queue.Queue] = defaultdict(queue.Queue)
+        self.opened: dict[str, int] = defaultdict(int)
         self.lock = threading.Lock()
         self.version, self.timezone = self.run_once("SELECT version(), timezone()").decode().strip().split("\t")
 
     def run_once(self, sql: str) -> bytes:
-        with self.connection(readonly=False) as connection:
+        with self.connection("0") as connection:
             return connection["handle"].query(sql, "TabSeparated").bytes()
 
     @contextmanager
-    def connection(self, readonly: bool) -> Iterator[dict[str, Any]]:
+    def connection(self, readonly: str) -> Iterator[dict[str, Any]]:
         pool = self.pools[readonly]
         with self.lock:
             if pool.empty() and self.opened[readonly] < POOL_SIZE:
                 self.opened[readonly] += 1
                 handle = chdb.connect(str(self.folder))
-                if readonly:
-                    handle.query("SET readonly = 2", "TabSeparated")
+                handle.query(f"SET readonly = {int(readonly)}", "TabSeparated")
                 pool.put({"handle": handle, "database": "default", "settings": {}})
         connection = pool.get()
         try:
@@ -187,7 +189,7 @@ class Engine:
             pool.put(connection)
 
     def execute(self, statement: Statement, database: str, settings: dict[str, str], parameters: dict[str, str],
-                output_format: str, readonly: bool) -> tuple[bytes, dict[str, str]]:
+                output_format: str, readonly: str) -> tuple[bytes, dict[str, str]]:
         """The statement's output and its summary, on a connection set to the request's database and settings."""
         with self.connection(readonly) as connection:
             handle = connection["handle"]
@@ -198,7 +200,7 @@ class Engine:
                 self._settle(connection, settings)
                 if statement.insert_format is None:
                     result = handle.query(statement.sql, output_format, params=parameters)
-                    return result.bytes() or b"", summary(result, written=False)
+                    return result.bytes() or b"", summary(result, written=statement.keyword == "INSERT")
                 with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".data") as data:
                     data.write(statement.data)
                     data.flush()
@@ -215,13 +217,13 @@ class Engine:
     def _settle(connection: dict[str, Any], settings: dict[str, str]) -> None:
         """Set what the request asks for, and put back to their defaults the settings an earlier request changed."""
         handle, current = connection["handle"], connection["settings"]
+        if unknown := next((n for n in settings if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)), None):
+            raise ServerError(115, "UNKNOWN_SETTING", f"Unknown setting '{unknown}'")
         for name in [n for n in current if n not in settings]:
-            handle.query(f"SET {quote_identifier(name)} = DEFAULT", "TabSeparated")
+            handle.query(f"SET {name} = DEFAULT", "TabSeparated")
             del current[name]
         for name, value in settings.items():
             if current.get(name) != value:
-                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    raise ServerError(115, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
                 handle.query(f"SET {name} = {quote_string(value)}", "TabSeparated")
                 current[name] = value
 
@@ -375,10 +377,13 @@ class Handler(BaseHTTPRequestHandler):
         settings = {name: value for name, value in params.items()
                     if name not in RESERVED_PARAMETERS and not name.startswith("param_") and name}
         parameters = {name[len("param_"):]: value for name, value in params.items() if name.startswith("param_")}
+        readonly = settings.pop("readonly", "2" if self.command == "GET" else "0")
+        if readonly not in ("0", "1", "2"):
+            raise ServerError(36, "BAD_ARGUMENTS", f"Setting readonly must be 0, 1 or 2, not {readonly!r}")
         query_id = params.get("query_id") or self.headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
         with self.server.sessions.using(params.get("session_id")):
             output, statistics = self.server.engine.execute(statement, database, settings, parameters, output_format,
-                                                            readonly=self.command == "GET")
+                                                            readonly)
         headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Summary": json.dumps(statistics),
                    "X-ClickHouse-Timezone": settings.get("session_timezone") or self.server.engine.timezone,
                    "Content-Type": "text/plain; charset=UTF-8"}

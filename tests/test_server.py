@@ -270,6 +270,7 @@ def test_the_stand_in_answers_as_a_server_does(clickhouse: StandIn):
         ("query=CREATE+TABLE+t+(x+UInt8)+ENGINE=Memory", None, "default", ADMIN): (500, "164", b"Code: 164. "),
         ("no_such_setting=1", b"SELECT 1", "default", ADMIN): (404, "115", b"Code: 115. DB::Exception: Unknown "),
         ("", b"SET max_threads = 1", "default", ADMIN): (501, "48", b"Code: 48. DB::Exception: SET keeps state"),
+        ("readonly=1", b"CREATE TABLE t (x UInt8) ENGINE = Memory", "default", ADMIN): (500, "164", b"Code: 164. "),
     }
     status, headers, body = ask("enable_http_compression=1", b"SELECT 'x' FORMAT TSV", **{"Accept-Encoding": "gzip"})
     assert (status, headers["Content-Encoding"], gzip.decompress(body)) == (200, "gzip", b"x\n")
@@ -277,6 +278,8 @@ def test_the_stand_in_answers_as_a_server_does(clickhouse: StandIn):
         answer = ask(query, data, user, password)
         assert (answer[0], answer[1].get("X-ClickHouse-Exception-Code")) == (status, code), (query, data, answer)
         assert answer[2].startswith(start) and re.search(rb"\(version 26[\d.]+\)\n$", answer[2]), answer[2]
+    status, _, _ = ask("", b"CREATE TABLE t (x UInt8) ENGINE = Memory")  # a read-only request left nothing behind
+    assert status == 200
 
 
 def test_two_machines_importing_at_the_same_moment_into_a_new_database(clickhouse: StandIn, tmp_path: Path,
