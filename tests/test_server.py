@@ -249,10 +249,12 @@ def test_the_stand_in_answers_as_a_server_does(clickhouse: StandIn):
     with urllib.request.urlopen(url + "ping", timeout=10) as response:
         assert response.read() == b"Ok.\n"
 
-    def ask(query: str, data: bytes | None = None, user: str = "default", password: str = ADMIN,
+    def ask(query: str, data: bytes | None = None, user: str | None = "default", password: str = ADMIN,
             **headers: str) -> tuple[int, dict[str, str], bytes]:
+        """A request with Basic credentials (none when `user` is None) and `headers`: status, headers, body."""
         request = urllib.request.Request(url + "?" + query, data=data, headers=headers)
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        if user is not None:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, dict(response.headers), response.read()
@@ -263,21 +265,29 @@ def test_the_stand_in_answers_as_a_server_does(clickhouse: StandIn):
     assert (status, body, headers["X-ClickHouse-Format"]) == (200, b'{"x":42}\n', "JSONEachRow")
     assert headers["X-ClickHouse-Server-Display-Name"] == "stand-in" and headers["X-ClickHouse-Timezone"]
     assert json.loads(headers["X-ClickHouse-Summary"])["result_rows"] == "1"
-    expected = {  # request -> HTTP status, X-ClickHouse-Exception-Code, start of the body
-        ("", b"SELECT 1", "default", "wrong"): (403, "516", b"Code: 516. DB::Exception: default: Authentication "),
-        ("", b"SELECT 1; SELECT 2", "default", ADMIN): (400, "62", b"Code: 62. DB::Exception: Syntax error (Multi-"),
-        ("", b"SELECT * FROM no_such_table", "default", ADMIN): (404, "60", b"Code: 60. DB::Exception: Unknown table"),
-        ("query=CREATE+TABLE+t+(x+UInt8)+ENGINE=Memory", None, "default", ADMIN): (500, "164", b"Code: 164. "),
-        ("no_such_setting=1", b"SELECT 1", "default", ADMIN): (404, "115", b"Code: 115. DB::Exception: Unknown "),
-        ("", b"SET max_threads = 1", "default", ADMIN): (501, "48", b"Code: 48. DB::Exception: SET keeps state"),
-        ("readonly=1", b"CREATE TABLE t (x UInt8) ENGINE = Memory", "default", ADMIN): (500, "164", b"Code: 164. "),
-    }
     status, headers, body = ask("enable_http_compression=1", b"SELECT 'x' FORMAT TSV", **{"Accept-Encoding": "gzip"})
     assert (status, headers["Content-Encoding"], gzip.decompress(body)) == (200, "gzip", b"x\n")
-    for (query, data, user, password), (status, code, start) in expected.items():
-        answer = ask(query, data, user, password)
-        assert (answer[0], answer[1].get("X-ClickHouse-Exception-Code")) == (status, code), (query, data, answer)
-        assert answer[2].startswith(start) and re.search(rb"\(version 26[\d.]+\)\n$", answer[2]), answer[2]
+    key = {"X-ClickHouse-User": USER, "X-ClickHouse-Key": PASSWORD}
+    assert ask("", b"SELECT 7", None, **key)[::2] == (200, b"7\n")
+
+    auth = "Code: 516. DB::Exception: "
+    refusals = [  # (request, HTTP status, X-ClickHouse-Exception-Code, start of the body)
+        (("", b"SELECT 1", "default", "wrong"), {}, 403, "516", f"{auth}default: Authentication failed"),
+        (("", b"SELECT 1", None), {**key, "X-ClickHouse-Key": "wrong"}, 403, "516", f"{auth}{USER}: Authentication"),
+        (("", b"SELECT 1", "default", ADMIN), key, 403, "516", f"{auth}Invalid authentication: it is not allowed"),
+        (("", b"SELECT 1; SELECT 2"), {}, 400, "62", "Code: 62. DB::Exception: Syntax error (Multi-statements"),
+        (("", b"SELECT * FROM no_such_table"), {}, 404, "60", "Code: 60. DB::Exception: Unknown table"),
+        (("query=CREATE+TABLE+t+(x+UInt8)+ENGINE=Memory",), {}, 500, "164", "Code: 164. DB::Exception: default: "
+                                                                           "Cannot execute query in readonly mode"),
+        (("readonly=1", b"CREATE TABLE t (x UInt8) ENGINE = Memory"), {}, 500, "164", "Code: 164. "),
+        (("no_such_setting=1", b"SELECT 1"), {}, 404, "115", "Code: 115. DB::Exception: Unknown setting"),
+        (("", b"SET max_threads = 1"), {}, 501, "48", "Code: 48. DB::Exception: SET keeps state"),
+    ]
+    for request, headers, status, code, start in refusals:
+        answer = ask(*request, **headers)
+        assert (answer[0], answer[1].get("X-ClickHouse-Exception-Code")) == (status, code), (request, answer)
+        assert answer[2].decode().startswith(start), answer[2]
+        assert re.search(rb"\(version 26[\d.]+\)\n$", answer[2]), answer[2]
     status, _, _ = ask("", b"CREATE TABLE t (x UInt8) ENGINE = Memory")  # a read-only request left nothing behind
     assert status == 200
 
