@@ -97,26 +97,24 @@ REQUEST_CODECS: dict[str, Callable[[bytes], bytes]] = {
     "zstd": zstd.decompress, "lz4": lz4.frame.decompress, "gzip": gzip.decompress, "deflate": zlib.decompress}
 TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?\*/|'(?:\\.|''|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`"""
                    r"""|[A-Za-z_][A-Za-z0-9_]*|.""", re.S)
-POOL_SIZE = 4  # engine connections per kind (writable, read-only): requests beyond run when one is free
+POOL_SIZE = 4  # engine connections per `readonly` level: requests beyond wait for one to be free
 
 
 class ServerError(Exception):
     """An error a server sends as `Code: N. DB::Exception: ...`."""
 
-    def __init__(self, code: int, name: str, message: str):
-        super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})")
+    def __init__(self, code: int, name: str, message: str, text: str = ""):
+        super().__init__(text or f"Code: {code}. DB::Exception: {message}. ({name})")
         self.code, self.name = code, name
 
 
 def engine_error(exc: Exception) -> ServerError:
-    """chDB's exception as the server's: its code and name are in its text."""
+    """chDB's exception as the server's: its text as it is, its code and name read from it."""
     text = str(exc).strip()
     text = text[text.find("Code: "):] if "Code: " in text else text
     code = re.match(r"Code: (\d+)\.", text)
     name = re.search(r"\(([A-Z_0-9]+)\)\s*$", text)
-    error = ServerError(int(code.group(1)) if code else 1001, name.group(1) if name else "STD_EXCEPTION", "")
-    error.args = (text,)
-    return error
+    return ServerError(int(code.group(1)) if code else 1001, name.group(1) if name else "STD_EXCEPTION", "", text)
 
 
 @dataclass
