@@ -48,8 +48,9 @@ QUERIES = ci.parse_queries(ci.QUERIES_FILE.read_text(encoding="utf-8"))
 
 
 # Fixtures that make a test end to end: the real ccusage, the Admin importer run as a process against the fake API
-# (tests/test_admin_api.py `env`), a real clickhouse-server (tests/test_verify.py `server`).
-END_TO_END_FIXTURES = {"ccusage_bin_dir", "env", "server"}
+# (tests/test_admin_api.py `env`), a real clickhouse-server (tests/test_verify.py `server`), the ClickHouse server
+# stand-in's process (tests/test_server.py `clickhouse`).
+END_TO_END_FIXTURES = {"ccusage_bin_dir", "env", "server", "clickhouse"}
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -11,11 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_logs import ENV_VARS, delete_older_than, generate_codex, generate_machine, machine_env
 from conftest import ROOT, run_cli, sql
+from test_server import stand_in
 
 END = dt.datetime(2026, 11, 21, 20, 7, tzinfo=dt.UTC)
 AGENTS = ("codex", "gemini", "opencode")
@@ -166,7 +168,18 @@ def test_ccusage_reads_no_agent_folder_that_was_not_found(tmp_path, make_env):
 OLD_RELEASE = "12cfc44"  # the release before agents: its importer, schema and queries
 
 
-def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_path, make_env):
+@pytest.fixture(params=["embedded", "server"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The embedded store (no settings), or a new database on a server: the stand-in of tests/test_server.py."""
+    if request.param == "embedded":
+        yield {}
+        return
+    with stand_in(tmp_path / "server", "UTC") as server:
+        yield server.settings(server.database("migrated"))
+
+
+def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_path, make_env, store_settings):
+    """On a server, the rebuild's copies and EXCHANGE TABLES run over HTTP."""
     if not (ROOT / ".git").exists() or not shutil.which("git"):
         pytest.skip("needs the git history to rebuild the previous release (a git checkout of this repository)")
     from transcripts import generate
@@ -179,7 +192,7 @@ def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_
             pytest.skip(f"this checkout lacks the commit {OLD_RELEASE} (a shallow clone?)")
         (old / name).write_bytes(shown.stdout)
     generate(tmp_path / "claude", seed=13, days=40, sessions=30, end=END)  # in the past: no block still active
-    env = make_env(tmp_path / "claude")
+    env = make_env(tmp_path / "claude", **store_settings)
 
     def old_release(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, str(old / "ccusage_importer.py"), *args], env=env,
