@@ -749,17 +749,18 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
         try:
             days = _laid_out(config, Path(root) / "days", window.files)
-            blocks = _laid_out(config, Path(root) / "blocks", window.block_files, window.blocks_from)
+            blocks = _laid_out(config, Path(root) / "blocks", window.block_files, window.blocks_from,
+                               window.begun_before)
         except OSError:
             yield whole, None
             return
         yield ReadScope(days, window.since, blocks), window
 
 
-def _laid_out(config: Config, root: Path, paths: Iterable[str], lines_from: dt.datetime | None = None
-              ) -> tuple[str, ...]:
-    """Folders laid out like the Claude folders that hold `paths`: hard links, or copies of their lines written at
-    or after `lines_from`."""
+def _laid_out(config: Config, root: Path, paths: Iterable[str], lines_from: dt.datetime | None = None,
+              begun_before: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Folders laid out like the Claude folders that hold `paths`: hard links, or for a transcript begun before
+    `lines_from` (a long session, a resumed one replaying its history) a copy of its lines written since."""
     folders = [root / str(index) for index in range(len(config.claude_dirs))]
     for folder in folders:
         (folder / "projects").mkdir(parents=True)
@@ -767,7 +768,7 @@ def _laid_out(config: Config, root: Path, paths: Iterable[str], lines_from: dt.d
         index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
         target = folders[index] / "projects" / Path(path).relative_to(base)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if lines_from is None:
+        if lines_from is None or path not in begun_before:
             os.link(path, target)
         else:
             target.write_bytes(lines_written_from(path, lines_from))
@@ -965,6 +966,7 @@ class Window:
     earliest: dt.datetime | None = None
     unread_before: dt.datetime | None = None
     blocks_from: dt.datetime | None = None  # a block start of the full history's: its lines from then on are read
+    begun_before: frozenset[str] = frozenset()  # block files with lines before blocks_from: only later ones are read
 
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
@@ -1011,8 +1013,9 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     since = midnight.astimezone(zone).date()
     anchor = max((start for start in block_starts if start <= midnight), default=None)
     if anchor is not None:
-        return Window(since, midnight, files, whole, tuple(path for path, file in scan.transcripts.items()
-                                                           if _mtime(file) >= anchor), blocks_from=anchor)
+        block_files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= anchor)
+        return Window(since, midnight, files, whole, block_files, blocks_from=anchor,
+                      begun_before=frozenset(path for path in block_files if head(path) < anchor))
     return Window(since, midnight, files, whole, *_blocks_reach(scan, files, head))
 
 
