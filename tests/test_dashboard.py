@@ -373,7 +373,7 @@ def test_dashboard_parameters_are_the_pages_choices_or_the_query_defaults():
     timeline = ci.find_query(queries, "project_timeline")
     assert ci.dashboard_parameters(timeline, "it's = me", "Europe/Berlin") == {
         "days": 36600, "limit": 4294967295, "project": "", "machine": "it's = me", "agent": ""}
-    hours = ci.find_query(queries, "block_hours_daily")
+    hours = ci.find_query(queries, "hour_cost_daily")
     assert ci.dashboard_parameters(hours, "", "Asia/Tokyo", "codex") == {
         "days": 36600, "tz": "Asia/Tokyo", "machine": "", "agent": "codex"}
     used = {name for _, name in (*ci.PER_MACHINE_DATASETS, *ci.AGENT_SPLIT_DATASETS, *ci.SHARED_DATASETS)}
