@@ -729,40 +729,54 @@ def ccusage_command(runner: Runner, report: Report, config: Config, since: dt.da
 @dataclass(frozen=True)
 class ReadScope:
     """What Claude Code's reports read: its folders, or (an incremental run) folders of links to the window's
-    transcripts, with the window's first day for the reports by day and the day of its first clock hour (the day
-    before, where midnight is not on the hour) for the report of hours."""
+    transcripts (`window.files`), with the window's first day for the reports by day and the day of its first clock
+    hour (the day before, where midnight is not on the hour) for the report of hours; and the blocks report's
+    folders of links to `window.block_files`, which reach further back."""
 
     claude_folders: tuple[str, ...]
     since: dt.date | None = None
     hours_since: dt.date | None = None
+    block_folders: tuple[str, ...] = ()  # () : the same as claude_folders
+
+    def folders(self, report: Report) -> tuple[str, ...]:
+        return self.claude_folders if report.by_day or report.by_hour else self.block_folders or self.claude_folders
 
 
 @contextmanager
 def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScope, Window | None]]:
-    """The whole Claude folders, or for a window temporary folders laid out like them that hold only its files, as
-    hard links (ccusage skips symbolic links) in this tool's data folder. Where the transcripts are on another file
-    system, no link can be made: then everything is read, and the window is dropped."""
+    """The whole Claude folders, or for a window temporary folders laid out like them that hold only its files (and
+    for the blocks report, its block files), as hard links (ccusage skips symbolic links) in this tool's data
+    folder. Where the transcripts are on another file system, no link can be made: then everything is read, and the
+    window is dropped."""
     whole = ReadScope(tuple(str(folder) for folder in config.claude_dirs))
     if window is None or not window.files:
         yield whole, window
         return
     private_folder(config.data_dir)
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
-        folders = [Path(root) / str(index) for index in range(len(config.claude_dirs))]
         try:
-            for folder in folders:
-                (folder / "projects").mkdir(parents=True)
-            for path in window.block_files:
-                index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
-                link = folders[index] / "projects" / Path(path).relative_to(base)
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.link(path, link)
+            days = _linked(config, Path(root) / "days", window.files)
+            blocks = _linked(config, Path(root) / "blocks", window.block_files) if (
+                len(window.block_files) > len(window.files)) else ()
         except OSError:
             yield whole, None
             return
         first_hour = window.first_hour.astimezone(zoneinfo.ZoneInfo(config.timezone)).date() if (
             window.first_hour) else None
-        yield ReadScope(tuple(str(folder) for folder in folders), window.since, first_hour), window
+        yield ReadScope(days, window.since, first_hour, blocks), window
+
+
+def _linked(config: Config, root: Path, files: Iterable[str]) -> tuple[str, ...]:
+    """Folders under `root` laid out like the Claude folders, holding a hard link to each of `files`."""
+    folders = [root / str(index) for index in range(len(config.claude_dirs))]
+    for folder in folders:
+        (folder / "projects").mkdir(parents=True)
+    for path in files:
+        index, base = next((i, b) for i, b in enumerate(config.claude_dirs) if Path(path).is_relative_to(b))
+        link = folders[index] / "projects" / Path(path).relative_to(base)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, link)
+    return tuple(str(folder) for folder in folders)
 
 
 def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
@@ -770,7 +784,7 @@ def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScop
     scope = scope or ReadScope(tuple(str(p) for p in config.claude_dirs))
     child_env = {**config.child_env, "NO_COLOR": config.child_env.get("NO_COLOR", "1")}
     if not report.for_agents:
-        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.claude_folders)},
+        return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.folders(report))},
                       scope.hours_since if report.by_hour else scope.since if report.by_day else None)
     with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:  # every agent but Claude Code: an empty one
         (Path(empty) / "projects").mkdir()
