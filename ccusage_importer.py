@@ -1762,8 +1762,8 @@ REPORTS = {report.name: report for report in (
            _list_length("sessions"), (SESSIONS,)),
     Report("blocks", ("blocks",), "blocks", lambda doc, context: (block_records(doc), []), _list_length("blocks"),
            (BLOCKS,), by_day=False),
-    Report("hourly", ("blocks", "--session-length", "1"), "hours", lambda doc, context: (hour_records(doc), []),
-           _list_length("blocks"), (HOURS,), by_hour=True),
+    Report("hourly", ("blocks", "--session-length", "1"), "one-hour blocks",
+           lambda doc, context: (hour_records(doc), []), _list_length("blocks"), (HOURS,), by_hour=True),
     Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
            lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
            for_agents=True),
@@ -3915,7 +3915,7 @@ def check_report(runner: Runner, report: Report, config: Config) -> CheckResult:
     detail = f"{size} {report.unit}"
     if report is REPORTS["projects_daily"]:
         detail += f" over {len(daily_records(rows))} days"
-    elif report is REPORTS["blocks"] and len(rows) != size:
+    elif report.tables in ((BLOCKS,), (HOURS,)) and len(rows) != size:
         detail += f" ({len(rows)} with usage, {size - len(rows)} idle gaps)"
     elif report.for_agents:
         agents = sorted({r.row["agent"] for r in rows})
