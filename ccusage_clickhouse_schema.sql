@@ -10,7 +10,7 @@
 -- Every usage row names its coding agent (`agent`: ccusage's name for it, `claude`, `codex`, `gemini`,
 -- `opencode`, ...), part of every key. Rows from before agents were imported are Claude Code's.
 --
--- History-safe writes: the usage tables of periods (days, months, project-days, blocks) are ReplacingMergeTrees
+-- History-safe writes: the usage tables of periods (days, months, project-days, blocks, hours) are ReplacingMergeTrees
 -- whose version column is the row's total token count. ccusage only sees the last ~30 days of transcripts, so a
 -- re-computed old period can come back with fewer tokens; the importer never writes such a row, and even if one
 -- were written the engine would keep the larger one. Equal versions keep the last written row (an unchanged
@@ -140,6 +140,31 @@ CREATE TABLE IF NOT EXISTS ccusage_usage_blocks
 ENGINE = ReplacingMergeTree(total_tokens)
 ORDER BY (machine_name, agent, start_time);
 
+-- Clock hours of Claude Code (`ccusage claude blocks --session-length 1`: every non-gap one-hour block starts on
+-- the hour and ends one hour later; gap blocks are not stored). Counted as ccusage's blocks count, sub-agent
+-- replays included, so an hour can hold a little more than `claude daily` gives its day (docs/design.md). A line
+-- written exactly on the hour (to the millisecond) counts to the hour before when that hour has lines, as
+-- ccusage's blocks count it. Which models an hour used: models_used here and in ccusage_models_used.
+CREATE TABLE IF NOT EXISTS ccusage_usage_hourly
+(
+    machine_name          LowCardinality(String),
+    agent                 LowCardinality(String) DEFAULT 'claude',
+    hour                  DateTime('UTC'),
+    entries               UInt32,
+    input_tokens          UInt64,
+    output_tokens         UInt64,
+    cache_creation_tokens UInt64,
+    cache_read_tokens     UInt64,
+    total_tokens          UInt64,
+    total_cost            Float64,
+    models_count          UInt16,
+    models_used           Array(String),
+    ccusage_version       LowCardinality(String),
+    imported_at           DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(total_tokens)
+ORDER BY (machine_name, agent, hour);
+
 CREATE TABLE IF NOT EXISTS ccusage_usage_projects_daily
 (
     machine_name          LowCardinality(String),
@@ -168,7 +193,7 @@ CREATE TABLE IF NOT EXISTS ccusage_model_breakdowns
 (
     machine_name          LowCardinality(String),
     agent                 LowCardinality(String) DEFAULT 'claude',
-    record_type           Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5),
+    record_type           Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5, 'hour' = 6),
     record_key            String,
     model_name            LowCardinality(String),
     input_tokens          UInt64,
@@ -187,7 +212,7 @@ CREATE TABLE IF NOT EXISTS ccusage_models_used
 (
     machine_name   LowCardinality(String),
     agent          LowCardinality(String) DEFAULT 'claude',
-    record_type    Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5),
+    record_type    Enum8('daily' = 1, 'monthly' = 2, 'session' = 3, 'block' = 4, 'project_daily' = 5, 'hour' = 6),
     record_key     String,
     model_name     LowCardinality(String),
     is_used        UInt8,

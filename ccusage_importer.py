@@ -606,6 +606,11 @@ def parse_timestamp(value: Any, where: str = "timestamp") -> dt.datetime:
         raise ShapeError(f"{where}: {value!r} is out of range") from None
 
 
+def clock_hour(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC clock hour `moment` falls in (a one-hour block of ccusage starts there)."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
 def human_age(age: dt.timedelta) -> str:
     hours = age.total_seconds() / 3600
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
@@ -724,22 +729,26 @@ def ccusage_command(runner: Runner, report: Report, config: Config, since: dt.da
 @dataclass(frozen=True)
 class ReadScope:
     """What Claude Code's reports read: its folders, or (an incremental run) folders of links to the window's
-    transcripts, with the window's first day for the reports by day."""
+    transcripts (`window.files`), with the window's first day for the reports by day and the day of its first clock
+    hour (the day before, where midnight is not on the hour) for the report of hours; and the blocks report's
+    folders of links to `window.block_files`, which reach further back."""
 
     claude_folders: tuple[str, ...]
     since: dt.date | None = None
+    hours_since: dt.date | None = None
     block_folders: tuple[str, ...] = ()  # what the blocks report reads, where it differs
 
     def folders(self, report: Report) -> tuple[str, ...]:
-        return self.claude_folders if report.by_day or not self.block_folders else self.block_folders
+        return self.claude_folders if report.by_day or report.by_hour or not self.block_folders else (
+            self.block_folders)
 
 
 @contextmanager
 def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScope, Window | None]]:
     """The whole Claude folders, or for a window temporary folders laid out like them in this tool's data folder:
-    hard links (ccusage skips symbolic links) to the window's files for the day reports, and for the blocks report
-    either links to its files or (`window.blocks_from`) copies of their lines written since that block's start.
-    Where the transcripts are on another file system, no link can be made: then everything is read, and the
+    hard links (ccusage skips symbolic links) to the window's files for the day and hour reports, and for the blocks
+    report either links to its files or (`window.blocks_from`) copies of their lines written since that block's
+    start. Where the transcripts are on another file system, no link can be made: then everything is read, and the
     window is dropped."""
     whole = ReadScope(tuple(str(folder) for folder in config.claude_dirs))
     if window is None or not window.files:
@@ -754,7 +763,9 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
         except OSError:
             yield whole, None
             return
-        yield ReadScope(days, window.since, blocks), window
+        first_hour = window.first_hour.astimezone(zoneinfo.ZoneInfo(config.timezone)).date() if (
+            window.first_hour) else None
+        yield ReadScope(days, window.since, first_hour, blocks), window
 
 
 def _laid_out(config: Config, root: Path, paths: Iterable[str], lines_from: dt.datetime | None = None,
@@ -788,7 +799,7 @@ def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScop
     child_env = {**config.child_env, "NO_COLOR": config.child_env.get("NO_COLOR", "1")}
     if not report.for_agents:
         return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": ",".join(scope.folders(report))},
-                      scope.since if report.by_day else None)
+                      scope.hours_since if report.by_hour else scope.since if report.by_day else None)
     with tempfile.TemporaryDirectory(prefix="ccusage-import-") as empty:  # every agent but Claude Code: an empty one
         (Path(empty) / "projects").mkdir()
         return _fetch(runner, report, config, {**child_env, "CLAUDE_CONFIG_DIR": empty}, None)
@@ -947,10 +958,11 @@ BLOCK_HOURS = 5  # ccusage's 5-hour blocks: a block ends 5 h after it starts, or
 class Window:
     """What an incremental run reads of Claude Code. No files: no transcript changed, its reports are not run.
 
-    `files`: the transcripts last written since `start` (midnight of `since` in the report's zone). They hold every
-    line of every day from `since` on, and every session that any of them belongs to whole (the window reaches back
-    to each such session's first line), so ccusage computes those days, project-days and sessions exactly as from
-    every file, and reads a fraction of them.
+    `files`: the transcripts last written since the clock hour of `start` (midnight of `since` in the report's zone,
+    which falls inside a clock hour in a zone like UTC+5:30). They hold every line of every day from `since` on and
+    of every clock hour from `first_hour` on, and every session that any of them belongs to whole (the window
+    reaches back to each such session's first line), so ccusage computes those days, hours, project-days and
+    sessions exactly as from every file, and reads a fraction of them.
     `block_files`, what the blocks report reads (without `--since`): where an earlier import stored a block of the
     full history that starts at or before `start`, every transcript last written since the latest such start
     (`blocks_from`), of which only the lines written since then are read: ccusage then starts its chain of blocks
@@ -967,6 +979,10 @@ class Window:
     unread_before: dt.datetime | None = None
     blocks_from: dt.datetime | None = None  # a block start of the full history's: its lines from then on are read
     begun_before: frozenset[str] = frozenset()  # block files with lines before blocks_from: only later ones are read
+
+    @property
+    def first_hour(self) -> dt.datetime | None:
+        return clock_hour(self.start) if self.start else None
 
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
@@ -1008,7 +1024,7 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
         if earliest >= midnight:
             break
         start = earliest
-    files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= midnight)
+    files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= clock_hour(midnight))
     whole = frozenset(session for session in touching if session_start(session) >= midnight)
     since = midnight.astimezone(zone).date()
     anchor = max((start for start in block_starts if start <= midnight), default=None)
@@ -1371,10 +1387,12 @@ BLOCKS = UsageTable(
      "total_tokens", "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour",
      "projected_total_tokens", "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
     _block_start_key, per_model=False)
+HOURS = UsageTable("ccusage_usage_hourly", "hour", ("agent", "hour"), ("agent", "hour", "entries", *USAGE_COLUMNS),
+                   lambda row: row["hour"].strftime("%Y-%m-%dT%H:%M:%SZ"), per_model=False)
 PROJECT_DAYS = UsageTable("ccusage_usage_projects_daily", "project_daily", ("agent", "date", "project_key"),
                           ("agent", "date", "project_key", "project_name", *USAGE_COLUMNS),
                           lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
-USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, PROJECT_DAYS)
+USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, HOURS, PROJECT_DAYS)
 
 
 def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
@@ -1560,12 +1578,11 @@ def _optional_count(obj: Any, name: str, limit: int) -> int | None:
     return int(value) if value is not None and 0 <= value <= limit else None
 
 
-def block_records(doc: Any) -> list[Record]:
-    """`claude blocks`: {blocks: [...]}, no totals. Gap blocks (idle time, no usage) are not stored; which blocks
-    are the full history's is the plan's question (`exact_blocks_from`)."""
+def _usage_blocks(doc: Any) -> Iterator[tuple[dict[str, Any], str, dt.datetime, dict[str, int], list[str]]]:
+    """The non-gap blocks of a `claude blocks` report (gap blocks are idle time, no usage): each item, where it is
+    (for errors), its start, token counts and models."""
     if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), list):
         raise ShapeError("expected an object with a `blocks` list")
-    records = []
     for item in doc["blocks"]:
         if not isinstance(item, dict) or "startTime" not in item:
             raise ShapeError("an item has no startTime")
@@ -1578,8 +1595,14 @@ def block_records(doc: Any) -> list[Record]:
         tokens = _tokens({"inputTokens": counts.get("inputTokens", 0), "outputTokens": counts.get("outputTokens", 0),
                           "cacheCreationTokens": counts.get("cacheCreationInputTokens", 0),
                           "cacheReadTokens": counts.get("cacheReadInputTokens", 0)}, where)
-        start = parse_timestamp(item["startTime"], where)
-        models = _models(item.get("models", []), where)
+        yield item, where, parse_timestamp(item["startTime"], where), tokens, _models(item.get("models", []), where)
+
+
+def block_records(doc: Any) -> list[Record]:
+    """`claude blocks`: {blocks: [...]}, no totals. Which blocks are the full history's is the plan's question
+    (`exact_blocks_from`)."""
+    records = []
+    for item, where, start, tokens, models in _usage_blocks(doc):
         burn, projection = item.get("burnRate"), item.get("projection")
         reset = item.get("usageLimitResetTime")
         records.append(BLOCKS.record({
@@ -1599,6 +1622,22 @@ def block_records(doc: Any) -> list[Record]:
             "projected_total_cost": _optional_float(projection, "totalCost"),
             "projected_remaining_minutes": _optional_count(projection, "remainingMinutes", 2**31 - 1),
             "usage_limit_reset_time": parse_timestamp(reset, where) if reset else None,
+        }, {m: {} for m in models}))
+    return records
+
+
+def hour_records(doc: Any) -> list[Record]:
+    """`claude blocks --session-length 1`: a block starts at the hour of its first line and lasts one hour, so each
+    non-gap block is one clock hour, with ccusage's own tokens, cost, entries and models. One that is not (another
+    ccusage) is refused rather than stored under the wrong hour."""
+    records = []
+    for item, where, start, tokens, models in _usage_blocks(doc):
+        end = parse_timestamp(item.get("endTime"), where)
+        if start != start.replace(minute=0, second=0, microsecond=0) or end - start != dt.timedelta(hours=1):
+            raise ShapeError(f"{where}: not one clock hour ({item['startTime']} to {item.get('endTime')})")
+        records.append(HOURS.record({
+            "agent": CLAUDE, "hour": start, "entries": _int(item, "entries", where), **tokens,
+            "total_cost": _cost(item.get("costUSD"), where), "models_count": len(models), "models_used": models,
         }, {m: {} for m in models}))
     return records
 
@@ -1723,6 +1762,7 @@ class Report:
     tables: tuple[UsageTable, ...]  # what it fills (months are summed from the stored days)
     for_agents: bool = False  # the unified report of every agent but Claude Code
     by_day: bool = True  # an incremental run asks for its window's days only (`--since`); blocks chain instead
+    by_hour: bool = False  # ... for the days from its first clock hour on (ReadScope.hours_since)
 
     @property
     def command(self) -> str:
@@ -1751,6 +1791,8 @@ REPORTS = {report.name: report for report in (
            _list_length("sessions"), (SESSIONS,)),
     Report("blocks", ("blocks",), "blocks", lambda doc, context: (block_records(doc), []), _list_length("blocks"),
            (BLOCKS,), by_day=False),
+    Report("hourly", ("blocks", "--session-length", "1"), "one-hour blocks",
+           lambda doc, context: (hour_records(doc), []), _list_length("blocks"), (HOURS,), by_hour=True),
     Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
            lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
            for_agents=True),
@@ -1791,10 +1833,12 @@ class Exact:
     """Which of Claude Code's rows this run's reports computed from every line that counts for them; the store is
     made equal to those, so a row may also shrink or go (a session moved to another project folder takes its
     project-days along). Days from `days_from` on: a window's first day, or the first that began after the newest
-    gone transcript was last written. Blocks that start at or after `blocks_from` (exact_blocks_from)."""
+    gone transcript was last written. Blocks that start at or after `blocks_from` (exact_blocks_from). Hours that
+    start at or after `hours_from` (first_exact_hour)."""
 
     days_from: dt.date | None = None  # None: no day
     blocks_from: dt.datetime | None = None  # None: no block
+    hours_from: dt.datetime | None = None  # None: no hour
     months: frozenset[tuple[str, dt.date]] = frozenset()  # (agent, month) whose days shrank: summed anew
 
     def __call__(self, record: Record) -> bool:
@@ -1805,6 +1849,8 @@ class Exact:
             return False
         if record.table is BLOCKS:
             return self.blocks_from is not None and row["start_time"] >= self.blocks_from
+        if record.table is HOURS:
+            return self.hours_from is not None and row["hour"] >= self.hours_from
         return record.table in (DAILY, PROJECT_DAYS) and self.days_from is not None and row["date"] >= self.days_from
 
 
@@ -1815,6 +1861,17 @@ def first_exact_day(since: dt.date | None, missing_before: dt.datetime | None, t
     if missing_before is None:
         return first
     return max(first, missing_before.astimezone(zoneinfo.ZoneInfo(timezone)).date() + dt.timedelta(days=1))
+
+
+def first_exact_hour(start: dt.datetime | None, missing_before: dt.datetime | None) -> dt.datetime:
+    """The first hour a run's reports hold whole. A one-hour block is the clock hour of its lines and does not
+    depend on older lines, so an hour is whole when every line of it was read: every line from the window's start
+    on is in a window file (`start`; None: a full read), and the hours after the one that holds the newest line
+    ccusage could not see (`missing_before`) have none of those."""
+    first = start or dt.datetime.min.replace(tzinfo=dt.UTC)
+    if missing_before is None:
+        return first
+    return max(first, missing_before.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
 
 
 def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[Record],
@@ -2444,6 +2501,14 @@ class Store:
             record.breakdowns = children.get((row["agent"], record.record_key), {})
             records[record.key] = record
         return records
+
+    def holding_rows(self, tables: Sequence[UsageTable], agent: str) -> set[UsageTable]:
+        """Which of `tables` hold a row of this machine's `agent` (one query that reads one row of each)."""
+        _, rows = self.query(" UNION ALL ".join(
+            f"SELECT '{table.name}' FROM (SELECT 1 FROM {table.name} WHERE machine_name = {{machine:String}} "
+            "AND agent = {agent:String} LIMIT 1)" for table in tables),
+            {"machine": self.config.machine_name, "agent": agent})
+        return {table for table in tables if (table.name,) in rows}
 
     def _stored_children(self, table: UsageTable) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         """(agent, record key) -> model -> its token counts and cost (blocks: only which models)."""
@@ -3499,8 +3564,8 @@ class ClickHouseImporter:
                     if unchanged and stored_fingerprint == fingerprint:
                         outcome = ImportOutcome("unchanged")
                     else:
-                        if window is not None and stored_fingerprint != previous.get("fingerprint"):
-                            window, why, fetching = None, "the store is not what the local state describes", None
+                        if window is not None and (why := self._store_disagrees(store, stored_fingerprint, previous)):
+                            window, fetching = None, None
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_run(result(outcome).run_row())
@@ -3537,6 +3602,16 @@ class ClickHouseImporter:
             return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
         return read_window(scan, seen, self.config.timezone, first_line_time, block_starts) or Window(), ""
+
+    @staticmethod
+    def _store_disagrees(store: Store, stored_fingerprint: str | None, previous: Mapping[str, Any]) -> str:
+        """Why a window cannot build on what is stored: a store that is not what the local state describes, or one
+        whose hours were never filled (a store of the release before ccusage_usage_hourly). "" when it can."""
+        if stored_fingerprint != previous.get("fingerprint"):
+            return "the store is not what the local state describes"
+        if store.holding_rows((DAILY, HOURS), CLAUDE) == {DAILY}:
+            return "the hourly table is new: every transcript is read once to fill it"
+        return ""
 
     def _settings(self) -> str:
         config = self.config
@@ -3663,7 +3738,8 @@ class ClickHouseImporter:
             missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
             gone = GoneTranscripts(int(missing.timestamp() * 1e9) if missing else 0)
         exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
-                      self._exact_blocks(window, gone, blocks))
+                      self._exact_blocks(window, gone, blocks),
+                      first_exact_hour(window.first_hour if window else None, gone.newest))
 
         def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
             def read_whole(record: Record) -> bool:
@@ -3694,6 +3770,8 @@ class ClickHouseImporter:
             plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
         if BLOCKS in stored:
             plans.append(plan(BLOCKS, incoming[BLOCKS]))
+        if HOURS in stored:  # a window's hours before its start hold only its files' lines: not compared at all
+            plans.append(plan(HOURS, [r for r in incoming[HOURS] if window is None or exact(r)]))
         return plans, errors, gone, exact
 
 
@@ -3905,7 +3983,7 @@ def check_report(runner: Runner, report: Report, config: Config) -> CheckResult:
     detail = f"{size} {report.unit}"
     if report is REPORTS["projects_daily"]:
         detail += f" over {len(daily_records(rows))} days"
-    elif report is REPORTS["blocks"] and len(rows) != size:
+    elif report.tables in ((BLOCKS,), (HOURS,)) and len(rows) != size:
         detail += f" ({len(rows)} with usage, {size - len(rows)} idle gaps)"
     elif report.for_agents:
         agents = sorted({r.row["agent"] for r in rows})
@@ -4091,7 +4169,7 @@ PER_MACHINE_DATASETS = (
     ("projects", "project_timeline"),
     ("tokens", "daily_tokens_90d"),
     ("cache", "cache_efficiency_daily"),
-    ("hours", "block_hours_daily"),
+    ("hours", "hour_cost_daily"),
 )
 # Run for each machine choice with all agents only: these rows split by agent themselves.
 AGENT_SPLIT_DATASETS = (

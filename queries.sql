@@ -13,8 +13,8 @@
 -- Conventions:
 --   machine  empty (the default) = all machines, otherwise only that machine's rows.
 --   agent    empty (the default) = all coding agents, otherwise only that agent's rows (ccusage's name for it:
---            claude, codex, gemini, opencode, ...). Only Claude Code (claude) has projects and 5-hour blocks, so
---            a query over those returns nothing for another agent.
+--            claude, codex, gemini, opencode, ...). Only Claude Code (claude) has projects, 5-hour blocks and
+--            clock hours, so a query over those returns nothing for another agent.
 --   days     the last N calendar days up to and including today, where today is ClickHouse's today() (the
 --            server's time zone; for the embedded store, the importer's). Stored dates are CCUSAGE_TIMEZONE days.
 --   limit    at most N rows (per machine where the description says so).
@@ -523,6 +523,74 @@ FROM
 )
 GROUP BY weekday, day_name
 ORDER BY weekday;
+
+-- =============================================================================================================
+-- Hour by hour
+-- Clock hours of Claude Code (ccusage_usage_hourly: `ccusage claude blocks --session-length 1`; other agents have
+-- none, so another `agent` gives no rows), counted as ccusage's blocks count them (sub-agent replays included: a
+-- day's hours can add up to a little more than its row in ccusage_usage_daily). Hours are shown in time zone `tz`;
+-- in a zone whose offset is not whole hours, a clock hour is shown at the local hour it starts in.
+-- =============================================================================================================
+
+-- name: hour_weekday_cost
+-- description: Cost by weekday (1 = Monday) and hour of the day (in time zone `tz`) over the last `days` days, all machines added up (or one machine, one agent): cost, tokens, the clock hours with usage and their average cost; the cells of an hour-by-weekday heat map
+-- params: days:UInt32=90, tz:String=UTC, machine:String=, agent:String=
+SELECT
+    toDayOfWeek(toDate(hour, {tz:String})) AS weekday,
+    toHour(hour, {tz:String}) AS hour_of_day,
+    sum(total_cost) AS cost_usd,
+    sum(total_tokens) AS tokens,
+    uniqExact(hour) AS active_hours,
+    round(cost_usd / nullIf(active_hours, 0), 4) AS avg_cost_per_active_hour_usd
+FROM ccusage_usage_hourly FINAL
+WHERE dateDiff('day', toDate(hour, {tz:String}), today()) < {days:UInt32}
+  AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY weekday, hour_of_day
+ORDER BY weekday, hour_of_day;
+
+-- name: busiest_hours
+-- description: The `limit` clock hours that cost the most over the last `days` days (start in time zone `tz`), all machines added up per hour (or one machine, one agent): cost, tokens, entries (the lines ccusage counted), models and machines
+-- params: days:UInt32=30, limit:UInt32=10, tz:String=UTC, machine:String=, agent:String=
+SELECT
+    formatDateTime(hour, '%Y-%m-%d %H:%i', {tz:String}) AS hour_start,
+    sum(total_cost) AS cost_usd,
+    sum(total_tokens) AS tokens,
+    sum(entries) AS entries,
+    arraySort(groupUniqArrayArray(models_used)) AS models,
+    uniqExact(machine_name) AS machines
+FROM ccusage_usage_hourly FINAL
+WHERE toDate(hour, {tz:String}) > today() - {days:UInt32}
+  AND ({machine:String} = '' OR machine_name = {machine:String})
+  AND ({agent:String} = '' OR agent = {agent:String})
+GROUP BY hour
+ORDER BY cost_usd DESC, tokens DESC, hour
+LIMIT {limit:UInt32};
+
+-- name: day_by_hour
+-- description: Cost per hour of one day (`date` as YYYY-MM-DD, a day in time zone `tz`), all machines added up (or one machine, one agent), with the running total: every hour 0-23 listed; `date` empty (the default): today so far, from midnight to the current hour, as fresh as the last import
+-- params: date:String=, tz:String=UTC, machine:String=, agent:String=
+SELECT
+    hour_of_day,
+    cost_usd,
+    tokens,
+    entries,
+    sum(cost_usd) OVER (ORDER BY hour_of_day) AS running_cost_usd
+FROM
+(
+    SELECT
+        toHour(hour, {tz:String}) AS hour_of_day,
+        sum(total_cost) AS cost_usd,
+        sum(total_tokens) AS tokens,
+        sum(entries) AS entries
+    FROM ccusage_usage_hourly FINAL
+    WHERE toDate(hour, {tz:String}) = if({date:String} = '', toDate(now(), {tz:String}), toDate({date:String}))
+      AND ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
+    GROUP BY hour_of_day
+    ORDER BY hour_of_day WITH FILL FROM 0 TO if({date:String} = '', toHour(now(), {tz:String}) + 1, 24)
+)
+ORDER BY hour_of_day;
 
 -- =============================================================================================================
 -- Cache efficiency and value for money
@@ -1073,6 +1141,11 @@ FROM
     UNION ALL
     SELECT 'ccusage_usage_blocks', count(), uniqExact(machine_name)
     FROM ccusage_usage_blocks FINAL
+    WHERE ({machine:String} = '' OR machine_name = {machine:String})
+      AND ({agent:String} = '' OR agent = {agent:String})
+    UNION ALL
+    SELECT 'ccusage_usage_hourly', count(), uniqExact(machine_name)
+    FROM ccusage_usage_hourly FINAL
     WHERE ({machine:String} = '' OR machine_name = {machine:String})
       AND ({agent:String} = '' OR agent = {agent:String})
     UNION ALL
@@ -1698,19 +1771,19 @@ ORDER BY hour;
 -- Queries the dashboards need beyond the ones above: `--dashboard` (the HTML file) runs them by name, like every
 -- query it shows; grafana/ccusage-dashboard.json has its own SQL with the Grafana plugin's macros.
 
--- name: block_hours_daily
--- description: 5-hour blocks per day and starting hour (in time zone `tz`) over the last `days` days, with the weekday (1 = Monday), cost and tokens, all machines and agents added up (or one machine, one agent): the cells of an hour-by-weekday heat map
+-- name: hour_cost_daily
+-- description: Claude Code's cost per day and hour of the day (in time zone `tz`) over the last `days` days, with the weekday (1 = Monday), tokens and the clock hours with usage, all machines added up (or one machine, one agent): `hour_weekday_cost` per day, so a page can choose its days
 -- params: days:UInt32=90, tz:String=UTC, machine:String=, agent:String=
 SELECT
-    toDate(start_time, {tz:String}) AS date,
+    toDate(hour, {tz:String}) AS date,
     toDayOfWeek(date) AS weekday,
-    toHour(start_time, {tz:String}) AS hour,
-    count() AS blocks,
-    sum(cost_usd) AS cost_usd,
-    sum(total_tokens) AS tokens
-FROM ccusage_usage_blocks FINAL
+    toHour(hour, {tz:String}) AS hour_of_day,
+    sum(total_cost) AS cost_usd,
+    sum(total_tokens) AS tokens,
+    uniqExact(hour) AS active_hours
+FROM ccusage_usage_hourly FINAL
 WHERE dateDiff('day', date, today()) < {days:UInt32}
   AND ({machine:String} = '' OR machine_name = {machine:String})
   AND ({agent:String} = '' OR agent = {agent:String})
-GROUP BY date, weekday, hour
-ORDER BY date, hour;
+GROUP BY date, weekday, hour_of_day
+ORDER BY date, hour_of_day;

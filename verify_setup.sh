@@ -34,7 +34,8 @@ EOF
 
 # every ccusage_ table of ccusage_clickhouse_schema.sql, in its order (tests/test_one_list.py holds them equal)
 TABLES="ccusage_schema_migrations ccusage_settings ccusage_usage_daily ccusage_usage_monthly ccusage_usage_sessions
-ccusage_usage_blocks ccusage_usage_projects_daily ccusage_model_breakdowns ccusage_models_used ccusage_import_runs
+ccusage_usage_blocks ccusage_usage_hourly ccusage_usage_projects_daily ccusage_model_breakdowns ccusage_models_used
+ccusage_import_runs
 ccusage_alerts"
 FAILED=0
 STALE_HOURS=2

@@ -44,6 +44,7 @@ EXAMPLE_VALUES: dict[str, tuple[str, str]] = {
     "horizon": ("UInt32", "14"),
     "stale_hours": ("UInt32", "24"),
     "tz": ("String", "Europe/Berlin"),
+    "date": ("String", "2026-11-30"),
     "machine": ("String", "laptop"),
     "agent": ("String", "codex"),
 }
@@ -213,12 +214,13 @@ The same names mean the same thing in every query:
 | parameter | meaning |
 |---|---|
 | `machine` (String, default empty) | empty: all machines added up; a name: only that machine's rows |
-| `agent` (String, default empty) | empty: all coding agents added up; a name (ccusage's: `claude`, `codex`, `gemini`, `opencode`, …): only that agent's rows. Only Claude Code (`claude`) has projects and 5-hour blocks, so queries over those give another agent no rows |
+| `agent` (String, default empty) | empty: all coding agents added up; a name (ccusage's: `claude`, `codex`, `gemini`, `opencode`, …): only that agent's rows. Only Claude Code (`claude`) has projects, 5-hour blocks and clock hours, so queries over those give another agent no rows |
 | `days` (UInt32) | the last N calendar days up to and including today (ClickHouse's `today()`: the server's time zone, for the embedded store the importer's). Stored dates are days in `CCUSAGE_TIMEZONE` |
 | `weeks`, `months` (UInt32) | the same in weeks (Monday first) or calendar months |
 | `hours` (UInt32) | the last N hours (`admin_usage_hourly`) |
 | `limit` (UInt32) | at most N rows (per machine where the description says so) |
-| `tz` (String, default UTC) | the time zone `hourly_pattern` and `block_hours_daily` read block start hours in |
+| `tz` (String, default UTC) | the time zone the queries by hour of the day and `day_by_hour`'s day are read in (`hourly_pattern`: block start hours) |
+| `date` (String, default empty) | one day (YYYY-MM-DD) in time zone `tz` for `day_by_hour`; empty: today so far |
 | `sigma` (Float64, default 2) | how many standard deviations above the mean make an anomaly day |
 | `horizon` (UInt32, default 7) | how many days `cost_forecast` continues the trend |
 | `stale_hours` (UInt32, default 2) | after how many hours without a successful import `machine_freshness` flags a machine |

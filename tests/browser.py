@@ -105,9 +105,11 @@ class Browser:
 
     def _next_message(self) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
+        replies = select.poll()  # not select(): it refuses a descriptor numbered 1024 or more
+        replies.register(self._replies, select.POLLIN)
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+            if left <= 0 or not replies.poll(left * 1000):
                 raise BrowserError(f"Chromium did not answer within {self.timeout:g} s")
             chunk = os.read(self._replies, 1 << 20)
             if not chunk:

@@ -1,9 +1,9 @@
 """Differential checks: what the store holds for one machine against ccusage run once on every line ever written.
 
 Used by the rolling history (tests/test_rolling.py) and the window's property test (tests/test_window_exact.py).
-Days, months and project-days follow ccusage's daily loader, sessions and blocks its session/blocks loader (they
-disagree about sub-agent replays: docs/design.md); months are summed from ccusage's days, as the store sums them.
-Projects and sessions are compared by their keyed hashes.
+Days, months and project-days follow ccusage's daily loader, sessions, blocks and hours (one-hour blocks) its
+session/blocks loader (they disagree about sub-agent replays: docs/design.md); months are summed from ccusage's
+days, as the store sums them. Projects and sessions are compared by their keyed hashes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from conftest import run_ccusage, sql
 
 TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
-PERIODS = ("day", "month", "project_day", "block")  # tables versioned by their total: never smaller
+PERIODS = ("day", "month", "project_day", "block", "hour")  # tables versioned by their total: never smaller
 KINDS = (*PERIODS, "session")
 
 Key = tuple[str, str]
@@ -40,6 +40,8 @@ UNION ALL SELECT 'session', project_key, session_key, {TOKENS}, total_cost
 FROM ccusage_usage_sessions FINAL WHERE {where} AND total_tokens > 0
 UNION ALL SELECT 'block', formatDateTime(start_time, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), '', {TOKENS}, cost_usd
 FROM ccusage_usage_blocks FINAL WHERE {where}
+UNION ALL SELECT 'hour', formatDateTime(hour, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), '', {TOKENS}, total_cost
+FROM ccusage_usage_hourly FINAL WHERE {where}
 """
 
 
@@ -101,9 +103,10 @@ def ccusage_tables(bin_dir: Path, claude: Path, key_of: Hash, tz: str) -> tuple[
     for row in run_ccusage(bin_dir, claude, "session", "--timezone", tz)["sessions"]:
         if row["totalTokens"]:
             put("session", (key_of(row["projectPath"]), key_of(row["sessionId"])), row)
-    for row in run_ccusage(bin_dir, claude, "blocks")["blocks"]:
-        if not row["isGap"]:
-            put("block", (row["startTime"].replace(".000Z", "Z"), ""), row)
+    for kind, length in (("block", "5"), ("hour", "1")):
+        for row in run_ccusage(bin_dir, claude, "blocks", "--session-length", length)["blocks"]:
+            if not row["isGap"]:
+                put(kind, (row["startTime"].replace(".000Z", "Z"), ""), row)
     return tokens, costs
 
 

@@ -98,7 +98,10 @@ ADDITIVE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "agent_models": (("agent", "model"), ("cost_usd", "tokens", "input", "output", "cache_creation",
                                                "cache_read")),
     "agent_monthly_trend": (("agent", "month"), ("cost_usd", "tokens")),
-    "block_hours_daily": (("date", "hour"), ("blocks", "cost_usd", "tokens")),
+    "hour_weekday_cost": (("weekday", "hour_of_day"), ("cost_usd", "tokens", "active_hours")),
+    "busiest_hours": (("hour_start",), ("cost_usd", "tokens", "entries")),  # every hour (limit = all)
+    "day_by_hour": (("hour_of_day",), ("cost_usd", "tokens", "entries", "running_cost_usd")),  # today: desk works
+    "hour_cost_daily": (("date", "hour_of_day"), ("cost_usd", "tokens", "active_hours")),
 }
 # Queries with an `agent` parameter whose rows do not simply add up, and how they are checked instead.
 NOT_ADDITIVE = {
@@ -273,7 +276,8 @@ def test_all_agents_are_the_sum_of_each_agent(answers: dict, name: str):
 def test_every_agent_query_runs_for_each_agent_and_only_claude_code_has_projects_and_blocks(answers: dict):
     claude_only = {"models_in_blocks", "project_cost", "project_timeline", "most_active_projects",
                    "project_model_mix", "hourly_pattern", "active_block", "block_history", "block_stats",
-                   "usage_limit_hits", "chart_pie_project_cost", "machine_shared_projects", "block_hours_daily"}
+                   "usage_limit_hits", "chart_pie_project_cost", "machine_shared_projects", "hour_weekday_cost",
+                   "busiest_hours", "day_by_hour", "hour_cost_daily"}
     for name in AGENT_QUERIES:
         for agent in AGENTS:
             rows = answers[name, agent]

@@ -162,7 +162,7 @@ def test_ccusage_reads_no_agent_folder_that_was_not_found(tmp_path, make_env):
     done = run_cli(env)
     assert done.returncode == 0
     reports = sql(env, "SELECT report_rows FROM ccusage_import_runs")[0]["report_rows"]
-    assert set(reports) == {"projects_daily", "sessions", "blocks"}
+    assert set(reports) == {"projects_daily", "sessions", "blocks", "hourly"}
 
 
 OLD_RELEASE = "12cfc44"  # the release before agents: its importer, schema and queries
@@ -221,11 +221,12 @@ def test_a_store_of_the_release_before_agents_migrates_without_losing_a_row(tmp_
     for table in tables:
         assert sql(env, f"SELECT groupUniqArray(agent) AS agents FROM {table}")[0]["agents"] == ["claude"]
     versions = sql(env, "SELECT version FROM ccusage_schema_migrations ORDER BY version")
-    assert [v["version"] for v in versions] == [1, 2]
+    assert [v["version"] for v in versions] == [1, 2, 3]
     assert not sql(env, "SELECT name FROM system.tables WHERE name LIKE '%rebuild%'")
     for _ in range(2):  # the migrated store imports on; the first run may only re-add a month the old release
-        done = run_cli(env, "--force")  # summed with float noise (an order-dependent last digit)
-        assert done.returncode == 0, done.stderr
+        done = run_cli(env, "--force")  # summed with float noise (an order-dependent last digit), and fills the
+        assert done.returncode == 0, done.stderr  # clock hours that release did not have (and their models)
     runs = sql(env, "SELECT rows_written FROM ccusage_import_runs ORDER BY started_at")
-    assert {t for t, n in runs[-2]["rows_written"].items() if n} <= {"ccusage_usage_monthly"}, runs[-2]
+    assert {t for t, n in runs[-2]["rows_written"].items() if n} <= {
+        "ccusage_usage_monthly", "ccusage_usage_hourly", "ccusage_models_used"}, runs[-2]
     assert sum(runs[-1]["rows_written"].values()) == 0, runs[-1]

@@ -18,7 +18,8 @@ import ccusage_importer as ci
 STORE_LABELS = ["store connection", "server version", "database", "tables and views", "write permission",
                 "response time", "last import"]
 ALL_LABELS = ["configuration", "machine name", "Claude Code data", "history retention", "other agents", "ccusage",
-              "ccusage claude daily --instances", "ccusage claude session", "ccusage claude blocks", *STORE_LABELS]
+              "ccusage claude daily --instances", "ccusage claude session", "ccusage claude blocks",
+              "ccusage claude blocks --session-length 1", *STORE_LABELS]
 SCHEMA_FIX = "   fix: run an import once (`uv run ccusage_importer.py`), it creates the schema"
 SCHEMA = ci.expected_schema(ci.SCHEMA_FILE.read_text())
 TABLES = [name for name, item in SCHEMA.items() if item.kind == "table"]
@@ -58,7 +59,7 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert code == 0, out
     store = Path(env["CCUSAGE_IMPORT_DB"])
     assert line_of(out, "store") == f"⚠️ store: no store yet at {store}: the first import creates it"
-    assert out.splitlines()[-1] == "9 passed, 1 warning, 0 failed"
+    assert out.splitlines()[-1] == "10 passed, 1 warning, 0 failed"
     assert not store.parent.exists()
 
     assert run_cli(env).returncode == 0
@@ -67,7 +68,7 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert code == 0, out
     assert labels(out) == ALL_LABELS
     assert all(line.startswith("✅") for line in out.splitlines()[1:-1]), out
-    assert out.splitlines()[-1] == "16 passed, 0 warnings, 0 failed"
+    assert out.splitlines()[-1] == "17 passed, 0 warnings, 0 failed"
 
     # The counts are the records in ccusage's own JSON (project-days, sessions, blocks), not its top-level keys.
     instances = run_ccusage(ccusage_bin_dir, claude, "daily", "--instances", "--timezone", "UTC")
@@ -87,6 +88,12 @@ def test_healthy_store_passes_with_the_real_record_counts(claude, make_env, ccus
     assert line_of(out, "ccusage claude blocks").startswith(
         f"✅ ccusage claude blocks: {len(blocks)} blocks ({len(used_blocks)} with usage, "
         f"{len(blocks) - len(used_blocks)} idle gaps), valid JSON, in ")
+    hours = run_ccusage(ccusage_bin_dir, claude, "blocks", "--session-length", "1")["blocks"]
+    used_hours = [b for b in hours if not b["isGap"]]
+    assert len(used_hours) == len(truth.blocks(hours=1)) and len(used_hours) < len(hours)
+    assert line_of(out, "ccusage claude blocks --session-length 1").startswith(
+        f"✅ ccusage claude blocks --session-length 1: {len(hours)} one-hour blocks ({len(used_hours)} with usage, "
+        f"{len(hours) - len(used_hours)} idle gaps), valid JSON, in ")
 
     files = len(list((claude / "projects").rglob("*.jsonl")))
     assert line_of(out, "Claude Code data") == f"✅ Claude Code data: {files} transcript files in {claude / 'projects'}"
@@ -127,7 +134,7 @@ def test_a_missing_table_is_named_with_the_fix_and_not_created(claude, make_env,
         assert code == 1
         assert line_of(out, "tables and views") == "❌ tables and views: missing ccusage_usage_blocks"
         assert out.splitlines()[out.splitlines().index(line_of(out, "tables and views")) + 1] == SCHEMA_FIX
-        assert out.splitlines()[-1] == "14 passed, 1 warning, 1 failed"
+        assert out.splitlines()[-1] == "15 passed, 1 warning, 1 failed"
 
 
 def test_a_table_without_its_columns_is_named(make_env):
@@ -261,7 +268,7 @@ def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_
         "(is the server running, and is CH_PORT its HTTP port?)")
     assert "password set (not shown)" in line_of(done.stdout, "configuration")
     assert labels(done.stdout)[-1] == "store connection"  # nothing after a failed connection pretends to pass
-    assert done.stdout.splitlines()[-1] == "8 passed, 1 warning, 1 failed"  # the warning: no cron entry
+    assert done.stdout.splitlines()[-1] == "9 passed, 1 warning, 1 failed"  # the warning: no cron entry
 
 
 def test_a_bad_setting_is_one_failed_line(make_env):

@@ -313,6 +313,18 @@ def test_chromium_writes_nothing_into_the_home_folder(chromium: str, tmp_path: P
     assert not list(home.iterdir())
 
 
+def test_chromium_answers_on_a_pipe_numbered_above_1024(chromium: str, tmp_path: Path):
+    """A test process that has opened many stores in-process holds over a thousand descriptors, so the pipe to
+    Chromium gets a number select() cannot take ("filedescriptor out of range"): tests/browser.py waits with poll()."""
+    taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with Browser(chromium, tmp_path / "profile") as browser:
+            assert browser.send("Runtime.evaluate", expression="6 * 7")["result"]["value"] == 42
+    finally:
+        for descriptor in taken:
+            os.close(descriptor)
+
+
 def test_dashboard_failures_are_one_line(store: Store, tmp_path: Path):
     failures = {
         ("--dashboard", str(tmp_path / "no-such-dir" / "d.html")):
@@ -373,7 +385,7 @@ def test_dashboard_parameters_are_the_pages_choices_or_the_query_defaults():
     timeline = ci.find_query(queries, "project_timeline")
     assert ci.dashboard_parameters(timeline, "it's = me", "Europe/Berlin") == {
         "days": 36600, "limit": 4294967295, "project": "", "machine": "it's = me", "agent": ""}
-    hours = ci.find_query(queries, "block_hours_daily")
+    hours = ci.find_query(queries, "hour_cost_daily")
     assert ci.dashboard_parameters(hours, "", "Asia/Tokyo", "codex") == {
         "days": 36600, "tz": "Asia/Tokyo", "machine": "", "agent": "codex"}
     used = {name for _, name in (*ci.PER_MACHINE_DATASETS, *ci.AGENT_SPLIT_DATASETS, *ci.SHARED_DATASETS)}

@@ -155,7 +155,7 @@ def test_second_import_changes_nothing_and_unchanged_runs_skip_ccusage(claude, m
     before, raw_counts = without(first, "parts"), first["parts"]
     forced = import_ok(env, "--force")
     lines = [line.split() for line in forced.splitlines() if line.startswith("ccusage_usage_")]
-    assert len(lines) == 5 and all(line[1:3] == ["0", "0"] and line[3] != "0" for line in lines), forced
+    assert len(lines) == 6 and all(line[1:3] == ["0", "0"] and line[3] != "0" for line in lines), forced
     again = sql_many(env, with_parts)
     assert without(again, "parts") == before
     assert again["parts"] == [r if r["table"] != "ccusage_import_runs" else {**r, "r": r["r"] + 1} for r in raw_counts]

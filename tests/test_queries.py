@@ -470,14 +470,16 @@ def test_row_counts_equal_the_ground_truth(store: PopulatedStore):
                        + len(m.by(lambda e: (day(e), e.project, e.model)))
                        + len(m.by(lambda e: (e.project, e.session, e.model), loader="main")))
     block_models = count(lambda m: sum(len(block.models) for block in m.truth.blocks().values()))
+    hour_models = count(lambda m: sum(len(block.models) for block in m.truth.blocks(hours=1).values()))
     expected = {
         "ccusage_usage_daily": count(lambda m: len(m.truth.by_day())),
         "ccusage_usage_monthly": count(lambda m: len({d[:7] for d in m.truth.by_day()})),
         "ccusage_usage_projects_daily": count(lambda m: len(m.truth.by_day_project())),
         "ccusage_usage_sessions": count(lambda m: len(m.truth.by_session())),
         "ccusage_usage_blocks": count(lambda m: len(m.truth.blocks())),
+        "ccusage_usage_hourly": count(lambda m: len(m.truth.blocks(hours=1))),
         "ccusage_model_breakdowns": breakdowns,
-        "ccusage_models_used": breakdowns + block_models,
+        "ccusage_models_used": breakdowns + block_models + hour_models,
         "ccusage_import_runs": store.runs,
         "ccusage_alerts": 0,  # no budget set: no alert claimed
     }

@@ -217,6 +217,61 @@ def test_plan_makes_exact_blocks_equal_to_the_report():
     assert plan.current()[block(0, 0).key].total_tokens == 100  # before the exact range: never smaller
 
 
+# -- clock hours -----------------------------------------------------------------------------------------------------
+
+
+def test_hours_are_ccusages_one_hour_blocks_without_the_gaps():
+    """`claude blocks --session-length 1` (recorded on generated transcripts): each non-gap block is one clock hour
+    with ccusage's own tokens, cost, entries and models."""
+    doc = load("claude_blocks_hourly.json")
+    records = ci.hour_records(doc)
+    blocks = [b for b in doc["blocks"] if not b["isGap"]]
+    assert len(records) == len(blocks) == 12
+    for record, item in zip(records, blocks, strict=True):
+        row = record.row
+        assert row["hour"].isoformat().replace("+00:00", ".000Z") == item["startTime"]
+        assert (row["input_tokens"], row["output_tokens"], row["cache_creation_tokens"], row["cache_read_tokens"]) == (
+            item["tokenCounts"]["inputTokens"], item["tokenCounts"]["outputTokens"],
+            item["tokenCounts"]["cacheCreationInputTokens"], item["tokenCounts"]["cacheReadInputTokens"])
+        assert row["total_tokens"] == item["totalTokens"] and row["total_cost"] == item["costUSD"]
+        assert row["entries"] == item["entries"] and row["models_used"] == sorted(item["models"])
+        assert set(record.breakdowns) == set(item["models"]) and record.record_key == item["startTime"][:19] + "Z"
+
+
+@pytest.mark.parametrize(("start", "end"), [("2026-11-18T02:30:00.000Z", "2026-11-18T03:30:00.000Z"),
+                                            ("2026-11-18T02:00:00.000Z", "2026-11-18T07:00:00.000Z")])
+def test_a_block_that_is_not_one_clock_hour_is_refused(start, end):
+    """Stored under the wrong hour it would never be put right: a report whose blocks are not clock hours (another
+    ccusage, or a session length not passed) is an unknown shape."""
+    doc = load("claude_blocks_hourly.json")
+    doc["blocks"][0].update(startTime=start, endTime=end)
+    with pytest.raises(ci.ShapeError, match="not one clock hour"):
+        ci.hour_records(doc)
+
+
+def test_the_first_exact_hour_is_the_windows_start_and_after_the_newest_unseen_line():
+    start = dt.datetime(2026, 11, 12, 8, tzinfo=dt.UTC)  # midnight in Los Angeles
+    assert ci.first_exact_hour(start, None) == start
+    assert ci.first_exact_hour(None, None) == dt.datetime.min.replace(tzinfo=dt.UTC)  # a full read, nothing gone
+    gone = dt.datetime(2026, 11, 12, 10, 50, tzinfo=dt.UTC)  # a gone transcript's last line
+    assert ci.first_exact_hour(start, gone) == ci.first_exact_hour(None, gone) == gone.replace(hour=11, minute=0)
+    assert ci.first_exact_hour(start, dt.datetime(2026, 11, 1, tzinfo=dt.UTC)) == start
+
+
+def hour(at: int, tokens: int) -> ci.Record:
+    return ci.HOURS.record({"agent": "claude", "hour": dt.datetime(2026, 1, 1, at, tzinfo=dt.UTC),
+                            "total_tokens": tokens})
+
+
+def test_plan_makes_exact_hours_equal_to_the_report_and_never_shrinks_the_others():
+    stored = {h.key: h for h in (hour(9, 100), hour(10, 100), hour(12, 50))}
+    exact = ci.Exact(hours_from=dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC))
+    plan = ci.plan_table(ci.HOURS, [hour(9, 60), hour(10, 80), hour(11, 30)], stored, exact=exact)
+    rows = {key[1].hour: record.total_tokens for key, record in plan.current().items()}
+    assert rows == {9: 100, 10: 80, 11: 30}  # 9:00 is before the exact hours: kept; 12:00 is not reported: removed
+    assert plan.replace == {hour(10, 0).key} and [r.key for r in plan.remove] == [hour(12, 0).key]
+
+
 def session(first_hour: int, tokens: int, key: str = "s", files: int = 1) -> ci.Record:
     return ci.SESSIONS.record({"agent": "claude", "project_key": "p", "session_key": key, "total_tokens": tokens,
                                "first_activity": dt.datetime(2026, 1, 1, first_hour, tzinfo=dt.UTC),
@@ -347,7 +402,8 @@ def test_records_from_every_report_fill_exactly_their_table_columns():
     context = ci.ParseContext(HASHER)
     parsed = {name: ci.REPORTS[name].parse(load(fixture), context)[0] for name, fixture in (
         ("projects_daily", "claude_daily_instances.json"), ("sessions", "claude_session.json"),
-        ("blocks", "claude_blocks.json"), ("agents", "agents/unified_session_sections.json"))}
+        ("blocks", "claude_blocks.json"), ("hourly", "claude_blocks_hourly.json"),
+        ("agents", "agents/unified_session_sections.json"))}
     days = ci.daily_records(parsed["projects_daily"])
     for records in (*parsed.values(), days, ci.monthly_records(days)):
         assert records and all(set(r.row) == set(r.table.columns) for r in records)

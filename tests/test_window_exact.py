@@ -322,3 +322,57 @@ def test_a_damaged_state_file_is_a_warning_and_a_full_read(world, make_env, ccus
     out = imported(env)
     assert "Read all 1 transcripts" in out and "state" in out, out
     check(env, world, ccusage_bin_dir, "after the state file was damaged")
+
+
+# -- clock hours (issue 22) ----------------------------------------------------------------------------------------
+
+def test_hours_stay_exact_through_a_new_hour_a_new_day_and_the_cleanup(world, make_env, ccusage_bin_dir):
+    """Every stored clock hour equals `ccusage claude blocks --session-length 1` on every line ever written: after a
+    full import, an import of one new hour, of a new day, and after Claude Code's cleanup deleted the oldest
+    transcripts (whose hours the store keeps). The line written at 10:00 sharp counts to the 9:00 hour, as in
+    ccusage's blocks."""
+    env = make_env(world.live, CCUSAGE_TIMEZONE=TZ)
+    world.write("p/a.jsonl", every("10-20 09:05", "10-20 11:55", 25))
+    world.write("q/b.jsonl", every("10-20 11:10", "10-20 12:40", 15))
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after the full import")
+    world.write("q/b.jsonl", every("10-20 13:05", "10-20 13:55", 25))
+    assert "Read 2026-10-20" in imported(env)
+    check(env, world, ccusage_bin_dir, "after a new hour")
+    world.write("p/c.jsonl", every("11-25 07:30", "11-25 09:10", 20))
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after a new day")
+    assert world.clean_up(at("11-25 09:10")) == ["p/a.jsonl", "q/b.jsonl"]
+    world.write("p/c.jsonl", every("11-25 09:20", "11-25 10:00", 20))
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after the cleanup and one more hour")
+    assert len(stored(env)[0]["hour"]) == 8
+
+
+def test_an_hour_shared_with_a_gone_transcript_keeps_its_lines(world, make_env, ccusage_bin_dir):
+    """a's last line (10:50) and b's lines share the 10:00 hour. Once a is gone, ccusage sees only b's part of it,
+    in a window that starts at midnight: the hour is not exact (it began before the newest line ccusage can no
+    longer see) and keeps what it had; the hour after it is exact. (The day keeps its stored row and leaves b's new
+    lines out, as docs/design.md says of a day a gone transcript wrote in; the hours have them.)"""
+    env = make_env(world.live)
+    world.write("p/a.jsonl", every("11-10 09:00", "11-10 10:50"))
+    world.write("p/b.jsonl", every("11-10 10:05", "11-10 10:45", 20))
+    imported(env)
+    (world.live / "projects" / "p" / "a.jsonl").unlink()  # deleted by a person: `seen` keeps its lines
+    world.write("p/b.jsonl", every("11-10 11:05", "11-10 11:45", 20))
+    imported(env)
+    want = ccusage_tables(ccusage_bin_dir, world.seen, store_hash(env), "UTC")[0]["hour"]
+    assert stored(env)[0]["hour"] == want and len(want) == 3
+
+
+def test_hours_in_a_zone_of_half_hours_are_exact_across_its_midnight(world, make_env, ccusage_bin_dir):
+    """In Asia/Kolkata (UTC+5:30) midnight falls in the middle of a clock hour (18:30 UTC): the window reads from
+    there, and the hour that straddles it is left as stored."""
+    env = make_env(world.live, CCUSAGE_TIMEZONE="Asia/Kolkata")
+    world.write("p/a.jsonl", every("11-10 17:50", "11-10 18:20"))
+    imported(env)
+    world.write("q/b.jsonl", every("11-10 18:35", "11-10 19:40"))
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after b")
+    assert {key for key, _ in stored(env)[0]["hour"]} == {"2026-11-10T17:00:00Z", "2026-11-10T18:00:00Z",
+                                                          "2026-11-10T19:00:00Z"}
