@@ -987,7 +987,7 @@ class Window:
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
                 first_line_time: Callable[[str], dt.datetime | None],
-                block_starts: Sequence[dt.datetime] = (), unproven: dt.datetime | None = None) -> Window | None:
+                block_starts: Sequence[dt.datetime] = ()) -> Window | None:
     """The window that covers every transcript changed since `previous` (path -> [size, mtime_ns] at the last
     import), or None when no transcript changed.
 
@@ -995,8 +995,7 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     may share lines with them (a resumed session replays its predecessor's, and ccusage credits a shared line to one
     session only), so it pulls the start back to its own first line; that repeats until none straddles the start.
     The window's `sessions` are those it holds whole: only they are compared with the stored ones. `block_starts`:
-    starts of blocks of the full history that earlier imports stored; `unproven`: the first block an earlier import
-    could not prove (a transcript was away): the blocks report reads from there again."""
+    starts of blocks of the full history that earlier imports stored."""
     changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
                                                                                                    file.mtime_ns]]
     if not changed:
@@ -1028,14 +1027,12 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= clock_hour(midnight))
     whole = frozenset(session for session in touching if session_start(session) >= midnight)
     since = midnight.astimezone(zone).date()
-    reread = min(midnight, unproven or midnight)
-    anchor = max((start for start in block_starts if start <= reread), default=None)
+    anchor = max((start for start in block_starts if start <= midnight), default=None)
     if anchor is not None:
         block_files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= anchor)
         return Window(since, midnight, files, whole, block_files, blocks_from=anchor,
                       begun_before=frozenset(path for path in block_files if head(path) < anchor))
-    again = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= reread and path not in files)
-    return Window(since, midnight, files, whole, *_blocks_reach(scan, (*files, *again), head))
+    return Window(since, midnight, files, whole, *_blocks_reach(scan, files, head))
 
 
 def _blocks_reach(scan: TranscriptScan, files: Sequence[str], head: Callable[[str], dt.datetime]
@@ -1899,20 +1896,6 @@ def missing_lines_before(stored: Mapping[tuple[Any, ...], Record], files: Mappin
 BLOCK_STARTS_KEPT = 500  # the full history's block starts a state keeps: about 100 days of daily work
 
 
-BlocksKnown = tuple[Sequence[dt.datetime], dt.datetime | None]  # proven block starts, the first block not proven
-
-
-def blocks_unproven(before: dt.datetime | None, exact_from: dt.datetime | None, reported: Iterable[Record],
-                    stored: Mapping[tuple[Any, ...], Record]) -> dt.datetime | None:
-    """The start of the first block a run reported but could not prove the full history's (kept out, or grown under
-    a stored start while it may still lack lines), for the next runs to read again until one proves it; None when
-    this run proved everything from there on."""
-    doubtful = [r.row["start_time"] for r in reported if (exact_from is None or r.row["start_time"] < exact_from)
-                and (r.key not in stored or stored[r.key].row != r.row)]
-    first = min([start for start in (before, *doubtful) if start is not None], default=None)
-    return None if first is None or (exact_from is not None and exact_from <= first) else first
-
-
 def block_starts_after(known: Sequence[dt.datetime], exact_from: dt.datetime | None, exact: Iterable[Record]
                        ) -> tuple[dt.datetime, ...]:
     """The full history's block starts a next run may begin its blocks report at: those known before this run's
@@ -2113,7 +2096,6 @@ class LocalState:
             "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
             "gone_floor_ns": lambda v: type(v) is int,
             "block_starts": lambda v: isinstance(v, list) and all(type(n) is int for n in v),
-            "blocks_unproven": lambda v: type(v) is int,
         }
         if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
             self.problem = self.problem or f"the local state file {self.state_file} was damaged"
@@ -2122,13 +2104,12 @@ class LocalState:
 
     def remember(self, machine: str, fingerprint: str, summary: list[str], settings: str,
                  transcripts: Mapping[str, Transcript], gone: GoneTranscripts, late: Mapping[str, list[int]],
-                 blocks: BlocksKnown) -> None:
+                 block_starts: Sequence[dt.datetime]) -> None:
         machines = self._machines()
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
                              "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late),
-                             "block_starts": [int(start.timestamp() * 1e9) for start in blocks[0]],
-                             **({"blocks_unproven": int(blocks[1].timestamp() * 1e9)} if blocks[1] else {})}
+                             "block_starts": [int(start.timestamp() * 1e9) for start in block_starts]}
         private_folder(self.state_file.parent)
         write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
 
@@ -3569,9 +3550,7 @@ class ClickHouseImporter:
             scan = with_late_lines(scan, late)
             gone = gone_transcripts(previous, scan)
             block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in previous.get("block_starts", [])]
-            unproven = (dt.datetime.fromtimestamp(previous["blocks_unproven"] / 1e9, dt.UTC)
-                        if "blocks_unproven" in previous else None)
-            window, why = self._window(scan, previous, state.problem, block_starts, unproven)
+            window, why = self._window(scan, previous, state.problem, block_starts)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
                 fetching = background.submit(self._fetch, scan, phases, window, why) if config.embedded else None
@@ -3588,7 +3567,7 @@ class ClickHouseImporter:
                         if window is not None and (why := self._store_disagrees(store, stored_fingerprint, previous)):
                             window, fetching = None, None
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
-                        outcome = self._write(store, hasher, scan, fetched, phases, gone, (block_starts, unproven))
+                        outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_run(result(outcome).run_row())
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
@@ -3602,13 +3581,13 @@ class ClickHouseImporter:
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
                                        scan.transcripts, outcome.gone or gone, late,
-                                       outcome.blocks or (block_starts, unproven))
+                                       block_starts if outcome.block_starts is None else outcome.block_starts)
                     return done
                 finally:
                     store.close()
 
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
-                block_starts: Sequence[dt.datetime], unproven: dt.datetime | None) -> tuple[Window | None, str]:
+                block_starts: Sequence[dt.datetime]) -> tuple[Window | None, str]:
         """What Claude Code's reports read: None for everything (--force, a first import, other settings, a state
         file that cannot be trusted, a transcript that shrank or whose modification time went back), else the
         window of what changed since the last successful import (a transcript whose last line is later than its
@@ -3622,7 +3601,7 @@ class ClickHouseImporter:
         if went_back:
             return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
-        return read_window(scan, seen, self.config.timezone, first_line_time, block_starts, unproven) or Window(), ""
+        return read_window(scan, seen, self.config.timezone, first_line_time, block_starts) or Window(), ""
 
     @staticmethod
     def _store_disagrees(store: Store, stored_fingerprint: str | None, previous: Mapping[str, Any]) -> str:
@@ -3654,10 +3633,9 @@ class ClickHouseImporter:
         return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
-               phases: Phases, gone: GoneTranscripts, blocks: BlocksKnown) -> ImportOutcome:
+               phases: Phases, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]) -> ImportOutcome:
         """Transform what was fetched, plan it against the stored rows, write what is new or grew. `gone` and
-        `blocks` (the full history's block starts stored so far, the first block not proven) come back as the next
-        run must know them."""
+        `block_starts` (of the full history's blocks stored so far) come back as the next run must know them."""
         window = fetched.window
         unreadable = (f"{len(scan.unreadable)} transcript{'s' * (len(scan.unreadable) != 1)} could not be read "
                       "(not this user's: written by `sudo claude`?): nothing of them was imported; give them back "
@@ -3678,10 +3656,8 @@ class ClickHouseImporter:
                          for project, session in window.sessions} if window else None
             plans, plan_errors, gone, exact = self._plan(store, parsed, files_by_key, (window, in_window), gone,
                                                          documents.get("blocks"))
-            blocks_plan = next((plan for plan in plans if plan.table is BLOCKS), None)
-            known = (block_starts_after(blocks[0], exact.blocks_from, [
-                r for r in blocks_plan.current().values() if exact(r)]), blocks_unproven(
-                blocks[1], exact.blocks_from, parsed.get("blocks", []), blocks_plan.stored)) if blocks_plan else blocks
+            starts = block_starts_after(block_starts, exact.blocks_from, [
+                r for plan in plans if plan.table is BLOCKS for r in plan.current().values() if exact(r)])
             written = now()
             for plan in plans:
                 store.write_records(plan, self.config.ccusage_version, written)
@@ -3690,7 +3666,7 @@ class ClickHouseImporter:
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
                              {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read, gone,
-                             known)
+                             starts)
 
     @staticmethod
     def _exact_blocks(window: Window | None, gone: GoneTranscripts, blocks: Any) -> dt.datetime | None:
@@ -3821,7 +3797,7 @@ class ImportOutcome:
     report_rows: Mapping[str, int] = field(default_factory=dict)
     read: str = ""
     gone: GoneTranscripts | None = None  # what the next run must know of transcripts gone since
-    blocks: BlocksKnown | None = None  # the full history's block starts stored so far, the first not proven
+    block_starts: tuple[dt.datetime, ...] | None = None  # the full history's block starts stored so far
 
 
 # ----------------------------------------------------------------------------------------------------------------
