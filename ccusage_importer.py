@@ -1332,7 +1332,7 @@ class NameHasher:
         return self.key_of(name) if self.hash_names else name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UsageTable:
     """One usage table, declared once: the transforms fill it, the plan keys it, the store reads and writes it.
 
@@ -1372,26 +1372,29 @@ def _block_start_key(row: Mapping[str, Any]) -> str:
     return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-DAILY = UsageTable("ccusage_usage_daily", "daily", ("agent", "date"), ("agent", "date", *USAGE_COLUMNS),
-                   lambda row: row["date"].isoformat())
-MONTHLY = UsageTable("ccusage_usage_monthly", "monthly", ("agent", "month"), ("agent", "month", *USAGE_COLUMNS),
-                     lambda row: row["month"].strftime("%Y-%m"))
+DAILY = UsageTable(name="ccusage_usage_daily", record_type="daily", key=("agent", "date"),
+                   columns=("agent", "date", *USAGE_COLUMNS), record_key=lambda row: row["date"].isoformat())
+MONTHLY = UsageTable(name="ccusage_usage_monthly", record_type="monthly", key=("agent", "month"),
+                     columns=("agent", "month", *USAGE_COLUMNS), record_key=lambda row: row["month"].strftime("%Y-%m"))
 SESSIONS = UsageTable(
-    "ccusage_usage_sessions", "session", ("agent", "project_key", "session_key"),
-    ("agent", "project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
-     "transcript_files", *USAGE_COLUMNS, "reasoning_tokens"),
-    lambda row: f"{row['project_key']}/{row['session_key']}")
+    name="ccusage_usage_sessions", record_type="session", key=("agent", "project_key", "session_key"),
+    columns=("agent", "project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
+             "transcript_files", *USAGE_COLUMNS, "reasoning_tokens"),
+    record_key=lambda row: f"{row['project_key']}/{row['session_key']}")
 BLOCKS = UsageTable(
-    "ccusage_usage_blocks", "block", ("agent", "start_time"),
-    ("agent", "block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries", *TOKEN_COLUMNS,
-     "total_tokens", "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour",
-     "projected_total_tokens", "projected_total_cost", "projected_remaining_minutes", "usage_limit_reset_time"),
-    _block_start_key, per_model=False)
-HOURS = UsageTable("ccusage_usage_hourly", "hour", ("agent", "hour"), ("agent", "hour", "entries", *USAGE_COLUMNS),
-                   lambda row: row["hour"].strftime("%Y-%m-%dT%H:%M:%SZ"), per_model=False)
-PROJECT_DAYS = UsageTable("ccusage_usage_projects_daily", "project_daily", ("agent", "date", "project_key"),
-                          ("agent", "date", "project_key", "project_name", *USAGE_COLUMNS),
-                          lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
+    name="ccusage_usage_blocks", record_type="block", key=("agent", "start_time"),
+    columns=("agent", "block_id", "start_time", "end_time", "actual_end_time", "is_active", "entries", *TOKEN_COLUMNS,
+             "total_tokens", "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour",
+             "projected_total_tokens", "projected_total_cost", "projected_remaining_minutes",
+             "usage_limit_reset_time"),
+    record_key=_block_start_key, per_model=False)
+HOURS = UsageTable(name="ccusage_usage_hourly", record_type="hour", key=("agent", "hour"),
+                   columns=("agent", "hour", "entries", *USAGE_COLUMNS),
+                   record_key=lambda row: row["hour"].strftime("%Y-%m-%dT%H:%M:%SZ"), per_model=False)
+PROJECT_DAYS = UsageTable(name="ccusage_usage_projects_daily", record_type="project_daily",
+                          key=("agent", "date", "project_key"),
+                          columns=("agent", "date", "project_key", "project_name", *USAGE_COLUMNS),
+                          record_key=lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
 USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, HOURS, PROJECT_DAYS)
 
 
@@ -1745,7 +1748,7 @@ class ParseContext:
     wants: Callable[[str], bool] = lambda agent: True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Report:
     """One ccusage report a run fetches: its arguments, how its JSON becomes records, and how big it is.
 
@@ -1783,19 +1786,21 @@ def _agent_rows(doc: Any) -> int:
 
 
 REPORTS = {report.name: report for report in (
-    Report("projects_daily", ("daily", "--instances"), "project-days",
-           lambda doc, context: (project_day_records(doc, context.hasher), []), _project_day_count,
-           (PROJECT_DAYS, DAILY)),
-    Report("sessions", ("session",), "sessions",
-           lambda doc, context: (session_records(doc, context.hasher, context.session_files), []),
-           _list_length("sessions"), (SESSIONS,)),
-    Report("blocks", ("blocks",), "blocks", lambda doc, context: (block_records(doc), []), _list_length("blocks"),
-           (BLOCKS,), by_day=False),
-    Report("hourly", ("blocks", "--session-length", "1"), "one-hour blocks",
-           lambda doc, context: (hour_records(doc), []), _list_length("blocks"), (HOURS,), by_hour=True),
-    Report("agents", ("session", "--sections", "daily,session", "--by-agent"), "agent days and sessions",
-           lambda doc, context: agent_records(doc, context.hasher, context.wants), _agent_rows, (DAILY, SESSIONS),
-           for_agents=True),
+    Report(name="projects_daily", args=("daily", "--instances"), unit="project-days",
+           parse=lambda doc, context: (project_day_records(doc, context.hasher), []), size=_project_day_count,
+           tables=(PROJECT_DAYS, DAILY)),
+    Report(name="sessions", args=("session",), unit="sessions",
+           parse=lambda doc, context: (session_records(doc, context.hasher, context.session_files), []),
+           size=_list_length("sessions"), tables=(SESSIONS,)),
+    Report(name="blocks", args=("blocks",), unit="blocks", parse=lambda doc, context: (block_records(doc), []),
+           size=_list_length("blocks"), tables=(BLOCKS,), by_day=False),
+    Report(name="hourly", args=("blocks", "--session-length", "1"), unit="one-hour blocks",
+           parse=lambda doc, context: (hour_records(doc), []), size=_list_length("blocks"), tables=(HOURS,),
+           by_hour=True),
+    Report(name="agents", args=("session", "--sections", "daily,session", "--by-agent"),
+           unit="agent days and sessions",
+           parse=lambda doc, context: agent_records(doc, context.hasher, context.wants), size=_agent_rows,
+           tables=(DAILY, SESSIONS), for_agents=True),
 )}
 
 
@@ -2227,9 +2232,10 @@ def schema_names(kind: str, prefix: str = "ccusage_") -> list[str]:
 
 
 def utc(value: Any) -> Any:
-    """clickhouse-connect returns DateTime64('UTC') values naive; make them aware so they compare with ours."""
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
+    """A time read back in UTC, as the importer writes it: clickhouse-connect returns DateTime64('UTC') values naive,
+    and a server's DateTime('UTC') values in the server's own zone (a record key made from them must not move)."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     return value
 
 

@@ -26,6 +26,8 @@ from test_importer import import_ok, snapshot_queries
 from test_verify import DISTINCT, PASSWORD, USER, verify
 from transcripts import GroundTruth, delete_older_than, generate, ground_truth
 
+import ccusage_importer as ci
+
 STAND_IN = ROOT / "tests" / "clickhouse_http_server.py"
 ADMIN = "admin-" + "x7"  # the stand-in's `default` user, for the tests' own setup requests
 
@@ -209,14 +211,13 @@ def test_a_reimport_writes_nothing_and_cleanup_keeps_the_history(clickhouse: Sta
     machine = machine_on(clickhouse, database, tmp_path, ccusage_bin_dir, "gamma", 43, 30, now - dt.timedelta(hours=2))
     import_ok(machine.env)
     raw = {table: f"SELECT count() AS n FROM {table}" for table in (
-        "ccusage_usage_daily", "ccusage_usage_monthly", "ccusage_usage_sessions", "ccusage_usage_blocks",
-        "ccusage_usage_projects_daily", "ccusage_model_breakdowns", "ccusage_models_used", "ccusage_settings")}
+        *(t.name for t in ci.USAGE_TABLES), *ci.CHILD_TABLES, "ccusage_settings")}
     before = sql_many(machine.env, {**snapshot_queries("gamma"), **raw})
 
     import_ok(machine.env, "--force")
     assert sql_many(machine.env, {**snapshot_queries("gamma"), **raw}) == before
     written = sql(machine.env, "SELECT rows_written FROM ccusage_import_runs ORDER BY started_at")
-    assert [len(row["rows_written"]) for row in written] == [5, 5]  # rows written per usage table
+    assert [len(row["rows_written"]) for row in written] == [len(ci.USAGE_TABLES)] * 2  # rows written per usage table
     assert not any(written[1]["rows_written"].values())
 
     assert delete_older_than(machine.claude, now - dt.timedelta(days=15))
