@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import IMPORTER, QUERIES, ROOT, cli_env, named_query, run_ccusage, run_cli, sql, sql_many
 from test_importer import import_ok, snapshot_queries
-from test_verify import DISTINCT, PASSWORD, USER, verify
+from test_verify import DISTINCT, PASSWORD, USER, Server, verify
 from transcripts import GroundTruth, delete_older_than, generate, ground_truth
 
 import ccusage_importer as ci
@@ -33,18 +33,11 @@ ADMIN = "admin-" + "x7"  # the stand-in's `default` user, for the tests' own set
 
 
 @dataclass
-class StandIn:
-    """A running stand-in: where it listens, and the folder chDB keeps its data in."""
+class StandIn(Server):
+    """A running stand-in: where it listens (its `run` sends statements as the admin user, for the tests' setup
+    only), and the folder chDB keeps its data in."""
 
-    port: int
     folder: Path
-
-    def run(self, query: str, database: str = "default") -> str:
-        """A statement as the admin user (test setup only: what is under test goes through its own client)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/?database={database}", data=query.encode())
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"default:{ADMIN}".encode()).decode())
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.read().decode()
 
     def database(self, name: str) -> str:
         self.run(f"CREATE DATABASE {name}")
@@ -77,7 +70,7 @@ def stand_in(folder: Path, zone: str) -> Iterator[StandIn]:
     started = process.stdout.readline()
     assert started.startswith("port "), f"the stand-in did not start: {started!r}"
     try:
-        yield StandIn(int(started.split()[1]), folder)
+        yield StandIn(int(started.split()[1]), ADMIN, folder)
     finally:
         process.stdin.close()
         try:
