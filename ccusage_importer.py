@@ -312,11 +312,11 @@ def secret_texts(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The allow-listed part of `env`, less any variable whose value holds one of our secrets."""
-    secrets_in_env = [env[name] for name in SECRET_VARIABLES if len(env.get(name, "")) >= 3]
+    """The allow-listed part of `env`, less any variable whose value holds one of our secrets, in any form."""
+    hidden = secret_texts(env)
     return {name: value for name, value in env.items()
             if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES))
-            and not any(secret in value for secret in secrets_in_env)}
+            and not any(secret in value for secret in hidden)}
 
 
 @dataclass(frozen=True)
@@ -1636,7 +1636,7 @@ def hour_records(doc: Any) -> list[Record]:
     records = []
     for item, where, start, tokens, models in _usage_blocks(doc):
         end = parse_timestamp(item.get("endTime"), where)
-        if start != start.replace(minute=0, second=0, microsecond=0) or end - start != dt.timedelta(hours=1):
+        if start != clock_hour(start) or end - start != dt.timedelta(hours=1):
             raise ShapeError(f"{where}: not one clock hour ({item['startTime']} to {item.get('endTime')})")
         records.append(HOURS.record({
             "agent": CLAUDE, "hour": start, "entries": _int(item, "entries", where), **tokens,
@@ -1876,7 +1876,7 @@ def first_exact_hour(start: dt.datetime | None, missing_before: dt.datetime | No
     first = start or dt.datetime.min.replace(tzinfo=dt.UTC)
     if missing_before is None:
         return first
-    return max(first, missing_before.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+    return max(first, clock_hour(missing_before) + dt.timedelta(hours=1))
 
 
 def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[Record],
