@@ -4348,6 +4348,13 @@ IMPORTER_EXITS = ((EXIT_OK, "success, also nothing changed or no agent data; --c
                   (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"))
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options both scripts take alike (claude_admin_importer.py reuses this)."""
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--lock-timeout", metavar="SECONDS",
+                        help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="ccusage_importer.py",
@@ -4370,9 +4377,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store real project paths and session ids instead of keyed hashes")
     parser.add_argument("--force", action="store_true",
                         help="run ccusage even if no transcript changed since the last import")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", metavar="SECONDS",
-                        help="how long to wait for a running import (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+    add_run_options(parser)
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--check", action="store_true",
                        help="check ccusage, the Claude data and the store without importing; exit 1 if a check fails")

@@ -59,6 +59,7 @@ from ccusage_importer import (
     Store,
     StoreCheck,
     UserError,
+    add_run_options,
     help_epilog,
     now,
     number_setting,
@@ -1287,9 +1288,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true",
                         help="ccusage_importer.py's --check plus the --validate red flags as one line; exit 1 if any "
                              "check fails")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--lock-timeout", metavar="SECONDS",
-                        help="how long to wait for a run holding the store (default: CCUSAGE_LOCK_TIMEOUT or 120)")
+    add_run_options(parser)
     parser.add_argument("--version", action="version", version=f"claude-admin-import {__version__}")
     return parser
 
