@@ -984,18 +984,25 @@ class Window:
     def first_hour(self) -> dt.datetime | None:
         return clock_hour(self.start) if self.start else None
 
+    @property
+    def read_from(self) -> dt.datetime | None:
+        """The earliest moment any report of this window reads from (None: nothing read)."""
+        return min((t for t in (self.start, self.blocks_from, self.earliest) if t), default=None)
+
 
 def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], timezone: str,
                 first_line_time: Callable[[str], dt.datetime | None],
-                block_starts: Sequence[dt.datetime] = ()) -> Window | None:
+                block_starts: Sequence[dt.datetime] = (), reach_back: dt.datetime | None = None) -> Window | None:
     """The window that covers every transcript changed since `previous` (path -> [size, mtime_ns] at the last
     import), or None when no transcript changed.
 
-    It starts at the first line of every changed session. A session of the same project that the window touches
-    may share lines with them (a resumed session replays its predecessor's, and ccusage credits a shared line to one
-    session only), so it pulls the start back to its own first line; that repeats until none straddles the start.
-    The window's `sessions` are those it holds whole: only they are compared with the stored ones. `block_starts`:
-    starts of blocks of the full history that earlier imports stored."""
+    It starts at the first line of every changed session, and no later than `reach_back` (where earlier imports
+    left periods unproven while a transcript that is back now was away: GoneTranscripts.reach_back). A session of
+    the same project that the window touches may share lines with them (a resumed session replays its
+    predecessor's, and ccusage credits a shared line to one session only), so it pulls the start back to its own
+    first line; that repeats until none straddles the start. The window's `sessions` are those it holds whole: only
+    they are compared with the stored ones. `block_starts`: starts of blocks of the full history that earlier
+    imports stored."""
     changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
                                                                                                    file.mtime_ns]]
     if not changed:
@@ -1016,6 +1023,7 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     zone = zoneinfo.ZoneInfo(timezone)
     projects = {scan.transcripts[path].session[0] for path in changed}
     start = min(session_start(scan.transcripts[path].session) for path in changed)
+    start = min(start, reach_back) if reach_back else start
     while True:
         midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), zone).astimezone(dt.UTC)
         touching = {session for session, paths in by_session.items()
@@ -1100,11 +1108,28 @@ class GoneTranscripts:
     floor_ns: int = 0  # every gone transcript not in `files` was last written at or before this
     files: Mapping[str, int] = field(default_factory=dict)  # path -> modification time (ns) of the newer ones
     known: bool = True
+    # path -> from when (ns) an import read periods it could not prove whole because this transcript was away
+    unproven: Mapping[str, int] = field(default_factory=dict)
+    reach_back_ns: int | None = None  # the earliest such moment of the transcripts that are back now
 
     @property
     def newest(self) -> dt.datetime | None:
         newest = max([self.floor_ns, *self.files.values()])
         return dt.datetime.fromtimestamp(newest / 1e9, dt.UTC) if newest else None
+
+    @property
+    def reach_back(self) -> dt.datetime | None:
+        """Where this run's window must begin: the periods left unproven while a transcript that is back now was
+        away are read again, now that its lines are there (if another is away by then, it inherits them)."""
+        return None if self.reach_back_ns is None else dt.datetime.fromtimestamp(self.reach_back_ns / 1e9, dt.UTC)
+
+    def unproven_from(self, read_from: dt.datetime | None) -> GoneTranscripts:
+        """These gone transcripts, each written at or after 5 hours before `read_from` (None: a full read) marked
+        as keeping the periods read from then on unproven, so that its return reads them again."""
+        since = 0 if read_from is None else int((read_from - dt.timedelta(hours=BLOCK_HOURS)).timestamp() * 1e9)
+        mark = since if read_from is None else int(read_from.timestamp() * 1e9)
+        return dataclasses.replace(self, unproven={**self.unproven, **{
+            path: min(mark, self.unproven.get(path, mark)) for path, mtime in self.files.items() if mtime >= since}})
 
 
 def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneTranscripts:
@@ -1127,7 +1152,10 @@ def gone_transcripts(previous: Mapping[str, Any], scan: TranscriptScan) -> GoneT
     files.update({path: t.mtime_ns for path, t in scan.unreadable.items()})
     kept = dict(sorted(files.items(), key=lambda item: -item[1])[:GONE_KEPT])
     floor = max([floor, *(mtime for path, mtime in files.items() if path not in kept)])
-    return GoneTranscripts(floor, kept)
+    unproven = previous.get("unproven") or {}
+    back = [mark for path, mark in unproven.items() if path not in files]
+    return GoneTranscripts(floor, kept, unproven={path: mark for path, mark in unproven.items() if path in kept},
+                           reach_back_ns=min(back, default=None))
 
 
 def read_description(scan: TranscriptScan, window: Window | None, why: str = "") -> str:
@@ -2094,12 +2122,14 @@ class LocalState:
             return isinstance(value, dict) and all(
                 isinstance(t, list) and len(t) == 2 and all(type(n) is int for n in t) for t in value.values())
 
+        def times(value: Any) -> bool:
+            return isinstance(value, dict) and all(type(n) is int for n in value.values())
+
         valid = {
             "fingerprint": lambda v: isinstance(v, str), "settings": lambda v: isinstance(v, str),
             "summary": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
             "transcripts": pairs, "late": pairs,
-            "gone": lambda v: isinstance(v, dict) and all(type(n) is int for n in v.values()),
-            "gone_floor_ns": lambda v: type(v) is int,
+            "gone": times, "unproven": times, "gone_floor_ns": lambda v: type(v) is int,
             "block_starts": lambda v: isinstance(v, list) and all(type(n) is int for n in v),
         }
         if self.problem or any(name in last and not check(last[name]) for name, check in valid.items()):
@@ -2114,6 +2144,7 @@ class LocalState:
         machines[machine] = {"fingerprint": fingerprint, "summary": summary, "settings": settings,
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
                              "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late),
+                             "unproven": dict(gone.unproven),
                              "block_starts": [int(start.timestamp() * 1e9) for start in block_starts]}
         private_folder(self.state_file.parent)
         write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
@@ -3556,7 +3587,7 @@ class ClickHouseImporter:
             scan = with_late_lines(scan, late)
             gone = gone_transcripts(previous, scan)
             block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in previous.get("block_starts", [])]
-            window, why = self._window(scan, previous, state.problem, block_starts)
+            window, why = self._window(scan, previous, state.problem, block_starts, gone)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
                 fetching = background.submit(self._fetch, scan, phases, window, why) if config.embedded else None
@@ -3593,7 +3624,7 @@ class ClickHouseImporter:
                     store.close()
 
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
-                block_starts: Sequence[dt.datetime]) -> tuple[Window | None, str]:
+                block_starts: Sequence[dt.datetime], gone: GoneTranscripts) -> tuple[Window | None, str]:
         """What Claude Code's reports read: None for everything (--force, a first import, other settings, a state
         file that cannot be trusted, a transcript that shrank or whose modification time went back), else the
         window of what changed since the last successful import (a transcript whose last line is later than its
@@ -3607,7 +3638,8 @@ class ClickHouseImporter:
         if went_back:
             return None, (f"a transcript shrank or its modification time went back: {went_back[0]}"
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
-        return read_window(scan, seen, self.config.timezone, first_line_time, block_starts) or Window(), ""
+        return read_window(scan, seen, self.config.timezone, first_line_time, block_starts,
+                           gone.reach_back) or Window(), ""
 
     @staticmethod
     def _store_disagrees(store: Store, stored_fingerprint: str | None, previous: Mapping[str, Any]) -> str:
@@ -3746,6 +3778,8 @@ class ClickHouseImporter:
         exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
                       self._exact_blocks(window, gone, blocks),
                       first_exact_hour(window.first_hour if window else None, gone.newest))
+        if window is None or window.read_from:
+            gone = gone.unproven_from(window.read_from if window else None)
 
         def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
             def read_whole(record: Record) -> bool:

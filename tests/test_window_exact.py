@@ -229,6 +229,27 @@ def test_a_briefly_hidden_transcript_never_shrinks_history(world, make_env, ccus
     check(env, world, ccusage_bin_dir, "after the transcript came back")
 
 
+def test_transcripts_away_at_two_imports_in_a_row_leave_nothing_unproven(world, make_env, ccusage_bin_dir,
+                                                                         tmp_path):
+    """f is away while a's 16:55 line joins f's hour (not provable then), back at the next import while g is away
+    (still not provable: g was written after it), and g comes back at the third, whose window alone starts after
+    that hour: the state remembers from where the periods left unproven while g was away must be read again."""
+    env = make_env(world.live, CCUSAGE_TIMEZONE=TZ)
+    world.write("p/a.jsonl", every("11-10 16:00", "11-10 16:20"))
+    world.write("q/f.jsonl", every("11-10 16:30", "11-10 16:50"))
+    imported(env)
+    world.write("p/a.jsonl", [at("11-10 16:55")])
+    world.write("r/g.jsonl", every("11-11 10:00", "11-11 10:20"))
+    world.hide("q/f.jsonl", tmp_path / "stash")
+    imported(env)
+    world.restore()
+    world.hide("r/g.jsonl", tmp_path / "stash")
+    imported(env)
+    world.restore()
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after both came back")
+
+
 def test_an_unreadable_transcript_is_not_recorded_as_imported(ccusage_bin_dir):
     """A transcript the importer cannot read (written by `sudo claude`): the run says so and exits 1, nothing
     stored shrinks, and the next run that can read it imports it. Root reads every file, so as root the importer
