@@ -1,0 +1,184 @@
+"""The share (issue 21): machines that publish their own rows to one folder or S3 bucket and each see every machine
+under the ordinary table names. Real chDB, the real pinned ccusage, generated transcripts; S3 is moto_server on a
+loopback port (tests/s3_server.py), skipped with the reason where it cannot start. A publish cut short is a fault
+injected after each file the engine wrote (the files themselves are real)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_ccusage, run_cli, sql
+from transcripts import append_activity, generate
+
+import ccusage_importer as ci
+
+KEY = "team-hash-key-0123456789"
+
+
+@pytest.fixture
+def machines(tmp_path, make_env, ccusage_bin_dir):
+    """machines(name, seed, **settings): a machine with its own transcripts and store on the test's share folder;
+    truth(env) is its own ccusage's daily totals (tokens, cost)."""
+    share = tmp_path / "share"
+    share.mkdir()
+
+    def make(name: str, seed: int, **settings: str) -> dict:
+        claude = tmp_path / name / "claude"
+        if not claude.exists():
+            generate(claude, seed=seed, days=4, sessions=4, end=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        return make_env(claude, machine=name, db=tmp_path / name / "store", CCUSAGE_HASH_KEY=KEY,
+                        CCUSAGE_SHARE=str(share), **settings)
+
+    def truth(env: dict) -> tuple[int, float]:
+        totals = run_ccusage(ccusage_bin_dir, Path(env["CLAUDE_CONFIG_DIR"]), "daily")["totals"]
+        return totals["totalTokens"], totals["totalCost"]
+
+    make.share, make.truth = share, truth
+    return make
+
+
+def imported(env: dict, *args: str) -> str:
+    done = run_cli(env, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def overview(env: dict) -> dict[str, tuple[int, float]]:
+    """machine_overview as --query prints it: every machine's all-time tokens and cost."""
+    done = run_cli(env, "--query", "machine_overview", "--format", "json")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return {row["machine_name"]: (row["tokens"], row["cost_usd"]) for row in rows}
+
+
+def dashboard_machines(env: dict, folder: Path) -> tuple[list[str], list[str]]:
+    """The machines of the dashboard's freshness table, and those it offers to choose from."""
+    page = folder / "dashboard.html"
+    assert run_cli(env, "--dashboard", str(page), "--quiet").returncode == 0
+    data = json.loads(re.search(r'id="ccusage-data">(.*?)</script>', page.read_text(), re.S).group(1))
+    freshness = data["shared"]["freshness"]
+    return sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"]), data["machines"]
+
+
+def same(seen: dict[str, tuple[int, float]], truths: dict[str, tuple[int, float]]) -> None:
+    assert set(seen) == set(truths)
+    for name, (tokens, cost) in truths.items():
+        assert seen[name][0] == tokens, name
+        assert seen[name][1] == pytest.approx(cost, abs=1e-3), name
+
+
+def manifest(share: Path, machine: str) -> dict:
+    return json.loads((share / ci.machine_folder(machine) / "manifest.json").read_text())
+
+
+def test_two_machines_then_a_third_see_every_machine_with_its_own_totals(machines, tmp_path):
+    laptop, desktop = machines("laptop", 1), machines("desktop", 2)
+    imported(laptop)
+    imported(desktop)
+    truths = {"laptop": machines.truth(laptop), "desktop": machines.truth(desktop)}
+    for env in (laptop, desktop):
+        same(overview(env), truths)
+    server = machines("server", 3)  # joins late
+    imported(server)
+    truths["server"] = machines.truth(server)
+    for env in (laptop, desktop, server):
+        same(overview(env), truths)
+        assert dashboard_machines(env, tmp_path) == (sorted(truths), sorted(truths))
+    # a plain --sql sees them too, and the import's summary names every machine
+    plain = run_cli(laptop, "--sql", "SELECT DISTINCT machine_name FROM ccusage_usage_daily FINAL", "--format", "csv")
+    assert sorted(plain.stdout.split()[1:]) == sorted(truths)
+    summary = imported(laptop, "--force")
+    assert all(f"{name}: $" in summary for name in truths), summary
+
+
+def test_a_re_import_publishes_nothing_new_and_deleted_transcripts_change_nothing(machines):
+    laptop, desktop = machines("laptop", 4), machines("desktop", 5)
+    imported(laptop)
+    imported(desktop)
+    first = manifest(machines.share, "laptop")
+    files = {path: path.stat().st_mtime_ns for path in (machines.share / ci.machine_folder("laptop")).iterdir()}
+    imported(laptop)
+    imported(laptop, "--force")
+    assert manifest(machines.share, "laptop") == first
+    assert {p: p.stat().st_mtime_ns for p in (machines.share / ci.machine_folder("laptop")).iterdir()} == files
+    before = overview(desktop)
+    for transcript in sorted(Path(laptop["CLAUDE_CONFIG_DIR"]).rglob("*.jsonl"))[:2]:  # Claude Code's cleanup
+        transcript.unlink()
+    imported(laptop)
+    assert overview(desktop) == before == overview(laptop)
+
+
+def test_a_machine_re_importing_into_a_new_store_republishes_the_same_rows(machines, tmp_path):
+    laptop, desktop = machines("laptop", 6), machines("desktop", 7)
+    imported(laptop)
+    imported(desktop)
+    before = overview(desktop)
+    published = {t: e["rows"] for t, e in manifest(machines.share, "laptop")["tables"].items()
+                 if t != "ccusage_import_runs"}
+    fresh = {**laptop, "CCUSAGE_IMPORT_DB": str(tmp_path / "laptop" / "new-store")}
+    imported(fresh)
+    again = manifest(machines.share, "laptop")
+    assert {t: e["rows"] for t, e in again["tables"].items() if t != "ccusage_import_runs"} == published
+    assert overview(desktop) == before == overview(fresh)
+
+
+def test_other_machines_rows_never_enter_the_importers_plan_nor_its_published_files(machines):
+    """The plan reads and writes rows of its own machine only: with another machine's rows loaded, a forced
+    re-import writes nothing, and what it publishes holds its own rows alone."""
+    laptop, desktop = machines("laptop", 8), machines("desktop", 9)
+    imported(laptop)
+    imported(desktop)
+    imported(laptop)  # loads desktop
+    forced = imported(laptop, "--force")
+    assert re.search(r"ccusage_usage_daily\s+0\s+0\s+\d+\s+0", forced), forced
+    published = manifest(machines.share, "laptop")["tables"]
+    own = sql(laptop, "SELECT count() AS n FROM ccusage_usage_daily FINAL WHERE machine_name = 'laptop'")[0]["n"]
+    assert published["ccusage_usage_daily"]["rows"] == own
+    assert sql(laptop, "SELECT count() AS n FROM ccusage_usage_daily FINAL WHERE machine_name = 'desktop'")[0]["n"]
+
+
+def add_activity(env: dict, seed: int) -> None:
+    append_activity(Path(env["CLAUDE_CONFIG_DIR"]), start=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=90),
+                    minutes=30, lines=40, seed=seed)
+
+
+@pytest.mark.parametrize("cut_after", range(len(ci.SHARED_TABLES) + 1))
+def test_a_publish_cut_short_anywhere_leaves_the_share_readable_and_the_next_import_repairs_it(
+        machines, monkeypatch, cut_after):
+    """The fault comes after `cut_after` files were written (the last case: every file, before the manifest)."""
+    laptop, desktop = machines("laptop", 10), machines("desktop", 11)
+    imported(laptop)
+    imported(desktop)
+    before = overview(desktop)
+    add_activity(laptop, seed=cut_after)
+    written, write_table = [], ci.Share.write_table
+
+    def cut(share, *args):
+        if len(written) == cut_after:
+            raise ci.ShareError("injected fault: the publish is cut short here")
+        written.append(args)
+        return write_table(share, *args)
+
+    if cut_after < len(ci.SHARED_TABLES):
+        monkeypatch.setattr(ci.Share, "write_table", cut)
+    else:
+        monkeypatch.setattr(ci.Share, "write_json", _failing_manifest(ci.Share.write_json))
+    done = run_cli(laptop)
+    assert done.returncode == 1 and done.stdout.count("❌") == 1 and "the next one publishes again" in done.stdout
+    assert sql(laptop, "SELECT count() AS n FROM ccusage_import_runs WHERE status = 'ok'")[0]["n"] == 2
+    assert overview(desktop) == before  # the last generation, whole
+    monkeypatch.undo()
+    imported(laptop)  # nothing new in the transcripts: the publish owed is made
+    same(overview(desktop), {"laptop": machines.truth(laptop), "desktop": machines.truth(desktop)})
+
+
+def _failing_manifest(write_json):
+    def write(share, relative, value):
+        if relative.endswith("manifest.json"):
+            raise ci.ShareError("injected fault before the manifest")
+        return write_json(share, relative, value)
+    return write
