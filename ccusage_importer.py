@@ -4264,7 +4264,7 @@ def preflight(config: Config, extra_store_checks: Sequence[StoreCheck] = ()) -> 
     yield runner_result
     if runner and (reports := reports_to_fetch(config, scan)):
         yield from check_reports(runner, config, reports)
-    yield from check_store(config, (*STORE_CHECKS, *extra_store_checks))
+    yield from check_store(config, (*STORE_CHECKS, *([SHARE_CHECK] if config.share else []), *extra_store_checks))
 
 
 def check_configuration(config: Config) -> CheckResult:
@@ -4538,6 +4538,39 @@ def check_response_time(store: Store) -> CheckResult:
                        "the server or the network is slow: imports still work, they take longer")
 
 
+def check_share(store: Store) -> CheckResult:
+    """CCUSAGE_SHARE: reachable, writable, of the same key and zone; every machine in it and its last publish."""
+    config = store.config
+    assert config.share is not None and config.hash_key
+    share, fingerprint = Share(store, config.share), key_fingerprint(config.hash_key)
+    try:
+        manifests = share.manifests()
+        if refused := share.identity(fingerprint, config.timezone, create=False):
+            return CheckResult("fail", "share", f"{config.share}: {refused}", "use the share's CCUSAGE_HASH_KEY and "
+                               "CCUSAGE_TIMEZONE on this machine, or another share")
+        share.probe(config.machine_name)
+    except ShareError as exc:
+        return CheckResult("fail", "share", f"{config.share}: {exc}", SHARE_CHECK.fix)
+    listed, skipped, stale = [], [], False
+    for folder, manifest in manifests.items():
+        if isinstance(manifest, str) or share_mismatch(manifest, fingerprint, config.timezone):
+            skipped.append(folder)
+            continue
+        own = manifest["machine"] == config.machine_name
+        old = not own and now() - manifest["published_at"] > SHARE_STALE
+        stale |= old
+        how = "this machine, published" if own else "stale: last published" if old else "published"
+        listed.append(f"{manifest['machine']} ({how} {manifest['published_at']:%Y-%m-%d %H:%M} UTC)")
+    detail = (f"{config.share}: reachable, writable, same key and time zone; machines: "
+              f"{', '.join(listed) or 'none has published yet'}" + (f"; skipped: {', '.join(skipped)}" * bool(skipped)))
+    if stale or skipped:
+        return CheckResult("warn", "share", detail, "a stale machine has not imported (or reached the share) for "
+                           f"{SHARE_STALE.days} days; a skipped folder is not of this share: remove it")
+    return CheckResult("ok", "share", detail)
+
+
+SHARE_CHECK = StoreCheck("share", check_share, "mount or sync the folder (or create the bucket), let this user write "
+                         "in it; for S3 check CCUSAGE_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 STORE_CHECKS = (
     StoreCheck("server version", check_server_version, "check that the server is a ClickHouse release"),
     StoreCheck("database", check_database, "grant the user SELECT on the database and on system.tables"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_ccusage, run_cli, sql
+from test_adversarial import one_error_line, run_on_read_only_store
 from transcripts import append_activity, generate
 
 import ccusage_importer as ci
@@ -30,8 +31,8 @@ def machines(tmp_path, make_env, ccusage_bin_dir):
         claude = tmp_path / name / "claude"
         if not claude.exists():
             generate(claude, seed=seed, days=4, sessions=4, end=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
-        return make_env(claude, machine=name, db=tmp_path / name / "store", CCUSAGE_HASH_KEY=KEY,
-                        CCUSAGE_SHARE=str(share), **settings)
+        return make_env(claude, machine=name, db=tmp_path / name / "store",
+                        **{"CCUSAGE_HASH_KEY": KEY, "CCUSAGE_SHARE": str(share), **settings})
 
     def truth(env: dict) -> tuple[int, float]:
         totals = run_ccusage(ccusage_bin_dir, Path(env["CLAUDE_CONFIG_DIR"]), "daily")["totals"]
@@ -182,3 +183,75 @@ def _failing_manifest(write_json):
             raise ci.ShareError("injected fault before the manifest")
         return write_json(share, relative, value)
     return write
+
+
+def published_and_recorded(done, laptop: dict, runs: int) -> None:
+    """The import succeeded and was recorded; the publish failure is one ❌ line and exit 1."""
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.stdout.count("❌") == 1 and "the next one publishes again" in done.stdout, done.stdout
+    assert sql(laptop, "SELECT count() AS n FROM ccusage_import_runs WHERE status IN ('ok', 'unchanged')"
+               )[0]["n"] == runs
+
+
+def test_a_missing_or_read_only_share_fails_the_publish_alone_and_the_next_import_publishes(machines, tmp_path):
+    laptop = machines("laptop", 12)
+    missing = {**laptop, "CCUSAGE_SHARE": str(tmp_path / "unmounted")}
+    done = run_cli(missing)
+    published_and_recorded(done, laptop, 1)
+    assert "the folder does not exist" in done.stdout
+    assert not (tmp_path / "unmounted").exists()  # never created: a mount point left empty stays empty
+    done = run_on_read_only_store(laptop, folder=str(machines.share))
+    published_and_recorded(done, laptop, 2)
+    assert not list(machines.share.iterdir())
+    imported(laptop)  # transcripts unchanged: the publish owed is made all the same
+    assert manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]["rows"] > 0
+
+
+def test_a_share_needs_the_hash_key_and_refuses_another_key_or_time_zone(machines):
+    laptop = machines("laptop", 13)
+    imported(laptop)
+    keyless = {k: v for k, v in machines("desktop", 14).items() if k != "CCUSAGE_HASH_KEY"}
+    assert "CCUSAGE_SHARE needs CCUSAGE_HASH_KEY" in one_error_line(run_cli(keyless), 2)
+    other_key = machines("desktop", 14, CCUSAGE_HASH_KEY="another-key-98765")
+    done = run_cli(other_key)
+    assert done.returncode == 2 and done.stdout.count("❌") == 1, done.stdout
+    assert "hashed with another CCUSAGE_HASH_KEY" in done.stdout and "another-key-98765" not in done.stdout
+    assert "another CCUSAGE_HASH_KEY" in one_error_line(run_cli(other_key, "--query", "machine_overview"), 2)
+    other_zone = machines("tokyo", 15, CCUSAGE_TIMEZONE="Asia/Tokyo")
+    done = run_cli(other_zone)
+    assert done.returncode == 2 and "counted in 'UTC', this machine's in 'Asia/Tokyo'" in done.stdout, done.stdout
+    assert sorted(p.name.split("-")[0] for p in (machines.share / "machines").iterdir()) == ["laptop"]
+
+
+def test_a_damaged_or_foreign_file_is_named_and_skipped(machines):
+    laptop, desktop = machines("laptop", 16), machines("desktop", 17)
+    imported(laptop)
+    imported(desktop)
+    daily = machines.share / ci.machine_folder("desktop") / manifest(machines.share, "desktop")["tables"][
+        "ccusage_usage_daily"]["file"]
+    daily.write_bytes(b"not parquet at all")
+    foreign = machines.share / "machines" / "intruder-00000000"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text('{"machine": "laptop", "tables": {"x": {"file": "../../etc/passwd"}}}')
+    fresh = {**laptop, "CCUSAGE_IMPORT_DB": str(machines.share.parent / "laptop" / "other-store")}
+    imported(fresh)
+    done = run_cli(fresh, "--query", "machine_overview", "--format", "csv")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    notes = done.stderr.splitlines()
+    assert any("machines/intruder-00000000/manifest.json skipped: not a manifest" in n for n in notes), notes
+    assert any("machine desktop not loaded" in n and "ccusage_usage_daily" in n for n in notes), notes
+    assert [line.split(",")[0] for line in done.stdout.splitlines()[1:]] == ["laptop"]
+
+
+def test_a_machine_that_stopped_publishing_is_shown_stale_with_its_last_publish(machines):
+    laptop, desktop = machines("laptop", 18), machines("desktop", 19)
+    imported(laptop)
+    imported(desktop)
+    path = machines.share / ci.machine_folder("desktop") / "manifest.json"
+    old = json.loads(path.read_text())
+    old["published_at"] = "2026-01-02T03:04:05+00:00"
+    path.write_text(json.dumps(old))
+    done = run_cli(laptop, "--query", "machine_overview")
+    assert "machine desktop is stale: last published 2026-01-02 03:04 UTC" in done.stderr, done.stderr
+    check = run_cli(laptop, "--check")
+    assert "desktop (stale: last published 2026-01-02 03:04 UTC)" in check.stdout, check.stdout
