@@ -2889,8 +2889,10 @@ class Share:
                     return None
                 except (ValueError, UnicodeDecodeError):
                     return {}
+            folder, _, name = relative.rpartition("/")  # a glob: an object that is not there is no error
             rows = self.store.client.query(
-                "SELECT raw_blob FROM s3({url:String}, 'RawBLOB')", parameters={"url": self.path(relative)},
+                "SELECT raw_blob FROM s3({url:String}, 'RawBLOB') WHERE _file = {name:String}",
+                parameters={"url": self.path(f"{folder}/*.json" if folder else "*.json"), "name": name},
                 settings={**self._settings(), "s3_throw_on_zero_files_match": 0}).result_rows
         try:
             return json.loads(rows[0][0]) if rows else None

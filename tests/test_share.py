@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 from conftest import run_ccusage, run_cli, sql
+from s3_server import free_port, s3_server
 from test_adversarial import one_error_line, run_on_read_only_store
 from transcripts import append_activity, generate
 
@@ -255,3 +257,58 @@ def test_a_machine_that_stopped_publishing_is_shown_stale_with_its_last_publish(
     assert "machine desktop is stale: last published 2026-01-02 03:04 UTC" in done.stderr, done.stderr
     check = run_cli(laptop, "--check")
     assert "desktop (stale: last published 2026-01-02 03:04 UTC)" in check.stdout, check.stdout
+
+
+# -- the same over S3 (moto_server on a loopback port) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3():
+    try:
+        with s3_server() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.skip(f"no S3 server for the share's tests: {exc}")
+
+
+def s3_objects(server, prefix: str) -> dict[str, bytes]:
+    import boto3
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id=server.key_id, aws_secret_access_key=server.secret)
+    listed = client.list_objects_v2(Bucket=server.bucket, Prefix=prefix).get("Contents", [])
+    return {item["Key"]: client.get_object(Bucket=server.bucket, Key=item["Key"])["Body"].read() for item in listed}
+
+
+def test_over_s3_machines_see_each_other_and_no_credential_is_left_anywhere(machines, s3, tmp_path):
+    laptop, desktop = (machines(name, seed, **s3.env("team-a")) for name, seed in (("laptop", 20), ("desktop", 21)))
+    outputs = [run_cli(laptop), run_cli(desktop)]
+    assert all(done.returncode == 0 for done in outputs), [d.stdout + d.stderr for d in outputs]
+    truths = {"laptop": machines.truth(laptop), "desktop": machines.truth(desktop)}
+    for env in (laptop, desktop):
+        same(overview(env), truths)
+    objects = s3_objects(s3, "team-a/")
+    manifest_key = f"team-a/{ci.machine_folder('laptop')}/manifest.json"
+    assert {"team-a/share.json", manifest_key} <= set(objects)
+    outputs += [run_cli(laptop, "--force"), run_cli(laptop, "--check")]
+    probe = f"team-a/{ci.machine_folder('laptop')}/check-probe.json"  # --check writes it, as a publish would
+    assert {key: data for key, data in s3_objects(s3, "team-a/").items() if key != probe} == objects
+    assert "share: http://127.0.0.1" in outputs[-1].stdout and "desktop (published" in outputs[-1].stdout
+    everything = b"".join(objects.values()) + b"".join(
+        p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "claude" not in p.parts)
+    for secret in (s3.secret, s3.secret.encode().hex(), KEY):
+        assert secret.encode() not in everything
+        assert all(secret not in done.stdout + done.stderr for done in outputs)
+
+
+def test_over_s3_refused_credentials_or_an_endpoint_down_fail_the_publish_alone(machines, s3):
+    laptop = machines("laptop", 22, **{**s3.env("team-b"), "AWS_SECRET_ACCESS_KEY": "wrong-secret-123456"})
+    done = run_cli(laptop)
+    published_and_recorded(done, laptop, 1)
+    assert "wrong-secret-123456" not in done.stdout + done.stderr
+    down = {**laptop, "CCUSAGE_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    clock = time.monotonic()
+    published_and_recorded(run_cli(down), laptop, 2)
+    assert time.monotonic() - clock < 60
+    assert not s3_objects(s3, "team-b/")
+    imported({**laptop, **s3.env("team-b")})  # right again: the publish owed is made
+    assert f"team-b/{ci.machine_folder('laptop')}/manifest.json" in s3_objects(s3, "team-b/")
