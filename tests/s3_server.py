@@ -17,7 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 SETUP_REQUESTS = 4  # create_user, put_user_policy, create_access_key, create_bucket
-BUCKET_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+def least_privilege(bucket: str) -> dict:
+    """docs/operations.md's policy for the machines' user: list the bucket, get and put its objects, nothing else.
+    moto names three requests otherwise than AWS, so its names are allowed too (in AWS they would allow nothing
+    more): a listing and a bucket's HEAD are s3:ListObjectsV2 and s3:HeadBucket (AWS: s3:ListBucket), an object's
+    HEAD is s3:HeadObject (AWS: s3:GetObject)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListObjectsV2", "s3:HeadBucket"],
+         "Resource": f"arn:aws:s3:::{bucket}"},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:HeadObject"],
+         "Resource": f"arn:aws:s3:::{bucket}/*"}]}
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,10 @@ def s3_server(bucket: str = "ccusage-share") -> Iterator[S3Server]:
                      "aws_secret_access_key": "setup"}
             iam = boto3.client("iam", **setup)
             iam.create_user(UserName="importer")
-            iam.put_user_policy(UserName="importer", PolicyName="share", PolicyDocument=json.dumps(BUCKET_POLICY))
+            iam.put_user_policy(UserName="importer", PolicyName="share",
+                                PolicyDocument=json.dumps(least_privilege(bucket)))
             key = iam.create_access_key(UserName="importer")["AccessKey"]
-            boto3.client("s3", **{**setup, "aws_access_key_id": key["AccessKeyId"],
-                                  "aws_secret_access_key": key["SecretAccessKey"]}).create_bucket(Bucket=bucket)
+            boto3.client("s3", **setup).create_bucket(Bucket=bucket)  # the last request allowed without a key
             yield S3Server(endpoint, bucket, key["AccessKeyId"], key["SecretAccessKey"])
         finally:
             process.terminate()

@@ -245,6 +245,21 @@ def test_a_damaged_or_foreign_file_is_named_and_skipped(machines):
     assert [line.split(",")[0] for line in done.stdout.splitlines()[1:]] == ["laptop"]
 
 
+def test_without_the_share_reads_answer_from_the_rows_loaded_before_and_an_unchanged_import_needs_none(machines):
+    laptop, desktop = machines("laptop", 23), machines("desktop", 24)
+    imported(desktop)
+    imported(laptop)
+    truths = overview(laptop)
+    machines.share.rename(machines.share.with_name("unmounted"))
+    done = run_cli(laptop, "--query", "machine_overview", "--format", "json")
+    assert done.returncode == 0
+    assert sorted(json.loads(line)["machine_name"] for line in done.stdout.splitlines()) == sorted(truths)
+    assert done.stderr.startswith("⚠️ share ") and done.stderr.count("\n") == 1, done.stderr
+    assert "the folder does not exist (is the synced folder or the mount there?): showing the rows loaded before" \
+        in done.stderr
+    assert "❌" not in imported(laptop)  # nothing new: no engine, no share
+
+
 def test_a_machine_that_stopped_publishing_is_shown_stale_with_its_last_publish(machines):
     laptop, desktop = machines("laptop", 18), machines("desktop", 19)
     imported(laptop)
@@ -257,6 +272,11 @@ def test_a_machine_that_stopped_publishing_is_shown_stale_with_its_last_publish(
     assert "machine desktop is stale: last published 2026-01-02 03:04 UTC" in done.stderr, done.stderr
     check = run_cli(laptop, "--check")
     assert "desktop (stale: last published 2026-01-02 03:04 UTC)" in check.stdout, check.stdout
+    before = overview(laptop)
+    for file in path.parent.iterdir():  # gone from the share: its rows stay where they were loaded
+        file.unlink()
+    path.parent.rmdir()
+    assert overview(laptop) == before and "desktop" in before
 
 
 # -- the same over S3 (moto_server on a loopback port) --------------------------------------------------------------
