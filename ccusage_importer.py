@@ -2798,16 +2798,21 @@ def share_mismatch(found: Any, fingerprint: str, timezone: str) -> str:
 def parse_manifest(text: str, folder: str) -> dict[str, Any] | str:
     """A machine's manifest.json, checked: the machine it names lives in `folder`, and every file it names is one of
     its own table's slots (never a path elsewhere). A problem is returned as text."""
+    def entry_valid(table: str, entry: Any) -> bool:
+        files = (None, *(f"{table}.{slot}.parquet" for slot in SHARE_SLOTS))
+        return (table in SHARED_TABLES and entry["file"] in files and type(entry["rows"]) is int
+                and type(entry["bytes"]) is int and bool(entry["file"] or not entry["rows"]))
+
     try:
         manifest = json.loads(text)
         machine, tables = manifest["machine"], manifest["tables"]
         published = dt.datetime.fromisoformat(manifest["published_at"])
-        assert isinstance(machine, str) and machine_folder(machine) == folder and machine.isprintable()
-        assert isinstance(manifest["generation"], str) and isinstance(tables, dict) and published.tzinfo
-        for table, entry in tables.items():
-            assert table in SHARED_TABLES and entry["file"] in (None, *(f"{table}.{s}.parquet" for s in SHARE_SLOTS))
-            assert type(entry["rows"]) is int and type(entry["bytes"]) is int and (entry["file"] or not entry["rows"])
-    except (ValueError, TypeError, KeyError, AttributeError, AssertionError):
+        valid = (isinstance(machine, str) and machine_folder(machine) == folder and machine.isprintable()
+                 and 0 < len(machine) <= MACHINE_NAME_MAX and isinstance(manifest["generation"], str)
+                 and published.tzinfo is not None and all(entry_valid(t, e) for t, e in tables.items()))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        valid = False
+    if not valid:
         return "not a manifest of ccusage-import (damaged, or written by something else)"
     return {**manifest, "published_at": published.astimezone(dt.UTC)}
 

@@ -332,3 +332,41 @@ def test_over_s3_refused_credentials_or_an_endpoint_down_fail_the_publish_alone(
     assert not s3_objects(s3, "team-b/")
     imported({**laptop, **s3.env("team-b")})  # right again: the publish owed is made
     assert f"team-b/{ci.machine_folder('laptop')}/manifest.json" in s3_objects(s3, "team-b/")
+
+
+# -- the share's files, without an import -------------------------------------------------------------------------
+
+
+def a_manifest(machine: str = "laptop", **changes) -> dict:
+    return {"format": 1, "machine": machine, "generation": "g1", "slot": "a",
+            "published_at": "2026-12-01T10:00:00+00:00", "key_fingerprint": ci.key_fingerprint(KEY), "timezone": "UTC",
+            "tables": {"ccusage_usage_daily": {"file": "ccusage_usage_daily.a.parquet", "rows": 3, "bytes": 900},
+                       "ccusage_alerts": {"file": None, "rows": 0, "bytes": 0}}, **changes}
+
+
+@pytest.mark.parametrize("change", [
+    {"tables": {"ccusage_usage_daily": {"file": "../../../etc/passwd", "rows": 1, "bytes": 1}}},
+    {"tables": {"ccusage_usage_daily": {"file": "ccusage_usage_monthly.a.parquet", "rows": 1, "bytes": 1}}},
+    {"tables": {"claude_api_costs": {"file": "claude_api_costs.a.parquet", "rows": 1, "bytes": 1}}},
+    {"tables": {"ccusage_usage_daily": {"file": None, "rows": 5, "bytes": 0}}},
+    {"machine": "desktop"},  # not the machine of the folder it is in
+    {"machine": "laptop\n"}, {"published_at": "yesterday"}, {"published_at": "2026-12-01T10:00:00"}, {"tables": []},
+])
+def test_a_manifest_names_only_its_own_tables_slots_in_its_own_machines_folder(change):
+    folder = ci.machine_folder("laptop")
+    assert isinstance(ci.parse_manifest(json.dumps(a_manifest()), folder), dict)
+    assert ci.parse_manifest(json.dumps(a_manifest(**change)), folder).startswith("not a manifest")
+    assert ci.parse_manifest("not json", folder).startswith("not a manifest")
+
+
+def test_machine_folders_are_safe_for_any_file_system_and_apart_for_names_that_read_the_same():
+    names = ["laptop", "Lap Top/../x", "lap top", "lap_top", "ノート", ".hidden", "a" * 128]
+    folders = [ci.machine_folder(name) for name in names]
+    assert len(set(folders)) == len(names)
+    assert all(re.fullmatch(r"machines/[A-Za-z0-9][A-Za-z0-9._-]{0,59}-[0-9a-f]{8}", f) or
+               re.fullmatch(r"machines/machine-[0-9a-f]{8}", f) for f in folders), folders
+
+
+def test_the_shared_tables_are_the_schemas_tables_of_machines():
+    assert set(ci.SHARED_TABLES) == {n for n in ci.schema_names("table") if "machine_name" in ci.SCHEMA[n].columns}
+    assert {t.name for t in ci.USAGE_TABLES} | {"ccusage_import_runs", *ci.CHILD_TABLES} <= set(ci.SHARED_TABLES)
