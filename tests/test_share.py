@@ -96,6 +96,24 @@ def test_two_machines_then_a_third_see_every_machine_with_its_own_totals(machine
     assert sorted(plain.stdout.split()[1:]) == sorted(truths)
     summary = imported(laptop, "--force")
     assert all(f"{name}: $" in summary for name in truths), summary
+    alerts = run_cli({**desktop, "CCUSAGE_BUDGET_MONTHLY_USD": "0.01"}, "--alerts")  # budgets of scope all
+    assert alerts.returncode == 4 and all(name in alerts.stdout.split("all machines: ")[1] for name in truths)
+
+
+def test_a_share_setting_that_is_not_one_is_one_line(tmp_path):
+    base = {"HOME": str(tmp_path), "CCUSAGE_HASH_KEY": KEY}
+    for settings, said in (
+            ({"CCUSAGE_SHARE": "s3://No_Such Bucket/x"}, "is not an S3 bucket name"),
+            ({"CCUSAGE_SHARE": "s3://team-usage/x"}, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            ({"CCUSAGE_SHARE": "s3://team-usage", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s3cret-1",
+              "CCUSAGE_S3_ENDPOINT": "ftp://minio/path"}, "CCUSAGE_S3_ENDPOINT='ftp://minio/path' must be"),
+            ({"CCUSAGE_SHARE": str(tmp_path), "CH_HOST": "clickhouse.example"}, "a server already holds")):
+        with pytest.raises(ci.UserError, match=re.escape(said)) as refused:
+            ci.Config.from_env({**base, **settings})
+        assert refused.value.exit_code == 2 and "s3cret-1" not in str(refused.value)
+    s3 = ci.Config.from_env({**base, "CCUSAGE_SHARE": "s3://team-usage/a b/c", "AWS_ACCESS_KEY_ID": "a",
+                             "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-3"}).share
+    assert s3.where == "https://team-usage.s3.eu-west-3.amazonaws.com/a%20b/c" and s3.s3
 
 
 def test_a_re_import_publishes_nothing_new_and_deleted_transcripts_change_nothing(machines):
@@ -310,14 +328,26 @@ def test_over_s3_machines_see_each_other_and_no_credential_is_left_anywhere(mach
     manifest_key = f"team-a/{ci.machine_folder('laptop')}/manifest.json"
     assert {"team-a/share.json", manifest_key} <= set(objects)
     outputs += [run_cli(laptop, "--force"), run_cli(laptop, "--check")]
+    assert all(done.returncode == 0 for done in outputs[2:]), [d.stdout + d.stderr for d in outputs]
     probe = f"team-a/{ci.machine_folder('laptop')}/check-probe.json"  # --check writes it, as a publish would
     assert {key: data for key, data in s3_objects(s3, "team-a/").items() if key != probe} == objects
     assert "share: http://127.0.0.1" in outputs[-1].stdout and "desktop (published" in outputs[-1].stdout
+    add_activity(laptop, seed=25)  # a second publish overwrites the manifest in one PUT, into the other slot
+    outputs.append(run_cli(laptop))
+    assert manifest_of(s3, "team-a", "laptop")["slot"] == "b"
+    truths["laptop"] = machines.truth(laptop)
+    same(overview(desktop), truths)
+    objects = s3_objects(s3, "team-a/")
     everything = b"".join(objects.values()) + b"".join(
         p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "claude" not in p.parts)
     for secret in (s3.secret, s3.secret.encode().hex(), KEY):
         assert secret.encode() not in everything
         assert all(secret not in done.stdout + done.stderr for done in outputs)
+
+
+def manifest_of(server, prefix: str, machine: str) -> dict:
+    return json.loads(s3_objects(server, f"{prefix}/{ci.machine_folder(machine)}/")[
+        f"{prefix}/{ci.machine_folder(machine)}/manifest.json"])
 
 
 def test_over_s3_refused_credentials_or_an_endpoint_down_fail_the_publish_alone(machines, s3):
