@@ -2946,7 +2946,12 @@ class Share:
                 f"INSERT INTO FUNCTION {self.function}({{url:String}}, 'Parquet', {{structure:String}}) "
                 f"SELECT {columns} FROM {table} WHERE machine_name = {{machine:String}}",
                 parameters=parameters, settings={**self._settings(writing=True), "final": 1})
-        rows, size = self.file_facts(table, f"{folder}/{name}")
+        try:  # the engine does not say when a full disk cut the file short: it is read back
+            written, size = self.file_facts(table, f"{folder}/{name}")
+        except ShareError as exc:
+            raise ShareError(f"{exc} (written, but not readable back: is the share full?)") from None
+        if written != rows:
+            raise ShareError(f"writing {folder}/{name}: {rows} rows written, {written} read back (is the share full?)")
         return {"file": name, "rows": rows, "bytes": size}
 
     def file_facts(self, table: str, relative: str) -> tuple[int, int]:

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import run_ccusage, run_cli, sql
+from conftest import IMPORTER, run_ccusage, run_cli, sql
 from s3_server import free_port, s3_server
 from test_adversarial import one_error_line, run_on_read_only_store
 from transcripts import append_activity, generate
@@ -224,6 +228,21 @@ def test_a_missing_or_read_only_share_fails_the_publish_alone_and_the_next_impor
     published_and_recorded(done, laptop, 2)
     assert not list(machines.share.iterdir())
     imported(laptop)  # transcripts unchanged: the publish owed is made all the same
+    assert manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]["rows"] > 0
+
+
+def test_a_full_share_fails_the_publish_alone(machines):
+    """A share on a file system with 16 KiB of room (a tmpfs in a mount namespace of the importer's own, as root)."""
+    laptop = machines("laptop", 26)
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare or subprocess.run([unshare, "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs root and a mount namespace of its own to mount a small file system")
+    script = 'mount -t tmpfs -o size=16k tmpfs "$0" && exec "$@"'
+    done = subprocess.run([unshare, "-m", "sh", "-c", script, str(machines.share), sys.executable, str(IMPORTER)],
+                          env=laptop, capture_output=True, text=True, timeout=300)
+    published_and_recorded(done, laptop, 1)
+    assert "is the share full?" in done.stdout or "No space left on device" in done.stdout, done.stdout
+    imported(laptop)
     assert manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]["rows"] > 0
 
 
