@@ -3138,8 +3138,9 @@ def _no_lock() -> Iterator[None]:
 
 
 @contextmanager
-def _reading_store(config: Config) -> Iterator[Store]:
-    """A store for reading: the embedded one is opened under the lock (one process at a time)."""
+def _reading_store(config: Config, published: dict[str, dt.datetime] | None = None) -> Iterator[Store]:
+    """A store for reading: the embedded one is opened under the lock (one process at a time). With a share, the
+    other machines' new rows are loaded first; `published` gets each machine's last publish."""
     with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
         store = Store.open(config)
         try:
@@ -3149,6 +3150,8 @@ def _reading_store(config: Config) -> Iterator[Store]:
                     raise UserError(shared.problem, shared.exit_code)
                 for note in shared.notes:
                     print(config.redact(note), file=sys.stderr)
+                if published is not None:
+                    published.update(shared.machines)
             yield store
         finally:
             store.close()
@@ -4660,8 +4663,10 @@ def json_cell(value: Any) -> Any:
     return value
 
 
-def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -> dict[str, Any]:
-    """Every dataset the page draws, each the result of a named query ({columns, rows})."""
+def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str,
+                   published: Mapping[str, dt.datetime] | None = None) -> dict[str, Any]:
+    """Every dataset the page draws, each the result of a named query ({columns, rows}). `published`: the other
+    machines of a share and their last publish, which then says whether they are stale (SHARE_STALE)."""
 
     def run(name: str, machine: str = "", agent: str = "") -> dict[str, Any]:
         query = find_query(queries, name)
@@ -4679,6 +4684,13 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     empty = not dict(zip(summary["columns"], summary["rows"][0], strict=True))["all_time_tokens"]
     freshness = shared["freshness"]
     machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
+    if published:
+        name, stale = freshness["columns"].index("machine_name"), freshness["columns"].index("is_stale")
+        freshness["columns"].append("last_publish")
+        for row in freshness["rows"]:
+            if (when := published.get(row[name])) is not None:
+                row[stale] = int(now() - when > SHARE_STALE)
+            row.append(json_cell(when))
     agent_rows = [dict(zip(shared["agents"]["columns"], row, strict=True)) for row in shared["agents"]["rows"]]
     agents_of = {machine: sorted({r["agent"] for r in agent_rows if machine in ("", r["machine_name"])})
                  for machine in ["", *machines]}
@@ -4688,6 +4700,7 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     return {
         "meta": {"generated_at": json_cell(now().replace(microsecond=0)), "today": json_cell(today),
                  "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
+                 "share_stale_days": SHARE_STALE.days,
                  "queries": [name for _, name in (*PER_MACHINE_DATASETS, *AGENT_SPLIT_DATASETS, *SHARED_DATASETS)]},
         "empty": empty,
         "machines": machines,
@@ -4736,8 +4749,10 @@ def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str
     queries = load_queries()
     template = _dashboard_file(DASHBOARD_DIR / "template.html")
     libraries = {name: _dashboard_file(DASHBOARD_DIR / "vendor" / name) for name in DASHBOARD_LIBRARIES}
-    with _reading_store(config) as store:
-        data = readable(dashboard_data(store, queries, config.timezone), names or {})
+    published: dict[str, dt.datetime] = {}
+    with _reading_store(config, published) as store:
+        published.pop(config.machine_name, None)  # this machine's freshness is its own imports
+        data = readable(dashboard_data(store, queries, config.timezone, published), names or {})
     data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
     html = render_dashboard(data, template, libraries).encode("utf-8")
     try:

@@ -62,13 +62,20 @@ def overview(env: dict) -> dict[str, tuple[int, float]]:
     return {row["machine_name"]: (row["tokens"], row["cost_usd"]) for row in rows}
 
 
-def dashboard_machines(env: dict, folder: Path) -> tuple[list[str], list[str]]:
-    """The machines of the dashboard's freshness table, and those it offers to choose from."""
-    page = folder / "dashboard.html"
+def dashboard_freshness(env: dict, page: Path) -> tuple[dict[str, dict], list[str]]:
+    """The dashboard's freshness table by machine, and the machines it offers to choose from."""
     assert run_cli(env, "--dashboard", str(page), "--quiet").returncode == 0
     data = json.loads(re.search(r'id="ccusage-data">(.*?)</script>', page.read_text(), re.S).group(1))
     freshness = data["shared"]["freshness"]
-    return sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"]), data["machines"]
+    rows = [dict(zip(freshness["columns"], row, strict=True)) for row in freshness["rows"]]
+    return {row["machine_name"]: row for row in rows}, data["machines"]
+
+
+def dashboard_machines(env: dict, folder: Path) -> tuple[list[str], list[str]]:
+    """The machines of the dashboard's freshness table, each fresh, and those it offers to choose from."""
+    freshness, machines = dashboard_freshness(env, folder / "dashboard.html")
+    assert not any(row["is_stale"] for row in freshness.values()), freshness
+    return sorted(freshness), machines
 
 
 def same(seen: dict[str, tuple[int, float]], truths: dict[str, tuple[int, float]]) -> None:
@@ -282,6 +289,26 @@ def test_a_damaged_or_foreign_file_is_named_and_skipped(machines):
     assert [line.split(",")[0] for line in done.stdout.splitlines()[1:]] == ["laptop"]
 
 
+def test_the_dashboard_shows_each_machine_of_the_share_fresh_or_stale_by_its_last_publish(machines, browser):
+    laptop, desktop, server = machines("laptop", 27), machines("desktop", 28), machines("server", 29)
+    for env in (laptop, desktop, server):
+        imported(env)
+    path = machines.share / ci.machine_folder("desktop") / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "published_at": "2026-01-02T03:04:05+00:00"}))
+    page = machines.share.parent / "dashboard.html"
+    dashboard_freshness(laptop, page)
+    browser.open(page.as_uri())
+    assert browser.evaluate("document.documentElement.dataset.state") == "ready"
+    rows = browser.evaluate("[...document.querySelectorAll('#freshness tr')].map((r) => "
+                            "[r.cells[0].textContent, r.cells[4].textContent, r.className])")
+    published = manifest(machines.share, "server")["published_at"].replace("T", " ")[:16]
+    assert sorted(rows) == [["desktop", "⚠ no publish since 2026-01-02 03:04 UTC", "stale"],
+                            ["laptop", "✓ fresh", ""],
+                            ["server", f"✓ published {published} UTC", ""]]
+    note = browser.evaluate("document.getElementById('freshness-note').textContent")
+    assert "another machine of the share when it has not published for 3 days" in note and "1 of 3 silent" in note
+
+
 def test_without_the_share_reads_answer_from_the_rows_loaded_before_and_an_unchanged_import_needs_none(machines):
     laptop, desktop = machines("laptop", 23), machines("desktop", 24)
     imported(desktop)
@@ -309,6 +336,9 @@ def test_a_machine_that_stopped_publishing_is_shown_stale_with_its_last_publish(
     assert "machine desktop is stale: last published 2026-01-02 03:04 UTC" in done.stderr, done.stderr
     check = run_cli(laptop, "--check")
     assert "desktop (stale: last published 2026-01-02 03:04 UTC)" in check.stdout, check.stdout
+    freshness, _ = dashboard_freshness(laptop, machines.share.parent / "dashboard.html")
+    assert (freshness["desktop"]["is_stale"], freshness["desktop"]["last_publish"]) == (1, "2026-01-02T03:04:05Z")
+    assert (freshness["laptop"]["is_stale"], freshness["laptop"]["last_publish"]) == (0, None)
     before = overview(laptop)
     for file in path.parent.iterdir():  # gone from the share: its rows stay where they were loaded
         file.unlink()
