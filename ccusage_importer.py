@@ -2762,8 +2762,10 @@ SHARED_TABLES = tuple(name for name in schema_names("table") if "machine_name" i
 SHARE_SLOTS = ("a", "b")  # a publish writes the slot its manifest does not name, so a reader never sees it change
 SHARE_HEARTBEAT = dt.timedelta(days=1)  # a machine publishes at least this often while it imports, even unchanged
 SHARE_STALE = dt.timedelta(days=3)  # a machine whose last publish is older is shown as stale
-SHARE_S3_SETTINGS = {"s3_connect_timeout_ms": 5000, "s3_request_timeout_ms": 30000, "s3_retry_attempts": 2,
-                     "s3_max_single_read_retries": 2}  # an endpoint that is down fails within seconds
+# An S3 endpoint that is down or never answers is given up within seconds, not minutes (the engine's defaults retry
+# for 8 minutes against a server that accepts and never answers): a failed publish is made by the next import anyway.
+SHARE_S3_SETTINGS = {"s3_use_adaptive_timeouts": 0, "s3_connect_timeout_ms": 5000, "s3_request_timeout_ms": 10000,
+                     "s3_retry_attempts": 0, "s3_max_single_read_retries": 0}
 _SHARE_WRITE = {"engine_file_truncate_on_insert": 1, "s3_truncate_on_insert": 1}
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -409,6 +410,11 @@ def test_over_s3_refused_credentials_or_an_endpoint_down_fail_the_publish_alone(
     published_and_recorded(run_cli(down), laptop, 2)
     assert time.monotonic() - clock < 60
     assert not s3_objects(s3, "team-b/")
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
+        clock = time.monotonic()
+        done = run_cli({**laptop, "CCUSAGE_S3_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}"})
+        published_and_recorded(done, laptop, 3)
+        assert time.monotonic() - clock < 60
     imported({**laptop, **s3.env("team-b")})  # right again: the publish owed is made
     assert f"team-b/{ci.machine_folder('laptop')}/manifest.json" in s3_objects(s3, "team-b/")
 
