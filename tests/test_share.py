@@ -232,6 +232,9 @@ def test_a_missing_or_read_only_share_fails_the_publish_alone_and_the_next_impor
     published_and_recorded(done, laptop, 1)
     assert "the folder does not exist" in done.stdout
     assert not (tmp_path / "unmounted").exists()  # never created: a mount point left empty stays empty
+    check = run_cli(missing, "--check")
+    assert check.returncode == 1 and "❌ share: " in check.stdout and "the folder does not exist" in check.stdout
+    assert "fix: mount or sync the folder" in check.stdout, check.stdout
     done = run_on_read_only_store(laptop, folder=str(machines.share))
     published_and_recorded(done, laptop, 2)
     assert not list(machines.share.iterdir())
