@@ -2875,6 +2875,9 @@ class Share:
             if not (type(exc).__module__.startswith(("clickhouse_connect", "chdb")) or isinstance(exc, OSError)):
                 raise
             text = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(str(exc))
+            if errno := re.search(r"strerror: ([^.(]+)", text):  # the engine's file error: the system's words
+                text = errno.group(1).strip()
+            text = re.sub(r"^Code: \d+\. DB::\w+: |\s*\([A-Z_]+\)$", "", text)  # the engine's code and name
             raise ShareError(f"{what}: {self.store.config.redact(text)}") from None
         finally:
             for name, value in saved.items():
