@@ -138,6 +138,17 @@ def test_a_re_import_publishes_nothing_new_and_deleted_transcripts_change_nothin
     imported(laptop, "--force")
     assert manifest(machines.share, "laptop") == first
     assert {p: p.stat().st_mtime_ns for p in (machines.share / ci.machine_folder("laptop")).iterdir()} == files
+    state_file = Path(laptop["CCUSAGE_IMPORT_DB"]) / "ccusage-import-share.json"
+    state = json.loads(state_file.read_text())
+    state["published"]["at"] = "2026-01-01T00:00:00+00:00"  # a day without a publish: one is made all the same
+    state_file.write_text(json.dumps(state))
+    imported(laptop)
+    second = manifest(machines.share, "laptop")
+    assert second["generation"] != first["generation"] and second["slot"] == "b"
+    path = machines.share / ci.machine_folder("laptop") / "manifest.json"
+    path.write_text(json.dumps({**second, "generation": "not-the-one-it-wrote"}))
+    imported(laptop, "--force")  # an import that opens the store notices, and publishes again
+    assert manifest(machines.share, "laptop")["generation"] not in (second["generation"], "not-the-one-it-wrote")
     before = overview(desktop)
     for transcript in sorted(Path(laptop["CLAUDE_CONFIG_DIR"]).rglob("*.jsonl"))[:2]:  # Claude Code's cleanup
         transcript.unlink()
