@@ -300,6 +300,8 @@ SECRETS: dict[str, Callable[[Mapping[str, str], str], list[str]]] = {  # every s
     "CCUSAGE_HASH_KEY": lambda env, value: secret_forms(value),
     "ANTHROPIC_ADMIN_KEY": lambda env, value: secret_forms(value.strip()),
     "CCUSAGE_ALERT_WEBHOOK": lambda env, value: url_secret_forms(value.strip()),
+    "AWS_SECRET_ACCESS_KEY": lambda env, value: secret_forms(value.strip()),
+    "AWS_SESSION_TOKEN": lambda env, value: secret_forms(value.strip()),
 }
 SECRET_VARIABLES = tuple(SECRETS)
 
@@ -375,6 +377,57 @@ def desktop_environment(env: Mapping[str, str], child_env: Mapping[str, str]) ->
     return desktop
 
 
+def key_fingerprint(key: str) -> str:
+    """What a store and a share keep of CCUSAGE_HASH_KEY: enough to tell two keys apart, nothing to recover one."""
+    return hashlib.sha256(b"ccusage-import fingerprint\0" + key.encode()).hexdigest()[:16]
+
+
+S3_ENV_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
+
+
+@dataclass(frozen=True)
+class ShareSetting:
+    """CCUSAGE_SHARE: a folder (synced by Syncthing, Dropbox, iCloud, a network mount) or `s3://bucket/prefix`
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION; CCUSAGE_S3_ENDPOINT for MinIO, R2, B2). The engine reads
+    S3 credentials from the process environment (`s3_env`), so no credential is ever written into a query."""
+
+    where: str  # the folder's absolute path, or the base URL every file's URL starts with
+    s3: bool = False
+    s3_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], host: str | None, hash_key: str | None) -> ShareSetting | None:
+        setting = env.get("CCUSAGE_SHARE", "").strip()
+        if not setting:
+            return None
+        if host:
+            raise UserError("CCUSAGE_SHARE is set with CH_HOST: a server already holds every machine's rows; use "
+                            "one or the other", EXIT_USAGE)
+        if not hash_key:
+            raise UserError("CCUSAGE_SHARE needs CCUSAGE_HASH_KEY, the same key on every machine of the share (a "
+                            "store's own key would hash the same project differently on each machine)", EXIT_USAGE)
+        if not setting.startswith("s3://"):
+            return cls(str(Path(setting).expanduser().absolute()))
+        bucket, _, prefix = setting[len("s3://"):].partition("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise UserError(f"CCUSAGE_SHARE={setting[:80]!r}: {bucket[:63]!r} is not an S3 bucket name", EXIT_USAGE)
+        if missing := [name for name in S3_ENV_NAMES[:2] if not env.get(name, "").strip()]:
+            raise UserError(f"CCUSAGE_SHARE is an S3 bucket: set {' and '.join(missing)}", EXIT_USAGE)
+        region = env.get("AWS_REGION", "").strip() or "us-east-1"
+        endpoint = env.get("CCUSAGE_S3_ENDPOINT", "").strip().rstrip("/")
+        if endpoint and not re.fullmatch(r"https?://[^/?#\s]+", endpoint):
+            raise UserError(f"CCUSAGE_S3_ENDPOINT={endpoint[:80]!r} must be an http(s):// address without a path, "
+                            "such as https://ACCOUNT.r2.cloudflarestorage.com", EXIT_USAGE)
+        base = f"{endpoint}/{bucket}" if endpoint else f"https://{bucket}.s3.{region}.amazonaws.com"
+        prefix = "/".join(quoted for part in prefix.split("/") if (quoted := urllib.parse.quote(part)))
+        return cls(f"{base}/{prefix}" if prefix else base, True,
+                   {name: env[name].strip() for name in S3_ENV_NAMES if env.get(name, "").strip()} | {
+                       "AWS_REGION": region})
+
+    def __str__(self) -> str:
+        return self.where
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs, read once from the environment and the command line."""
@@ -409,6 +462,7 @@ class Config:
     alert_webhook: str = field(default="", repr=False)
     alert_desktop: bool = False
     desktop_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    share: ShareSetting | None = None  # CCUSAGE_SHARE: where every machine publishes its rows
 
     @property
     def embedded(self) -> bool:
@@ -493,6 +547,7 @@ class Config:
             alert_webhook=webhook,
             alert_desktop=desktop,
             desktop_env=desktop_environment(env, child_env) if desktop else {},
+            share=ShareSetting.from_env(env, host, hash_key),
         )
 
     def store_description(self) -> str:
@@ -2477,7 +2532,7 @@ class Store:
         instead of writing rows under other identities (which would count them twice).
         """
         if explicit:
-            fingerprint = hashlib.sha256(b"ccusage-import fingerprint\0" + explicit.encode()).hexdigest()[:16]
+            fingerprint = key_fingerprint(explicit)
             stored = self._setting("hash_key_fingerprint")
             if self._setting("hash_key") is not None:
                 raise UserError("CCUSAGE_HASH_KEY is set, but this database already has its own hash key: unset it")
@@ -2730,6 +2785,355 @@ def now() -> dt.datetime:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Share: every machine's rows in a folder or an S3 bucket (CCUSAGE_SHARE), written and read by the engine
+# ----------------------------------------------------------------------------------------------------------------
+
+SHARE_FORMAT = 1  # share.json's and every manifest's `format`: a reader refuses another
+SHARED_TABLES = tuple(name for name in schema_names("table") if "machine_name" in SCHEMA[name].columns)
+SHARE_SLOTS = ("a", "b")  # a publish writes the slot its manifest does not name, so a reader never sees it change
+SHARE_HEARTBEAT = dt.timedelta(days=1)  # a machine publishes at least this often while it imports, even unchanged
+SHARE_STALE = dt.timedelta(days=3)  # a machine whose last publish is older is shown as stale
+# An S3 endpoint that is down or never answers is given up within seconds, not minutes (the engine's defaults retry
+# for 8 minutes against a server that accepts and never answers): a failed publish is made by the next import anyway.
+SHARE_S3_SETTINGS = {"s3_use_adaptive_timeouts": 0, "s3_connect_timeout_ms": 5000, "s3_request_timeout_ms": 10000,
+                     "s3_retry_attempts": 0, "s3_max_single_read_retries": 0}
+_SHARE_WRITE = {"engine_file_truncate_on_insert": 1, "s3_truncate_on_insert": 1}
+
+
+class ShareError(Exception):
+    """The share could not be read or written: missing, read-only, full, an S3 endpoint down or refusing us."""
+
+
+def machine_folder(machine: str) -> str:
+    """A machine's folder in the share: its name made safe for any file system, and a hash of it (two names that
+    read the same once made safe stay apart)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", machine)[:60].strip("._") or "machine"
+    return f"machines/{safe}-{hashlib.sha256(machine.encode()).hexdigest()[:8]}"
+
+
+def table_structure(table: str) -> str:
+    """The table's columns and types as the schema file declares them: the structure of its Parquet files."""
+    return ", ".join(f"{column} {kind}" for column, kind in SCHEMA[table].types.items())
+
+
+def share_mismatch(found: Any, fingerprint: str, timezone: str) -> str:
+    """Why share.json or a manifest is not of this machine's share (another key, zone or format), or ""."""
+    if not isinstance(found, dict) or found.get("format") != SHARE_FORMAT:
+        return f"not a share of ccusage-import {__version__} (format {SHARE_FORMAT})"
+    if found.get("key_fingerprint") != fingerprint:
+        return "its names are hashed with another CCUSAGE_HASH_KEY (every machine of a share needs the same key)"
+    if found.get("timezone") != timezone:
+        return (f"its days are counted in {str(found.get('timezone'))[:40]!r}, this machine's in {timezone!r} "
+                "(CCUSAGE_TIMEZONE must be the same on every machine of a share)")
+    return ""
+
+
+def parse_manifest(text: str, folder: str) -> dict[str, Any] | str:
+    """A machine's manifest.json, checked: the machine it names lives in `folder`, and every file it names is one of
+    its own table's slots (never a path elsewhere). A problem is returned as text."""
+    def entry_valid(table: str, entry: Any) -> bool:
+        files = (None, *(f"{table}.{slot}.parquet" for slot in SHARE_SLOTS))
+        return (table in SHARED_TABLES and entry["file"] in files and type(entry["rows"]) is int
+                and type(entry["bytes"]) is int and bool(entry["file"] or not entry["rows"]))
+
+    try:
+        manifest = json.loads(text)
+        machine, tables = manifest["machine"], manifest["tables"]
+        published = dt.datetime.fromisoformat(manifest["published_at"])
+        valid = (isinstance(machine, str) and machine_folder(machine) == folder and machine.isprintable()
+                 and 0 < len(machine) <= MACHINE_NAME_MAX and isinstance(manifest["generation"], str)
+                 and published.tzinfo is not None and all(entry_valid(t, e) for t, e in tables.items()))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        valid = False
+    if not valid:
+        return "not a manifest of ccusage-import (damaged, or written by something else)"
+    return {**manifest, "published_at": published.astimezone(dt.UTC)}
+
+
+class ShareState:
+    """What this store did with the share, in a file beside the local state (deleting the store deletes it): the
+    generation it last published and when, and which generation of every other machine it holds."""
+
+    def __init__(self, folder: Path, share: ShareSetting):
+        self.file = folder / "ccusage-import-share.json"
+        self.share = str(share)
+        try:
+            found = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            found = {}
+        found = found if isinstance(found, dict) and found.get("share") == self.share else {}
+        self.published: dict[str, Any] = found.get("published") if isinstance(found.get("published"), dict) else {}
+        self.loaded: dict[str, Any] = found.get("loaded") if isinstance(found.get("loaded"), dict) else {}
+
+    def publish_due(self, moment: dt.datetime) -> bool:
+        """No publish of this store recorded (never, or the last one failed), or the last is a heartbeat old."""
+        try:
+            return dt.datetime.fromisoformat(self.published["at"]) < moment - SHARE_HEARTBEAT
+        except (KeyError, TypeError, ValueError):
+            return True
+
+    def save(self) -> None:
+        private_folder(self.file.parent)
+        write_private(self.file, json.dumps({"share": self.share, "published": self.published,
+                                             "loaded": self.loaded}, indent=1).encode())
+
+
+class Share:
+    """The share through the store's engine: Parquet files written and read by the engine's file() or s3() table
+    functions, small JSON files (share.json, each machine's manifest.json) beside them. Every path and URL is a bound
+    parameter; S3 credentials are in the process environment only while a query runs."""
+
+    def __init__(self, store: Store, setting: ShareSetting):
+        self.store = store
+        self.setting = setting
+        self.function = "s3" if setting.s3 else "file"
+
+    def path(self, relative: str) -> str:
+        return f"{self.setting.where}/{relative}"
+
+    @contextmanager
+    def reaching(self, what: str) -> Iterator[None]:
+        """Any failure to reach the share while doing `what` as a ShareError of one line, without a secret."""
+        saved = {name: os.environ.get(name) for name in self.setting.s3_env}
+        os.environ.update(self.setting.s3_env)
+        try:
+            if not self.setting.s3 and not Path(self.setting.where).is_dir():
+                raise ShareError(f"{what}: the folder does not exist (is the synced folder or the mount there?)")
+            yield
+        except ShareError:
+            raise
+        except Exception as exc:
+            if not (type(exc).__module__.startswith(("clickhouse_connect", "chdb")) or isinstance(exc, OSError)):
+                raise
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(str(exc))
+            if errno := re.search(r"strerror: ([^.(]+)", text):  # the engine's file error: the system's words
+                text = errno.group(1).strip()
+            text = re.sub(r"^Code: \d+\. DB::\w+: |\s*\([A-Z_]+\)$", "", text)  # the engine's code and name
+            raise ShareError(f"{what}: {self.store.config.redact(text)}") from None
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def _settings(self, writing: bool = False) -> dict[str, Any]:
+        return {**(SHARE_S3_SETTINGS if self.setting.s3 else {}), **(_SHARE_WRITE if writing else {})}
+
+    def read_json(self, relative: str) -> Any:
+        """A small JSON file of the share, or None where there is none."""
+        with self.reaching(f"reading {relative}"):
+            if not self.setting.s3:
+                try:
+                    return json.loads(Path(self.path(relative)).read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    return None
+                except (ValueError, UnicodeDecodeError):
+                    return {}
+            folder, _, name = relative.rpartition("/")  # a glob: an object that is not there is no error
+            rows = self.store.client.query(
+                "SELECT raw_blob FROM s3({url:String}, 'RawBLOB') WHERE _file = {name:String}",
+                parameters={"url": self.path(f"{folder}/*.json" if folder else "*.json"), "name": name},
+                settings={**self._settings(), "s3_throw_on_zero_files_match": 0}).result_rows
+        try:
+            return json.loads(rows[0][0]) if rows else None
+        except ValueError:
+            return {}
+
+    def write_json(self, relative: str, value: Any) -> None:
+        """Whole or not at all: a rename into place in a folder, a single PUT to S3."""
+        text = json.dumps(value, indent=1, default=str)
+        with self.reaching(f"writing {relative}"):
+            if not self.setting.s3:
+                private_folder(Path(self.path(relative)).parent)
+                write_private(Path(self.path(relative)), text.encode())
+                return
+            self.store.client.command("INSERT INTO FUNCTION s3({url:String}, 'RawBLOB') SELECT {text:String}",
+                                      parameters={"url": self.path(relative), "text": text},
+                                      settings=self._settings(writing=True))
+
+    def manifests(self) -> dict[str, dict[str, Any] | str]:
+        """Every machine's manifest by its folder (machines/NAME-HASH), parsed, or what is wrong with it."""
+        found: dict[str, str] = {}
+        with self.reaching("listing its machines"):
+            if not self.setting.s3:
+                for path in sorted(Path(self.setting.where).glob("machines/*/manifest.json")):
+                    with contextlib.suppress(FileNotFoundError):
+                        found[f"machines/{path.parent.name}"] = path.read_text(encoding="utf-8", errors="replace")
+            else:
+                rows = self.store.client.query(
+                    "SELECT _path, raw_blob FROM s3({url:String}, 'RawBLOB') ORDER BY _path",
+                    parameters={"url": self.path("machines/*/manifest.json")},
+                    settings={**self._settings(), "s3_throw_on_zero_files_match": 0}).result_rows
+                found = {"machines/" + path.split("/")[-2]: text for path, text in rows}
+        return {folder: parse_manifest(text, folder) for folder, text in found.items()}
+
+    def write_table(self, table: str, folder: str, slot: str, machine: str) -> dict[str, Any]:
+        """This machine's rows of `table` (merged: FINAL where the engine has it) as one Parquet file."""
+        columns, parameters = ", ".join(SCHEMA[table].columns), {"machine": machine}
+        with self.reaching(f"writing {table}"):
+            [(rows,)] = self.store.client.query(f"SELECT count() FROM {table} WHERE machine_name = {{machine:String}}",
+                                                parameters=parameters, settings={"final": 1}).result_rows
+            if not rows:
+                return {"file": None, "rows": 0, "bytes": 0}
+            name = f"{table}.{slot}.parquet"
+            parameters |= {"url": self.path(f"{folder}/{name}"), "structure": table_structure(table)}
+            self.store.client.command(
+                f"INSERT INTO FUNCTION {self.function}({{url:String}}, 'Parquet', {{structure:String}}) "
+                f"SELECT {columns} FROM {table} WHERE machine_name = {{machine:String}}",
+                parameters=parameters, settings={**self._settings(writing=True), "final": 1})
+        try:  # the engine does not say when a full disk cut the file short: it is read back
+            written, size = self.file_facts(table, f"{folder}/{name}")
+        except ShareError as exc:
+            raise ShareError(f"{exc} (written, but not readable back: is the share full?)") from None
+        if written != rows:
+            raise ShareError(f"writing {folder}/{name}: {rows} rows written, {written} read back (is the share full?)")
+        return {"file": name, "rows": rows, "bytes": size}
+
+    def file_facts(self, table: str, relative: str) -> tuple[int, int]:
+        """A table's Parquet file's rows (from its footer) and bytes, as a manifest states them."""
+        parameters = {"url": self.path(relative), "structure": table_structure(table)}
+        with self.reaching(f"reading {relative}"):
+            [(rows, size)] = self.store.client.query(
+                f"SELECT count(), max(_size) FROM {self.function}({{url:String}}, 'Parquet', {{structure:String}})",
+                parameters=parameters, settings=self._settings()).result_rows
+        return rows, size
+
+    def tables_holding(self, machine: str) -> set[str]:
+        """Which shared tables of the store hold a row of `machine` (one query): only those need a DELETE, the
+        costly part of loading a machine (~0.1 s a table)."""
+        _, rows = self.store.query(" UNION ALL ".join(
+            f"SELECT '{table}' FROM (SELECT 1 FROM {table} WHERE machine_name = {{machine:String}} LIMIT 1)"
+            for table in SHARED_TABLES), {"machine": machine})
+        return {table for (table,) in rows}
+
+    def replace_rows(self, table: str, folder: str, entry: Mapping[str, Any], machine: str, held: bool) -> None:
+        """Another machine's rows of `table` in the store (`held`: it has some) become those of its file (none: a
+        file of no rows)."""
+        parameters: dict[str, Any] = {"machine": machine}
+        with self.reaching(f"loading {folder}/{entry['file']}"):
+            if held:
+                self.store.client.command(f"DELETE FROM {table} WHERE machine_name = {{machine:String}}",
+                                          parameters=parameters)
+            if entry["file"]:
+                columns = ", ".join(SCHEMA[table].columns)
+                parameters |= {"url": self.path(f"{folder}/{entry['file']}"), "structure": table_structure(table)}
+                self.store.client.command(
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {self.function}({{url:String}}, "
+                    "'Parquet', {structure:String}) WHERE machine_name = {machine:String}",
+                    parameters=parameters, settings=self._settings())
+
+    def publish(self, machine: str, fingerprint: str, timezone: str, current: Any) -> dict[str, Any]:
+        """Every table's rows of `machine` into the slot `current` (its manifest) does not name, then the manifest:
+        a publish cut short anywhere leaves the last manifest and every file it names as they were."""
+        folder = machine_folder(machine)
+        slot = SHARE_SLOTS[1] if isinstance(current, dict) and current.get("slot") == SHARE_SLOTS[0] else SHARE_SLOTS[0]
+        if not self.setting.s3:
+            with self.reaching(f"creating {folder}"):
+                private_folder(Path(self.path(folder)))
+        tables = {table: self.write_table(table, folder, slot, machine) for table in SHARED_TABLES}
+        manifest = {"format": SHARE_FORMAT, "machine": machine, "generation": uuid.uuid4().hex, "slot": slot,
+                    "published_at": now().isoformat(timespec="seconds"), "key_fingerprint": fingerprint,
+                    "timezone": timezone, "ccusage_import": __version__, "tables": tables}
+        self.write_json(f"{folder}/manifest.json", manifest)
+        return manifest
+
+    def identity(self, fingerprint: str, timezone: str, create: bool) -> str:
+        """Why this machine cannot use the share (its share.json names another key or zone), or "". `create`: a
+        share without share.json gets this machine's."""
+        found = self.read_json("share.json")
+        if found is None and create:
+            self.write_json("share.json", {"format": SHARE_FORMAT, "key_fingerprint": fingerprint,
+                                           "timezone": timezone, "created_at": now().isoformat(timespec="seconds")})
+        return share_mismatch(found, fingerprint, timezone) if found is not None else ""
+
+    def probe(self, machine: str) -> None:
+        """Write in this machine's folder, as a publish would (a folder's probe is removed again)."""
+        relative = f"{machine_folder(machine)}/check-probe.json"
+        self.write_json(relative, {"checked_at": now().isoformat(timespec="seconds")})
+        if not self.setting.s3:
+            with self.reaching(f"removing {relative}"):
+                Path(self.path(relative)).unlink()
+
+
+@dataclass(frozen=True)
+class ShareSync:
+    """What a sync with the share did: `problem` (one line, with its exit code) when this machine's publish failed
+    or was refused; `notes` for files skipped and machines gone stale; `machines`: every machine of the share."""
+
+    problem: str = ""
+    exit_code: int = EXIT_OK
+    notes: tuple[str, ...] = ()
+    machines: tuple[tuple[str, dt.datetime], ...] = ()
+
+
+def sync_share(store: Store, config: Config, changed: bool | None) -> ShareSync:
+    """Publish this machine's rows when `changed` (an import wrote rows), when a publish is due or its manifest is
+    not the one it published (None: a read, which never publishes); then load every other machine whose published
+    generation is not the one this store holds."""
+    assert config.share is not None and config.hash_key
+    share, state = Share(store, config.share), ShareState(config.state_dir(), config.share)
+    fingerprint, machine, where = key_fingerprint(config.hash_key), config.machine_name, f"share {config.share}"
+    try:
+        manifests = share.manifests()
+        if refused := share.identity(fingerprint, config.timezone, create=changed is not None):
+            return ShareSync(f"{where} refused: {refused}", EXIT_USAGE)
+        own = manifests.get(machine_folder(machine))
+        own_generation = own.get("generation") if isinstance(own, dict) else None
+        if changed is not None and (changed or state.publish_due(now())
+                                    or own_generation != state.published.get("generation")):
+            state.published = {}
+            state.save()  # a publish cut short is owed by the next import
+            manifest = share.publish(machine, fingerprint, config.timezone, own)
+            manifests[machine_folder(machine)] = manifest
+            state.published = {"generation": manifest["generation"], "at": manifest["published_at"]}
+            state.save()
+    except ShareError as exc:
+        if changed is None:
+            return ShareSync(notes=(f"⚠️ {where}: {exc}: showing the rows loaded before",))
+        return ShareSync(f"{where}: {exc}: this import is recorded; the next one publishes again", EXIT_FAILED)
+    return ShareSync(notes=tuple(load_share(share, state, manifests, fingerprint, config)),
+                     machines=tuple(sorted((m["machine"], m["published_at"]) for m in manifests.values()
+                                           if isinstance(m, dict) and not share_mismatch(m, fingerprint,
+                                                                                         config.timezone))))
+
+
+def load_share(share: Share, state: ShareState, manifests: Mapping[str, dict[str, Any] | str], fingerprint: str,
+               config: Config) -> Iterator[str]:
+    """Load the other machines' new generations; yield a line for each file or machine skipped, and for each
+    machine gone stale. This machine's own published copy is never read back."""
+    for folder, manifest in manifests.items():
+        if isinstance(manifest, str) or (mismatch := share_mismatch(manifest, fingerprint, config.timezone)):
+            yield f"⚠️ share: {folder}/manifest.json skipped: {manifest if isinstance(manifest, str) else mismatch}"
+            continue
+        machine = manifest["machine"]
+        if machine == config.machine_name:
+            continue
+        if now() - manifest["published_at"] > SHARE_STALE:
+            yield (f"⚠️ share: machine {machine} is stale: last published "
+                   f"{manifest['published_at']:%Y-%m-%d %H:%M} UTC "
+                   f"({human_age(now() - manifest['published_at'])} ago)")
+        if state.loaded.get(machine) == manifest["generation"]:
+            continue
+        entries = {table: manifest["tables"][table] for table in SHARED_TABLES if table in manifest["tables"]}
+        try:
+            problem = next((f"{entry['file']} is not what its manifest says (still being copied?)"
+                            for table, entry in entries.items() if entry["file"] and share.file_facts(
+                                table, f"{folder}/{entry['file']}") != (entry["rows"], entry["bytes"])), "")
+            if not problem:
+                held = share.tables_holding(machine)
+                for table, entry in entries.items():
+                    share.replace_rows(table, folder, entry, machine, table in held)
+        except ShareError as exc:
+            problem = str(exc)
+        if problem:
+            yield f"⚠️ share: machine {machine} not loaded ({problem}): its rows stay as loaded before"
+            continue
+        state.loaded[machine] = manifest["generation"]
+        state.save()
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Locking: one writer at a time
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -2770,11 +3174,20 @@ def _no_lock() -> Iterator[None]:
 
 
 @contextmanager
-def _reading_store(config: Config) -> Iterator[Store]:
-    """A store for reading: the embedded one is opened under the lock (one process at a time)."""
+def _reading_store(config: Config, published: dict[str, dt.datetime] | None = None) -> Iterator[Store]:
+    """A store for reading: the embedded one is opened under the lock (one process at a time). With a share, the
+    other machines' new rows are loaded first; `published` gets each machine's last publish."""
     with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
         store = Store.open(config)
         try:
+            if config.share:  # the other machines' rows of the share, under the ordinary table names
+                shared = sync_share(store, config, changed=None)
+                if shared.problem:
+                    raise UserError(shared.problem, shared.exit_code)
+                for note in shared.notes:
+                    print(config.redact(note), file=sys.stderr)
+                if published is not None:
+                    published.update(shared.machines)
             yield store
         finally:
             store.close()
@@ -2963,10 +3376,13 @@ class RunResult:
     summary_lines: tuple[str, ...] = ()
     read: str = ""  # which transcripts were read (the window of an incremental run)
     budgets: Watched | None = None  # the budgets' state after the run, when any is set (never its exit code)
+    share: ShareSync | None = None  # the publish to CCUSAGE_SHARE and the other machines loaded from it
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.status in ("ok", "unchanged", "empty") else EXIT_FAILED
+        if self.status not in ("ok", "unchanged", "empty"):
+            return EXIT_FAILED
+        return self.share.exit_code if self.share else EXIT_OK
 
     def run_row(self) -> dict[str, Any]:
         """The row of ccusage_import_runs. A run with errors records no fingerprint, so the next run retries."""
@@ -2997,6 +3413,8 @@ def render_summary(result: RunResult, config: Config) -> str:
         out.append(result.read[0].upper() + result.read[1:] + ".")
     for error in result.errors:
         out.append(f"❌ {error}")
+    if result.share:
+        out.extend(([f"❌ {result.share.problem}"] if result.share.problem else []) + list(result.share.notes))
     out.extend(result.summary_lines)
     if result.budgets is not None:
         out.extend(result.budgets.lines())
@@ -3566,20 +3984,22 @@ class ClickHouseImporter:
             scan = scan_transcripts(config.claude_dirs, config.agent_dirs)
             fingerprint = self._fingerprint(scan)
 
-        def result(outcome: ImportOutcome, summary: Sequence[str] = (), budgets: Watched | None = None) -> RunResult:
+        def result(outcome: ImportOutcome, summary: Sequence[str] = (), budgets: Watched | None = None,
+                   share: ShareSync | None = None) -> RunResult:
             return RunResult(run_id=uuid.uuid4(), machine_name=config.machine_name, started_at=started,
                              finished_at=now(), status=outcome.status, ccusage_version=config.ccusage_version,
                              transcript_files=scan.files, fingerprint=fingerprint, phases=phases,
                              runner=outcome.runner, plans=outcome.plans, errors=outcome.errors,
                              report_rows=outcome.report_rows, summary_lines=tuple(summary), read=outcome.read,
-                             budgets=budgets)
+                             budgets=budgets, share=share)
 
         with run_lock(config.lock_path(), config.lock_timeout, "import"):
             state = LocalState(config.state_dir())
             previous = state.last_import(config.machine_name)
             unchanged = not self.force and (scan.files > 0 or bool(scan.agent_files))
+            share_due = config.share is not None and ShareState(config.state_dir(), config.share).publish_due(now())
             if (config.embedded and unchanged and previous.get("fingerprint") == fingerprint
-                    and embedded_store_present(config)):
+                    and embedded_store_present(config) and not share_due):
                 done = result(ImportOutcome("unchanged"), previous.get("summary", []))
                 state.add_pending_run(done.run_row())
                 return done
@@ -3606,6 +4026,10 @@ class ClickHouseImporter:
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_run(result(outcome).run_row())
+                    shared = None
+                    if config.share:  # publish this machine's rows (the run's included), load the others'
+                        with phases.timed("share"):
+                            shared = sync_share(store, config, any(p.write or p.remove for p in outcome.plans))
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
                     lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)
@@ -3613,7 +4037,7 @@ class ClickHouseImporter:
                     if config.budgets.any:
                         with phases.timed("budgets"):
                             budgets = watch_budgets(store, config)
-                    done = result(outcome, lines, budgets)
+                    done = result(outcome, lines, budgets, shared)
                     state.remember_names(hasher.names)
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
@@ -3905,7 +4329,7 @@ def preflight(config: Config, extra_store_checks: Sequence[StoreCheck] = ()) -> 
     yield runner_result
     if runner and (reports := reports_to_fetch(config, scan)):
         yield from check_reports(runner, config, reports)
-    yield from check_store(config, (*STORE_CHECKS, *extra_store_checks))
+    yield from check_store(config, (*STORE_CHECKS, *([SHARE_CHECK] if config.share else []), *extra_store_checks))
 
 
 def check_configuration(config: Config) -> CheckResult:
@@ -4179,6 +4603,39 @@ def check_response_time(store: Store) -> CheckResult:
                        "the server or the network is slow: imports still work, they take longer")
 
 
+def check_share(store: Store) -> CheckResult:
+    """CCUSAGE_SHARE: reachable, writable, of the same key and zone; every machine in it and its last publish."""
+    config = store.config
+    assert config.share is not None and config.hash_key
+    share, fingerprint = Share(store, config.share), key_fingerprint(config.hash_key)
+    try:
+        manifests = share.manifests()
+        if refused := share.identity(fingerprint, config.timezone, create=False):
+            return CheckResult("fail", "share", f"{config.share}: {refused}", "use the share's CCUSAGE_HASH_KEY and "
+                               "CCUSAGE_TIMEZONE on this machine, or another share")
+        share.probe(config.machine_name)
+    except ShareError as exc:
+        return CheckResult("fail", "share", f"{config.share}: {exc}", SHARE_CHECK.fix)
+    listed, skipped, stale = [], [], False
+    for folder, manifest in manifests.items():
+        if isinstance(manifest, str) or share_mismatch(manifest, fingerprint, config.timezone):
+            skipped.append(folder)
+            continue
+        own = manifest["machine"] == config.machine_name
+        old = not own and now() - manifest["published_at"] > SHARE_STALE
+        stale |= old
+        how = "this machine, published" if own else "stale: last published" if old else "published"
+        listed.append(f"{manifest['machine']} ({how} {manifest['published_at']:%Y-%m-%d %H:%M} UTC)")
+    detail = (f"{config.share}: reachable, writable, same key and time zone; machines: "
+              f"{', '.join(listed) or 'none has published yet'}" + (f"; skipped: {', '.join(skipped)}" * bool(skipped)))
+    if stale or skipped:
+        return CheckResult("warn", "share", detail, "a stale machine has not imported (or reached the share) for "
+                           f"{SHARE_STALE.days} days; a skipped folder is not of this share: remove it")
+    return CheckResult("ok", "share", detail)
+
+
+SHARE_CHECK = StoreCheck("share", check_share, "mount or sync the folder (or create the bucket), let this user write "
+                         "in it; for S3 check CCUSAGE_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 STORE_CHECKS = (
     StoreCheck("server version", check_server_version, "check that the server is a ClickHouse release"),
     StoreCheck("database", check_database, "grant the user SELECT on the database and on system.tables"),
@@ -4245,8 +4702,10 @@ def json_cell(value: Any) -> Any:
     return value
 
 
-def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -> dict[str, Any]:
-    """Every dataset the page draws, each the result of a named query ({columns, rows})."""
+def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str,
+                   published: Mapping[str, dt.datetime] | None = None) -> dict[str, Any]:
+    """Every dataset the page draws, each the result of a named query ({columns, rows}). `published`: the other
+    machines of a share and their last publish, which then says whether they are stale (SHARE_STALE)."""
 
     def run(name: str, machine: str = "", agent: str = "") -> dict[str, Any]:
         query = find_query(queries, name)
@@ -4264,6 +4723,13 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     empty = not dict(zip(summary["columns"], summary["rows"][0], strict=True))["all_time_tokens"]
     freshness = shared["freshness"]
     machines = sorted(row[freshness["columns"].index("machine_name")] for row in freshness["rows"])
+    if published:
+        name, stale = freshness["columns"].index("machine_name"), freshness["columns"].index("is_stale")
+        freshness["columns"].append("last_publish")
+        for row in freshness["rows"]:
+            if (when := published.get(row[name])) is not None:
+                row[stale] = int(now() - when > SHARE_STALE)
+            row.append(json_cell(when))
     agent_rows = [dict(zip(shared["agents"]["columns"], row, strict=True)) for row in shared["agents"]["rows"]]
     agents_of = {machine: sorted({r["agent"] for r in agent_rows if machine in ("", r["machine_name"])})
                  for machine in ["", *machines]}
@@ -4273,6 +4739,7 @@ def dashboard_data(store: Store, queries: Sequence[NamedQuery], timezone: str) -
     return {
         "meta": {"generated_at": json_cell(now().replace(microsecond=0)), "today": json_cell(today),
                  "timezone": timezone, "version": __version__, "stale_hours": int(DASHBOARD_CHOICES["stale_hours"]),
+                 "share_stale_days": SHARE_STALE.days,
                  "queries": [name for _, name in (*PER_MACHINE_DATASETS, *AGENT_SPLIT_DATASETS, *SHARED_DATASETS)]},
         "empty": empty,
         "machines": machines,
@@ -4321,8 +4788,10 @@ def write_dashboard(config: Config, target: str, quiet: bool, names: Mapping[str
     queries = load_queries()
     template = _dashboard_file(DASHBOARD_DIR / "template.html")
     libraries = {name: _dashboard_file(DASHBOARD_DIR / "vendor" / name) for name in DASHBOARD_LIBRARIES}
-    with _reading_store(config) as store:
-        data = readable(dashboard_data(store, queries, config.timezone), names or {})
+    published: dict[str, dt.datetime] = {}
+    with _reading_store(config, published) as store:
+        published.pop(config.machine_name, None)  # this machine's freshness is its own imports
+        data = readable(dashboard_data(store, queries, config.timezone, published), names or {})
     data["meta"]["libraries"] = [library_label(code) for code in libraries.values()]
     html = render_dashboard(data, template, libraries).encode("utf-8")
     try:
@@ -4574,6 +5043,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             print(render_summary(result, config))
         else:
             problems = [f"error: {e}" for e in result.errors] + list(result.budgets.breaches if result.budgets else ())
+            problems += [f"error: {result.share.problem}"] if result.share and result.share.problem else []
             if problems:
                 print(config.redact("\n".join(problems)), file=sys.stderr)
         return result.exit_code

@@ -20,7 +20,8 @@ Installs (or replaces) a crontab entry for the current user that runs the import
   --remove          remove the entries and the env file (the logs stay)
   -h, --help        this text
 
-Settings: the CH_*, MACHINE_NAME, CCUSAGE_*, CLAUDE_CONFIG_DIR, ANTHROPIC_ADMIN_KEY, ANTHROPIC_BASE_URL,
+Settings: the CH_*, MACHINE_NAME, CCUSAGE_* (CCUSAGE_SHARE too), CLAUDE_CONFIG_DIR, ANTHROPIC_ADMIN_KEY,
+ANTHROPIC_BASE_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (a share in S3),
 XDG_*_HOME, npm_config_cache, UV_CACHE_DIR and PATH variables of this shell are written to
 ${XDG_CONFIG_HOME:-~/.config}/ccusage-import/env (mode 0600) which the job reads; the crontab line holds no
 secret. Output goes to ${XDG_STATE_HOME:-~/.local/state}/ccusage-import/import.log (CCUSAGE_CRON_LOG_DIR
@@ -37,7 +38,7 @@ MARKER="# ccusage-import:"
 ENV_FILE="${XDG_CONFIG_HOME:-$HOME/.config}/ccusage-import/env"
 LOG_DIR="${CCUSAGE_CRON_LOG_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ccusage-import}"
 KEEP_LOGS=3
-CAPTURED='^(CH_[A-Z_]+|MACHINE_NAME|CCUSAGE_[A-Z0-9_]+|CLAUDE_CONFIG_DIR|ANTHROPIC_ADMIN_KEY|ANTHROPIC_BASE_URL|XDG_(CONFIG|DATA|CACHE|STATE)_HOME|npm_config_cache|UV_CACHE_DIR|PATH)$'
+CAPTURED='^(CH_[A-Z_]+|MACHINE_NAME|CCUSAGE_[A-Z0-9_]+|CLAUDE_CONFIG_DIR|ANTHROPIC_ADMIN_KEY|ANTHROPIC_BASE_URL|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION)|XDG_(CONFIG|DATA|CACHE|STATE)_HOME|npm_config_cache|UV_CACHE_DIR|PATH)$'
 
 die() {
   printf 'setup_cronjob.sh: %s\n' "$2" >&2

@@ -202,10 +202,10 @@ def test_a_pending_run_is_private_and_an_old_store_folder_is_tightened(tmp_path)
 # -- 8. messages --------------------------------------------------------------------------------------------------
 
 
-def run_on_read_only_store(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """The importer as a process whose store folder is read-only: a read-only bind mount in a mount namespace of
-    its own as root, else the folder's write permission taken away (and given back)."""
-    store = env["CCUSAGE_IMPORT_DB"]
+def run_on_read_only_store(env: dict[str, str], *args: str, folder: str = "") -> subprocess.CompletedProcess:
+    """The importer as a process whose store folder (or `folder`) is read-only: a read-only bind mount in a mount
+    namespace of its own as root, else the folder's write permission taken away (and given back)."""
+    store = folder or env["CCUSAGE_IMPORT_DB"]
     command = [sys.executable, str(IMPORTER), *args]
     if os.geteuid() != 0:
         os.chmod(store, 0o500)

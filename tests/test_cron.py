@@ -175,6 +175,20 @@ def test_install_twice_leaves_one_secret_free_entry_and_a_private_env_file(user_
     assert [line.split()[0] for line in our_lines(user_crontab)] == ["5"]
 
 
+def test_the_share_and_its_s3_credentials_go_into_the_env_file_and_nowhere_else(user_crontab, cron_env):
+    share = {"CCUSAGE_SHARE": "s3://team-usage/ccusage", "CCUSAGE_S3_ENDPOINT": "https://minio.example:9000",
+             "AWS_ACCESS_KEY_ID": "AKIATEAM", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": f"tok-{SECRET}",
+             "AWS_REGION": "eu-central-1"}
+    done = setup({**cron_env, **share}, "--minute", "9")  # setup() holds the secret out of its output
+    assert done.returncode == 0 and all(name in done.stdout for name in share), done.stdout
+    assert SECRET not in (user_crontab.read() or "")
+    path = env_file(cron_env)
+    sourced = subprocess.run(["sh", "-c", f". '{path}' && env"], env={}, capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    assert all(f"{name}={value}" in sourced for name, value in share.items())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_dry_run_changes_nothing(user_crontab, cron_env):
     done = setup(cron_env, "--dry-run")
     assert done.returncode == 0, done.stderr
