@@ -2864,6 +2864,7 @@ class ShareState:
         found = found if isinstance(found, dict) and found.get("share") == self.share else {}
         self.published: dict[str, Any] = found.get("published") if isinstance(found.get("published"), dict) else {}
         self.loaded: dict[str, Any] = found.get("loaded") if isinstance(found.get("loaded"), dict) else {}
+        self.restore: str = found.get("restore") if found.get("restore") in ("done", "owed") else ""
 
     def publish_due(self, moment: dt.datetime) -> bool:
         """No publish of this store recorded (never, or the last one failed), or the last is a heartbeat old."""
@@ -2875,7 +2876,7 @@ class ShareState:
     def save(self) -> None:
         private_folder(self.file.parent)
         write_private(self.file, json.dumps({"share": self.share, "published": self.published,
-                                             "loaded": self.loaded}, indent=1).encode())
+                                             "loaded": self.loaded, "restore": self.restore}, indent=1).encode())
 
 
 class Share:
@@ -3023,6 +3024,20 @@ class Share:
                     "'Parquet', {structure:String}) WHERE machine_name = {machine:String}",
                     parameters=parameters, settings=self._settings())
 
+    def load(self, folder: str, manifest: Mapping[str, Any]) -> str:
+        """A machine's rows in the store become those of its published generation; what is wrong with its files
+        (nothing loaded then), or ""."""
+        machine = manifest["machine"]
+        entries = {table: manifest["tables"][table] for table in SHARED_TABLES if table in manifest["tables"]}
+        problem = next((f"{entry['file']} is not what its manifest says (still being copied?)"
+                        for table, entry in entries.items() if entry["file"] and self.file_facts(
+                            table, f"{folder}/{entry['file']}") != (entry["rows"], entry["bytes"])), "")
+        if not problem:
+            held = self.tables_holding(machine)
+            for table, entry in entries.items():
+                self.replace_rows(table, folder, entry, machine, table in held)
+        return problem
+
     def publish(self, machine: str, fingerprint: str, timezone: str, current: Any) -> dict[str, Any]:
         """Every table's rows of `machine` into the slot `current` (its manifest) does not name, then the manifest:
         a publish cut short anywhere leaves the last manifest and every file it names as they were."""
@@ -3067,7 +3082,40 @@ class ShareSync:
     machines: tuple[tuple[str, dt.datetime], ...] = ()
 
 
-def sync_share(store: Store, config: Config, changed: bool | None) -> ShareSync:
+def restore_from_share(store: Store, config: Config) -> tuple[int, str]:
+    """Before the first import of a store on a share: a store that holds no row of this machine (new, or wiped)
+    while the share holds its published history gets that history back, so that history whose transcripts
+    Claude Code has deleted since is kept (the import then reads everything over it, as over a restored store)
+    instead of being published over by less. A store that already holds this machine's rows needs nothing, unless
+    an earlier restore could not read the share: then its rows are replaced too (they came from the transcripts
+    still there, which the full read that follows reads again). Returns the rows restored and, when the share
+    could not be read, why (no publish until a restore succeeds)."""
+    assert config.share is not None and config.hash_key
+    share, state = Share(store, config.share), ShareState(config.state_dir(), config.share)
+    if state.restore == "done":
+        return 0, ""
+    machine, folder = config.machine_name, machine_folder(config.machine_name)
+    try:
+        if state.restore != "owed" and share.tables_holding(machine):
+            rows = 0
+        else:
+            manifest = share.manifests().get(folder)
+            mine = isinstance(manifest, dict) and not share_mismatch(
+                manifest, key_fingerprint(config.hash_key), config.timezone)
+            problem = share.load(folder, manifest) if mine else ""
+            if problem:
+                raise ShareError(problem)
+            rows = sum(entry["rows"] for entry in manifest["tables"].values()) if mine else 0
+    except ShareError as exc:
+        state.restore = "owed"
+        state.save()
+        return 0, f"this machine's published history could not be read to restore it into this store ({exc})"
+    state.restore = "done"
+    state.save()
+    return rows, ""
+
+
+def sync_share(store: Store, config: Config, changed: bool | None, withheld: str = "") -> ShareSync:
     """Publish this machine's rows when `changed` (an import wrote rows), when a publish is due or its manifest is
     not the one it published (None: a read, which never publishes); then load every other machine whose published
     generation is not the one this store holds."""
@@ -3080,6 +3128,8 @@ def sync_share(store: Store, config: Config, changed: bool | None) -> ShareSync:
             return ShareSync(f"{where} refused: {refused}", EXIT_USAGE)
         own = manifests.get(machine_folder(machine))
         own_generation = own.get("generation") if isinstance(own, dict) else None
+        if withheld:
+            raise ShareError(f"not published: {withheld}")
         if changed is not None and (changed or state.publish_due(now())
                                     or own_generation != state.published.get("generation")):
             state.published = {}
@@ -3115,15 +3165,8 @@ def load_share(share: Share, state: ShareState, manifests: Mapping[str, dict[str
                    f"({human_age(now() - manifest['published_at'])} ago)")
         if state.loaded.get(machine) == manifest["generation"]:
             continue
-        entries = {table: manifest["tables"][table] for table in SHARED_TABLES if table in manifest["tables"]}
         try:
-            problem = next((f"{entry['file']} is not what its manifest says (still being copied?)"
-                            for table, entry in entries.items() if entry["file"] and share.file_facts(
-                                table, f"{folder}/{entry['file']}") != (entry["rows"], entry["bytes"])), "")
-            if not problem:
-                held = share.tables_holding(machine)
-                for table, entry in entries.items():
-                    share.replace_rows(table, folder, entry, machine, table in held)
+            problem = share.load(folder, manifest)
         except ShareError as exc:
             problem = str(exc)
         if problem:
@@ -4018,10 +4061,15 @@ class ClickHouseImporter:
                         hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
                         store.keep_timezone(config.timezone, settings_timezone(previous.get("settings")))
                         stored_fingerprint = store.last_successful_fingerprint()
-                    if unchanged and stored_fingerprint == fingerprint:
+                    restored, withheld = restore_from_share(store, config) if config.share else (0, "")
+                    if unchanged and stored_fingerprint == fingerprint and not restored:
                         outcome = ImportOutcome("unchanged")
                     else:
-                        if window is not None and (why := self._store_disagrees(store, stored_fingerprint, previous)):
+                        if restored:  # what went is told by the restored sessions, as with no local state
+                            window, fetching, gone, why = None, None, GoneTranscripts(known=False), (
+                                f"this machine's history was restored from the share ({restored:,} rows)")
+                        elif window is not None and (
+                                why := self._store_disagrees(store, stored_fingerprint, previous)):
                             window, fetching = None, None
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
@@ -4029,7 +4077,8 @@ class ClickHouseImporter:
                     shared = None
                     if config.share:  # publish this machine's rows (the run's included), load the others'
                         with phases.timed("share"):
-                            shared = sync_share(store, config, any(p.write or p.remove for p in outcome.plans))
+                            shared = sync_share(store, config, any(p.write or p.remove for p in outcome.plans),
+                                                withheld)
                     with phases.timed("summary"):
                         lines = summary_lines(store.summary(), config.machine_name)
                     lines += deletion_warning(scan, claude_retention(config.claude_dirs)[0], now(), outcome.status)

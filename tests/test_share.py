@@ -170,6 +170,35 @@ def test_a_machine_re_importing_into_a_new_store_republishes_the_same_rows(machi
     assert overview(desktop) == before == overview(fresh)
 
 
+def test_a_new_store_gets_its_machines_history_back_from_the_share_before_it_publishes(machines, tmp_path):
+    """Claude Code's cleanup deleted a transcript, then the store was lost: the new store's first import restores
+    the machine's published history and publishes it whole, not less. While the share cannot be read, nothing is
+    published over it (one line, exit 1); the next import restores it and reads everything over it."""
+    laptop, desktop = machines("laptop", 8), machines("desktop", 9)
+    imported(laptop)
+    imported(desktop)
+    whole = machines.truth(laptop)
+    oldest = min((Path(laptop["CLAUDE_CONFIG_DIR"]) / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    oldest.unlink()
+    assert machines.truth(laptop)[0] < whole[0]
+    published = manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]
+    fresh = {**laptop, "CCUSAGE_IMPORT_DB": str(tmp_path / "laptop" / "new-store")}
+    assert "history was restored from the share" in imported(fresh)
+    same(overview(fresh), {"laptop": whole, "desktop": machines.truth(desktop)})
+    assert manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]["rows"] == published["rows"]
+    same(overview(desktop), {"laptop": whole, "desktop": machines.truth(desktop)})
+
+    again = {**laptop, "CCUSAGE_IMPORT_DB": str(tmp_path / "laptop" / "third-store")}
+    machines.share.rename(tmp_path / "away")
+    done = run_cli(again)
+    published_and_recorded(done, again, 1)
+    assert "the folder does not exist" in done.stdout, done.stdout
+    (tmp_path / "away").rename(machines.share)
+    assert "history was restored from the share" in imported(again)  # the owed restore, though nothing changed
+    same(overview(again), {"laptop": whole, "desktop": machines.truth(desktop)})
+    same(overview(desktop), {"laptop": whole, "desktop": machines.truth(desktop)})
+
+
 def test_other_machines_rows_never_enter_the_importers_plan_nor_its_published_files(machines):
     """The plan reads and writes rows of its own machine only: with another machine's rows loaded, a forced
     re-import writes nothing, and what it publishes holds its own rows alone."""
