@@ -2152,6 +2152,7 @@ class LocalState:
 # ----------------------------------------------------------------------------------------------------------------
 
 CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
+SCHEMA_APPLIED = "schema_applied"  # setting: a hash of the schema file and migrations last applied (apply_schema)
 IN_SCOPE = "({machine:String} = '' OR machine_name = {machine:String})"  # a budget's machines: one, or ('') all
 
 
@@ -2378,12 +2379,21 @@ class Store:
 
     # -- schema -------------------------------------------------------------------------------------------------
 
-    def apply_schema(self) -> int:
+    def apply_schema(self) -> None:
         """Bring the database to the schema file's version: a new one gets the file and is recorded at the newest
-        migration; an older one gets the numbered migrations above its version first. Idempotent."""
+        migration; an older one gets the numbered migrations above its version first. Idempotent. Skipped (two
+        small queries instead of ~25 statements) where every table and view is there and the last schema applied
+        was this release's, files and migrations alike (SCHEMA_APPLIED in ccusage_settings): a release's first
+        opening applies it, and a machine of another release sharing the server applies its own again."""
         schema_text = SCHEMA_FILE.read_text()
         migrations = {int(path.name[:3]): path for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))}
-        fresh = not self._exists("ccusage_schema_migrations")
+        stamp = hashlib.sha256("\0".join([schema_text, *(f"{p.name}\0{p.read_text()}" for p in migrations.values())])
+                               .encode()).hexdigest()
+        _, present = self.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                "AND name IN {names:Array(String)}", {"names": list(SCHEMA)})
+        fresh = ("ccusage_schema_migrations",) not in present
+        if len(present) == len(SCHEMA) and self._last_setting(SCHEMA_APPLIED) == stamp:
+            return
         applied = 0 if fresh else self.schema_version()
         if not fresh:
             for number, path in migrations.items():
@@ -2395,12 +2405,7 @@ class Store:
         if fresh:
             for number, name in {1: SCHEMA_FILE.name, **{n: p.name for n, p in migrations.items()}}.items():
                 self._record_migration(number, name)
-        return self.schema_version()
-
-    def _exists(self, table: str) -> bool:
-        _, [(count,)] = self.query("SELECT count() FROM system.tables WHERE database = currentDatabase() "
-                                   "AND name = {table:String}", {"table": table})
-        return bool(count)
+        self._put_setting(SCHEMA_APPLIED, stamp)
 
     def _migrate(self, migration: str, schema_text: str) -> None:
         """One migration: its `-- rebuild: TABLE` lines, then its statements."""
@@ -2484,6 +2489,12 @@ class Store:
             "SELECT value FROM ccusage_settings WHERE name = {name:String} ORDER BY created_at, value LIMIT 1",
             parameters={"name": name},
         ).result_rows
+        return rows[0][0] if rows else None
+
+    def _last_setting(self, name: str) -> str | None:
+        """The value written last (a setting that changes, unlike those the first writer decides)."""
+        _, rows = self.query("SELECT value FROM ccusage_settings WHERE name = {name:String} "
+                             "ORDER BY created_at DESC, value LIMIT 1", {"name": name})
         return rows[0][0] if rows else None
 
     def _put_setting(self, name: str, value: str) -> None:
