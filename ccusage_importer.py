@@ -992,10 +992,12 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     import), or None when no transcript changed.
 
     It starts at the first line of every changed session. A session of the same project that the window touches
-    may share lines with them (a resumed session replays its predecessor's, and ccusage credits a shared line to one
-    session only), so it pulls the start back to its own first line; that repeats until none straddles the start.
-    The window's `sessions` are those it holds whole: only they are compared with the stored ones. `block_starts`:
-    starts of blocks of the full history that earlier imports stored."""
+    and that shares a response with a changed transcript (a resumed session replays its predecessor's, and ccusage
+    credits a shared response to one session only: the new copy may take it from the older session) pulls the start
+    back to its own first line, so it is held whole and compared too; that repeats until none straddles the start.
+    One that shares nothing keeps its stored row (nothing it counts changed) and is not compared. The window's
+    `sessions` are those it holds whole: only they are compared with the stored ones. `block_starts`: starts of
+    blocks of the full history that earlier imports stored."""
     changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
                                                                                                    file.mtime_ns]]
     if not changed:
@@ -1013,14 +1015,24 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     def session_start(session: tuple[str, str]) -> dt.datetime:
         return min(head(path) for path in by_session[session])
 
+    sharing: dict[str, bool] = {}  # path -> whether it holds a response id of a changed transcript
+
+    def shares_with_changed(session: tuple[str, str]) -> bool:
+        for path in by_session[session]:
+            if path not in sharing:
+                sharing[path] = bool(changed_ids & response_ids(path))
+        return any(sharing[path] for path in by_session[session])
+
     zone = zoneinfo.ZoneInfo(timezone)
     projects = {scan.transcripts[path].session[0] for path in changed}
+    changed_ids = frozenset().union(*map(response_ids, changed))
     start = min(session_start(scan.transcripts[path].session) for path in changed)
     while True:
         midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), zone).astimezone(dt.UTC)
         touching = {session for session, paths in by_session.items()
                     if any(_mtime(scan.transcripts[path]) >= midnight for path in paths)}
-        earliest = min((session_start(session) for session in touching if session[0] in projects), default=midnight)
+        earliest = min((session_start(session) for session in touching if session[0] in projects
+                        and session_start(session) < midnight and shares_with_changed(session)), default=midnight)
         if earliest >= midnight:
             break
         start = earliest
@@ -1146,6 +1158,19 @@ def read_description(scan: TranscriptScan, window: Window | None, why: str = "")
 
 def _mtime(file: Transcript) -> dt.datetime:
     return dt.datetime.fromtimestamp(file.written_ns / 1e9, dt.UTC)
+
+
+RESPONSE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+
+
+def response_ids(path: str) -> frozenset[bytes]:
+    """Every `"id"` value of a transcript: a superset of its responses' message ids (ccusage's duplicates share one,
+    `message.id`), so two transcripts with none in common share no response (empty: it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return frozenset(RESPONSE_ID.findall(handle.read()))
+    except OSError:
+        return frozenset()
 
 
 def last_line_time(path: str, tail_bytes: int = 65536) -> dt.datetime | None:
