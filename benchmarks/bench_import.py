@@ -200,6 +200,8 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
     append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
     results.append(("(d) import after one new hour", measure([importer], env)))
+    read = re.search(r"^Read .*", results[-1][1].output, re.M)
+    print(f"  (d) {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
     results.append(("(d') one `ccusage claude daily` on the same folder", measure([baseline[0]], env)))
 
