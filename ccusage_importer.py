@@ -1053,11 +1053,12 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
 
     It starts at the first line of every changed session, and no later than `reach_back` (where earlier imports
     left periods unproven while a transcript that is back now was away: GoneTranscripts.reach_back). A session of
-    the same project that the window touches may share lines with them (a resumed session replays its
-    predecessor's, and ccusage credits a shared line to one session only), so it pulls the start back to its own
-    first line; that repeats until none straddles the start. The window's `sessions` are those it holds whole: only
-    they are compared with the stored ones. `block_starts`: starts of blocks of the full history that earlier
-    imports stored."""
+    the same project that the window touches and that shares a response with a changed transcript (a resumed
+    session replays its predecessor's, and ccusage credits a shared response to one session only: the new copy may
+    take it from the older session) pulls the start back to its own first line, so it is held whole and compared
+    too; that repeats until none straddles the start. One that shares nothing keeps its stored row (nothing it
+    counts changed) and is not compared. The window's `sessions` are those it holds whole: only they are compared
+    with the stored ones. `block_starts`: starts of blocks of the full history that earlier imports stored."""
     changed = [path for path, file in scan.transcripts.items() if list(previous.get(path, ())) != [file.size,
                                                                                                    file.mtime_ns]]
     if not changed:
@@ -1075,15 +1076,25 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     def session_start(session: tuple[str, str]) -> dt.datetime:
         return min(head(path) for path in by_session[session])
 
+    sharing: dict[str, bool] = {}  # path -> whether it holds a response id of a changed transcript
+
+    def shares_with_changed(session: tuple[str, str]) -> bool:
+        for path in by_session[session]:
+            if path not in sharing:
+                sharing[path] = bool(changed_ids & response_ids(path))
+        return any(sharing[path] for path in by_session[session])
+
     zone = zoneinfo.ZoneInfo(timezone)
     projects = {scan.transcripts[path].session[0] for path in changed}
+    changed_ids = frozenset().union(*map(response_ids, changed))
     start = min(session_start(scan.transcripts[path].session) for path in changed)
     start = min(start, reach_back) if reach_back else start
     while True:
         midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), zone).astimezone(dt.UTC)
         touching = {session for session, paths in by_session.items()
                     if any(_mtime(scan.transcripts[path]) >= midnight for path in paths)}
-        earliest = min((session_start(session) for session in touching if session[0] in projects), default=midnight)
+        earliest = min((session_start(session) for session in touching if session[0] in projects
+                        and session_start(session) < midnight and shares_with_changed(session)), default=midnight)
         if earliest >= midnight:
             break
         start = earliest
@@ -1229,6 +1240,19 @@ def read_description(scan: TranscriptScan, window: Window | None, why: str = "")
 
 def _mtime(file: Transcript) -> dt.datetime:
     return dt.datetime.fromtimestamp(file.written_ns / 1e9, dt.UTC)
+
+
+RESPONSE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+
+
+def response_ids(path: str) -> frozenset[bytes]:
+    """Every `"id"` value of a transcript: a superset of its responses' message ids (ccusage's duplicates share one,
+    `message.id`), so two transcripts with none in common share no response (empty: it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return frozenset(RESPONSE_ID.findall(handle.read()))
+    except OSError:
+        return frozenset()
 
 
 def last_line_time(path: str, tail_bytes: int = 65536) -> dt.datetime | None:
@@ -2202,7 +2226,8 @@ class LocalState:
                              "unproven": dict(gone.unproven),
                              "block_starts": [int(start.timestamp() * 1e9) for start in block_starts]}
         private_folder(self.state_file.parent)
-        write_private(self.state_file, json.dumps({"machines": machines}, indent=1).encode())
+        # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
+        write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
 
     def add_pending_run(self, run: Mapping[str, Any]) -> None:
         descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -2238,6 +2263,7 @@ class LocalState:
 # ----------------------------------------------------------------------------------------------------------------
 
 CHILD_TABLES = ("ccusage_model_breakdowns", "ccusage_models_used")
+SCHEMA_APPLIED = "schema_applied"  # setting: a hash of the schema file and migrations last applied (apply_schema)
 IN_SCOPE = "({machine:String} = '' OR machine_name = {machine:String})"  # a budget's machines: one, or ('') all
 
 
@@ -2451,8 +2477,7 @@ class Store:
             store.apply_schema()
             if config.embedded:
                 state = LocalState(config.embedded_path)
-                for run in state.pending_runs():
-                    store.record_run(run)
+                store.record_runs(state.pending_runs())
                 state.clear_pending_runs()
         except BaseException:
             store.close()
@@ -2464,12 +2489,21 @@ class Store:
 
     # -- schema -------------------------------------------------------------------------------------------------
 
-    def apply_schema(self) -> int:
+    def apply_schema(self) -> None:
         """Bring the database to the schema file's version: a new one gets the file and is recorded at the newest
-        migration; an older one gets the numbered migrations above its version first. Idempotent."""
+        migration; an older one gets the numbered migrations above its version first. Idempotent. Skipped (two
+        small queries instead of ~25 statements) where every table and view is there and the last schema applied
+        was this release's, files and migrations alike (SCHEMA_APPLIED in ccusage_settings): a release's first
+        opening applies it, and a machine of another release sharing the server applies its own again."""
         schema_text = SCHEMA_FILE.read_text()
         migrations = {int(path.name[:3]): path for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))}
-        fresh = not self._exists("ccusage_schema_migrations")
+        stamp = hashlib.sha256("\0".join([schema_text, *(f"{p.name}\0{p.read_text()}" for p in migrations.values())])
+                               .encode()).hexdigest()
+        _, present = self.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                "AND name IN {names:Array(String)}", {"names": list(SCHEMA)})
+        fresh = ("ccusage_schema_migrations",) not in present
+        if len(present) == len(SCHEMA) and self._last_setting(SCHEMA_APPLIED) == stamp:
+            return
         applied = 0 if fresh else self.schema_version()
         if not fresh:
             for number, path in migrations.items():
@@ -2481,12 +2515,7 @@ class Store:
         if fresh:
             for number, name in {1: SCHEMA_FILE.name, **{n: p.name for n, p in migrations.items()}}.items():
                 self._record_migration(number, name)
-        return self.schema_version()
-
-    def _exists(self, table: str) -> bool:
-        _, [(count,)] = self.query("SELECT count() FROM system.tables WHERE database = currentDatabase() "
-                                   "AND name = {table:String}", {"table": table})
-        return bool(count)
+        self._put_setting(SCHEMA_APPLIED, stamp)
 
     def _migrate(self, migration: str, schema_text: str) -> None:
         """One migration: its `-- rebuild: TABLE` lines, then its statements."""
@@ -2570,6 +2599,12 @@ class Store:
             "SELECT value FROM ccusage_settings WHERE name = {name:String} ORDER BY created_at, value LIMIT 1",
             parameters={"name": name},
         ).result_rows
+        return rows[0][0] if rows else None
+
+    def _last_setting(self, name: str) -> str | None:
+        """The value written last (a setting that changes, unlike those the first writer decides)."""
+        _, rows = self.query("SELECT value FROM ccusage_settings WHERE name = {name:String} "
+                             "ORDER BY created_at DESC, value LIMIT 1", {"name": name})
         return rows[0][0] if rows else None
 
     def _put_setting(self, name: str, value: str) -> None:
@@ -2671,9 +2706,11 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------------------------------------
 
-    def record_run(self, run: Mapping[str, Any]) -> None:
-        row = {**run, "error_text": self.config.redact(run["error_text"])}
-        self.insert("ccusage_import_runs", [list(row.values())], list(row))
+    def record_runs(self, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Rows of ccusage_import_runs (RUN_COLUMNS each), in one insert."""
+        if runs:
+            self.insert("ccusage_import_runs", [[self.config.redact(run[c]) if c == "error_text" else run[c]
+                                                 for c in RUN_COLUMNS] for run in runs], RUN_COLUMNS)
 
     def last_import(self) -> dt.datetime | None:
         """When this machine's last import that read everything it found ended."""
@@ -4073,7 +4110,7 @@ class ClickHouseImporter:
                             window, fetching = None, None
                         fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
-                    store.record_run(result(outcome).run_row())
+                    store.record_runs([result(outcome).run_row()])
                     shared = None
                     if config.share:  # publish this machine's rows (the run's included), load the others'
                         with phases.timed("share"):

@@ -5,7 +5,8 @@ For each history size it measures, in one run:
                  through the runner the importer uses: what the seed's importer fetched every hour;
   (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output);
   (c) unchanged  a second import with no new transcript bytes;
-  (d) new hour   an import after appending one hour of activity (a few hundred lines);
+  (d) new hour   an import after appending one hour of activity (a few hundred lines), next to (d') one
+                 `ccusage claude daily` on the same folder (what a user would run instead: one report, no store);
   (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
                  day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
 Then, on a machine with Claude Code, Codex CLI, Gemini CLI and OpenCode logs (tests/agent_logs.py, --agents-scale):
@@ -58,12 +59,16 @@ PEAK_WRAPPER = ("import resource, runpy, sys\n"
                 "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
                 "finally:\n"
                 "    print(f'own peak KiB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
-# The engine alone, opened the way the importer opens it, with one insert.
+# The engine alone, opened the way the importer opens it (the driver told that pandas is absent, so an insert does
+# not import it), with one insert.
 ENGINE_PROBE = ("import datetime, sys, clickhouse_connect\n"
+                "from clickhouse_connect.driver import options\n"
+                "options.pd = None\n"
                 "client = clickhouse_connect.get_client(dsn=f'chdb://{sys.argv[1]}')\n"
                 "client.command('CREATE TABLE probe (date Date, tokens UInt64) ENGINE = MergeTree ORDER BY date')\n"
                 "client.insert('probe', [[datetime.date(2026, 1, 1), 1]], column_names=['date', 'tokens'])\n"
-                "client.close()\n")
+                "client.close()\n"
+                "assert 'pandas' not in sys.modules, 'the engine probe loaded pandas, which the importer never does'\n")
 RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 
 
@@ -195,7 +200,10 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
     append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
     results.append(("(d) import after one new hour", measure([importer], env)))
+    read = re.search(r"^Read .*", results[-1][1].output, re.M)
+    print(f"  (d) {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
+    results.append(("(d') one `ccusage claude daily` on the same folder", measure([baseline[0]], env)))
 
     kept = stored_totals(env)
     newest = datetime.fromtimestamp(max(path.stat().st_mtime for path in claude.rglob("*.jsonl")), UTC)
@@ -280,10 +288,11 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
         steps = ", ".join(f"{k} {v:.2f}" for k, v in split.items()) or "–"
         rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {above} | {steps} | "
                     f"{m.wall / base:.3f} |")
-    new_day = next((m.wall for name, m in results if name.startswith("(e) ")), None)
-    left = next((m.wall for name, m in results if name.startswith("(e') ")), None)
-    if new_day and left:
-        rows.append(f"\n(e) ÷ (e'), both reading what the cleanup left: {new_day / left:.3f}")
+    walls = {name.split(" ", 1)[0]: m.wall for name, m in results}
+    pairs = (("(d)", "(d')", "one new hour against one `ccusage claude daily`"),
+             ("(e)", "(e')", "both reading what the cleanup left"))
+    rows += [f"\n{run} ÷ {peer}, {what}: {walls[run] / walls[peer]:.3f}" for run, peer, what in pairs
+             if run in walls and peer in walls]
     return "\n".join(rows)
 
 
@@ -297,6 +306,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TZ": "UTC", "HOME": str(args.workdir / "home")}
     env.pop("CH_HOST", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed importer's modules are compiled once, not at every run
     runner = ci.resolve_runner(ci.Config.from_env({**os.environ}))
     print(f"# ccusage-import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
@@ -304,7 +314,10 @@ def main() -> None:
     engine_mb = engine_footprint(args.workdir, env)
     print(f"engine alone (clickhouse-connect over chDB, empty store, one insert): peak {engine_mb:.0f} MB")
     for lines in args.lines:
+        load = os.getloadavg()[0]
         print(report(f"{lines:,} transcript lines", bench(lines, args.workdir, env, runner), engine_mb), flush=True)
+        print(f"\nload average (1 min, the machine's other work included): {load:.2f} at the start, "
+              f"{os.getloadavg()[0]:.2f} at the end", flush=True)
     if args.agents_scale:
         results = bench_agents(args.workdir, env, runner, args.agents_scale)
         print(report(f"every agent (scale {args.agents_scale}), ratios to (f)", results, engine_mb), flush=True)

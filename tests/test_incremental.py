@@ -102,19 +102,26 @@ def write(path: Path, lines: list[tuple[str, int]], session: str) -> None:
     os.utime(path, (last, last))
 
 
-def test_the_window_reaches_back_to_the_first_line_of_every_session_it_touches(tmp_path):
+@pytest.mark.parametrize(("replayed", "since", "whole"), [
+    ([("2026-11-20T10:00:00Z", 3)], "2026-11-10", {"long", "resumed"}),
+    ([], "2026-11-15", {"resumed"}),
+])
+def test_the_window_reaches_back_to_the_first_line_of_every_session_that_shares_a_response(
+        replayed, since, whole, tmp_path):
+    """A new file that replays a response of `long` (a resumed session) may take it from `long`, whose row must then
+    be compared whole: the window reaches back to its first line. One that shares none leaves `long` as stored."""
     projects = tmp_path / "claude" / "projects"
     write(projects / "p" / "old.jsonl", [("2026-11-01T10:00:00Z", 1)], "old")
     write(projects / "p" / "long.jsonl", [("2026-11-10T10:00:00Z", 2), ("2026-11-20T10:00:00Z", 3)], "long")
-    write(projects / "p" / "resumed.jsonl", [("2026-11-15T09:00:00Z", 4), ("2026-11-21T09:00:00Z", 5)], "resumed")
+    write(projects / "p" / "resumed.jsonl", [("2026-11-15T09:00:00Z", 4), *replayed, ("2026-11-21T09:00:00Z", 5)],
+          "resumed")
     scan = ci.scan_transcripts([projects])
     previous = {path: [t.size, t.mtime_ns] for path, t in scan.transcripts.items()
                 if not path.endswith("resumed.jsonl")}
     window = ci.read_window(scan, previous, "UTC", ci.first_line_time)
-    # the new file starts with a line of Nov 15; `long` runs past that day, so its first line (Nov 10) counts too
-    assert window is not None and window.since == dt.date(2026, 11, 10)
-    assert sorted(Path(p).name for p in window.files) == ["long.jsonl", "resumed.jsonl"]
-    assert window.sessions == frozenset({("p", "long"), ("p", "resumed")})
+    assert window is not None and str(window.since) == since
+    assert sorted(Path(p).name for p in window.files) == ["long.jsonl", "resumed.jsonl"]  # long runs past Nov 15
+    assert window.sessions == frozenset(("p", name) for name in whole)
     assert ci.read_window(scan, {p: [t.size, t.mtime_ns] for p, t in scan.transcripts.items()}, "UTC",
                           ci.first_line_time) is None
 

@@ -238,6 +238,38 @@ def test_numbered_migrations_apply_once(tmp_path: Path, monkeypatch: pytest.Monk
     assert seen == [2, 2, 2, 2]
 
 
+def test_the_schema_is_applied_again_only_when_it_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Opening a store whose last schema applied is this release's runs no statement of the schema; a changed schema
+    file, or a view gone from the database, has it applied again."""
+    config = config_for(tmp_path)
+    ci.Store.open(config).close()
+    changed = tmp_path / "schema.sql"
+    changed.write_text(ci.SCHEMA_FILE.read_text() + "\nCREATE OR REPLACE VIEW ccusage_v_probe AS SELECT 1 AS one;\n")
+    views = ("SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'ccusage_v_%' "
+             "ORDER BY name")
+    store = ci.Store.connect(config)
+    try:
+        statements: list[str] = []
+        command = store.client.command
+        monkeypatch.setattr(store.client, "command",
+                            lambda sql, *args, **kwargs: statements.append(sql) or command(sql, *args, **kwargs))
+        store.apply_schema()
+        assert not statements  # this release's schema: nothing applied
+        before = store.query(views)[1]
+        store.client.command("DROP VIEW ccusage_v_model_days")
+        store.apply_schema()
+        assert store.query(views)[1] == before  # a view gone: the schema again
+        statements.clear()
+        monkeypatch.setattr(ci, "SCHEMA_FILE", changed)
+        store.apply_schema()
+        assert ("ccusage_v_probe",) in store.query(views)[1] and statements  # another schema file: applied
+        statements.clear()
+        store.apply_schema()
+        assert not statements
+    finally:
+        store.close()
+
+
 def test_an_import_never_loads_pandas(tmp_path: Path):
     """chDB installs pandas, and the driver would import it (0.5 s of CPU, ~40 MB) to ask whether each insert is a
     DataFrame: a run that writes must not pay for it."""

@@ -61,14 +61,17 @@ class World:
                 "cache_read_input_tokens": 20000 + 997 * n % 9000}},
         }, separators=(",", ":")).encode() + b"\n"
 
-    def write(self, rel: str, times: list[datetime], *, long_first_line: int = 0, replay: str | None = None) -> None:
-        """Append lines at `times` to projects/REL (a new file may first replay another file, as a resumed session
-        does, or open with a long user line); the file's modification time is then its last line's."""
+    def write(self, rel: str, times: list[datetime], *, long_first_line: int = 0, replay: str | None = None,
+              replay_from: int = 0) -> None:
+        """Append lines at `times` to projects/REL (a new file may first replay another file from its line
+        `replay_from` on, as a resumed session does, or open with a long user line); the file's modification time
+        is then its last line's."""
         session = Path(rel).stem
         data = b""
         if not (self.seen / "projects" / rel).exists():
             if replay:
-                data += (self.seen / "projects" / replay).read_bytes()
+                replayed = (self.seen / "projects" / replay).read_bytes().splitlines(keepends=True)
+                data += b"".join(replayed[min(replay_from, len(replayed) - 1):])
             if long_first_line:
                 data += json.dumps({"type": "user", "sessionId": session,
                                     "timestamp": times[0].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -183,6 +186,24 @@ def test_a_session_whose_first_line_is_over_64_kib_keeps_its_history_past_midnig
     check(env, world, ccusage_bin_dir, "after the next day's lines")
     imported(env, "--force")
     check(env, world, ccusage_bin_dir, "after --force")
+
+
+def test_a_session_resumed_after_a_compaction_takes_the_responses_it_replays(world, make_env, ccusage_bin_dir):
+    """A resumed session's new file replays its original from a later line on and sorts first by path: ccusage
+    credits the replayed responses to it (a tie goes to the first path), so the original's row shrinks. The window
+    reaches back to the original's first line to compare it whole; a session of the same project that shares no
+    response is left as stored. (Lines exactly on the hour hit another, older limit: a window whose blocks start at
+    a stored block counts a line at that very start, which the full history's block before holds.)"""
+    env = make_env(world.live)
+    world.write("p/original.jsonl", every("11-10 09:05", "11-11 10:05", 60))  # no line on a block's end: see below
+    world.write("p/other.jsonl", every("11-10 20:10", "11-11 02:10", 30))
+    imported(env)
+    world.write("p/a-resumed.jsonl", every("11-11 11:00", "11-11 12:00"), replay="p/original.jsonl", replay_from=20)
+    assert "Read 2026-11-10…2026-11-11 from 3 of 3 transcripts." in imported(env)
+    check(env, world, ccusage_bin_dir, "after the resumed session")
+    world.write("p/b.jsonl", every("11-11 12:10", "11-11 12:40"))
+    assert "Read 2026-11-11…2026-11-11 from 4 of 4 transcripts." in imported(env)  # shares nothing: no pull-back
+    check(env, world, ccusage_bin_dir, "after a session that shares nothing")
 
 
 # -- files that change behind the window's back --------------------------------------------------------------------

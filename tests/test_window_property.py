@@ -1,11 +1,12 @@
 """Whatever real life does to ~/.claude between hourly imports, the store stays equal to ccusage run once on every
 line ever written (issue 19). A hypothesis state machine draws the steps: work in a project (a new session or one
-from the last three days), resume a session in a new file that replays it, stay idle, work eight hours without a
-5-hour gap, work through midnight (in America/Los_Angeles), open a session with a first line over 64 KiB, Claude
-Code's 30-day cleanup, move a transcript to another project folder, set a transcript's modification time back, hide
-one for a while, import, import with --force. After every import that ended `ok` with nothing hidden, every stored
-day, month, project-day, session and block equals ccusage's own reports on `seen` (tests/differential.py), costs
-included; after every import, no stored day or month and no machine total is smaller than before.
+from the last three days), resume a session in a new file that replays it (whole, or from a later line as after a
+compaction), stay idle, work eight hours without a 5-hour gap, work through midnight (in America/Los_Angeles), open a
+session with a first line over 64 KiB, Claude Code's 30-day cleanup, move a transcript to another project folder,
+set a transcript's modification time back, hide one for a while, import, import with --force. After every import
+that ended `ok` with nothing hidden, every stored day, month, project-day, session and block equals ccusage's own
+reports on `seen` (tests/differential.py), costs included; after every import, no stored day or month and no machine
+total is smaller than before.
 
 CI runs a bounded number of examples (the `ci` profile); `CCUSAGE_PROPERTY_PROFILE=thorough uv run pytest
 tests/test_window_property.py` runs many more. Hypothesis keeps failing examples in `.hypothesis/` (not in git) and
@@ -100,15 +101,17 @@ class History(RuleBasedStateMachine):
         rel = recent[pick % len(recent)] if recent and not new else self._new(project)
         self._write(rel, self._times(self.now, minutes, every))
 
-    @rule(project=st.sampled_from(PROJECTS), pick=st.integers(0, 1000), minutes=st.integers(5, 90))
-    def resume(self, project: str, pick: int, minutes: int) -> None:
+    @rule(project=st.sampled_from(PROJECTS), pick=st.integers(0, 1000), minutes=st.integers(5, 90),
+          replay_from=st.sampled_from([0, 0, 3, 12, 40]))
+    def resume(self, project: str, pick: int, minutes: int, replay_from: int) -> None:
+        """A resumed session's new file replays its original, whole or (after a compaction) from a later line."""
         recent = [rel for rel in self._recent(project) if "/subagents/" not in rel]
         if not recent:
             return
         original, rel = recent[pick % len(recent)], self._new(project)
         self.replays |= {original, rel}
         self.first_line[rel] = self.first_line[original]
-        self._write(rel, self._times(self.now, minutes, 7), replay=original)
+        self._write(rel, self._times(self.now, minutes, 7), replay=original, replay_from=replay_from)
 
     @rule(hours=st.floats(0.3, 80))
     def idle(self, hours: float) -> None:
