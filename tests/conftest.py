@@ -90,6 +90,16 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """A server a test started, stopped: asked to end, killed if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 def ccusage_bin_dir() -> Path:
     """A folder whose `ccusage` is the pinned release, installed once with npm into a cache outside the repo."""

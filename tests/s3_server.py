@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from conftest import stop
+
 SETUP_REQUESTS = 4  # create_user, put_user_policy, create_access_key, create_bucket
 def least_privilege(bucket: str) -> dict:
     """docs/operations.md's policy for the machines' user: list the bucket, get and put its objects, nothing else.
@@ -84,8 +86,4 @@ def s3_server(bucket: str = "ccusage-share") -> Iterator[S3Server]:
             boto3.client("s3", **setup).create_bucket(Bucket=bucket)  # the last request allowed without a key
             yield S3Server(endpoint, bucket, key["AccessKeyId"], key["SecretAccessKey"])
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process, 10)

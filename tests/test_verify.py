@@ -20,7 +20,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from conftest import ROOT, run_cli, sql, unavailable
+from conftest import ROOT, run_cli, sql, stop, unavailable
 from echo_server import EchoServer, credential_forms, echo_text, serve
 from transcripts import generate
 
@@ -120,12 +120,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
             time.sleep(0.2)
         yield Server(port, admin)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 20)
 
 
 def create_tables(server: Server, database: str, tables: list[str]) -> None:
