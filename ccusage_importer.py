@@ -813,7 +813,7 @@ def read_scope(config: Config, window: Window | None) -> Iterator[tuple[ReadScop
     with tempfile.TemporaryDirectory(prefix="window-", dir=config.data_dir) as root:
         try:
             days = _laid_out(config, Path(root) / "days", window.files)
-            blocks = _laid_out(config, Path(root) / "blocks", window.block_files, window.blocks_from,
+            blocks = _laid_out(config, Path(root) / "blocks", window.block_files, window.block_lines_from,
                                window.begun_before)
         except OSError:
             yield whole, None
@@ -1007,6 +1007,7 @@ def _reader() -> Callable[[os.stat_result], bool]:
 
 
 BLOCK_HOURS = 5  # ccusage's 5-hour blocks: a block ends 5 h after it starts, or at a gap of more than 5 h
+LINE_RESOLUTION = dt.timedelta(milliseconds=1)  # the finest step between two lines' times
 
 
 @dataclass(frozen=True)
@@ -1033,7 +1034,8 @@ class Window:
     earliest: dt.datetime | None = None
     unread_before: dt.datetime | None = None
     blocks_from: dt.datetime | None = None  # a block start of the full history's: its lines from then on are read
-    begun_before: frozenset[str] = frozenset()  # block files with lines before blocks_from: only later ones are read
+    block_lines_from: dt.datetime | None = None  # blocks_from, or just after it when its line is the block before's
+    begun_before: frozenset[str] = frozenset()  # block files with earlier lines: only those from then on are read
 
     @property
     def first_hour(self) -> dt.datetime | None:
@@ -1103,9 +1105,12 @@ def read_window(scan: TranscriptScan, previous: Mapping[str, Sequence[int]], tim
     since = midnight.astimezone(zone).date()
     anchor = max((start for start in block_starts if start <= midnight), default=None)
     if anchor is not None:
+        # A line on the anchor is the block before's when that block began 5 hours earlier (not more than 5 hours
+        # after its start): then only the lines after it are read.
+        lines_from = anchor + LINE_RESOLUTION * (anchor - dt.timedelta(hours=BLOCK_HOURS) in block_starts)
         block_files = tuple(path for path, file in scan.transcripts.items() if _mtime(file) >= anchor)
-        return Window(since, midnight, files, whole, block_files, blocks_from=anchor,
-                      begun_before=frozenset(path for path in block_files if head(path) < anchor))
+        return Window(since, midnight, files, whole, block_files, blocks_from=anchor, block_lines_from=lines_from,
+                      begun_before=frozenset(path for path in block_files if head(path) < lines_from))
     return Window(since, midnight, files, whole, *_blocks_reach(scan, files, head))
 
 

@@ -164,6 +164,18 @@ def test_blocks_imported_hourly_are_the_full_historys(case, world, make_env, ccu
     check(env, world, ccusage_bin_dir, f"{case}, after the last import")
 
 
+def test_a_line_on_a_stored_blocks_start_that_belongs_to_the_block_before_stays_there(world, make_env,
+                                                                                      ccusage_bin_dir):
+    """The 15:00 block holds the line at 20:00:00 (not more than 5 hours after its start); the 20:00 block begins
+    with 20:10. A later window whose blocks report starts at the stored 20:00 start must not read that line into it."""
+    env = make_env(world.live)
+    world.write("p/a.jsonl", every("11-10 15:00", "11-10 20:20"))
+    imported(env)
+    world.write("p/b.jsonl", every("11-11 09:00", "11-11 09:30"))
+    imported(env)
+    check(env, world, ccusage_bin_dir, "after the next day's session")
+
+
 def test_an_active_block_is_right_after_every_hourly_import(world, make_env, ccusage_bin_dir):
     """Eight hours of work without a 5-hour gap, imported every hour: two blocks, each right after every run."""
     env = make_env(world.live, CCUSAGE_TIMEZONE=TZ)
@@ -192,10 +204,9 @@ def test_a_session_resumed_after_a_compaction_takes_the_responses_it_replays(wor
     """A resumed session's new file replays its original from a later line on and sorts first by path: ccusage
     credits the replayed responses to it (a tie goes to the first path), so the original's row shrinks. The window
     reaches back to the original's first line to compare it whole; a session of the same project that shares no
-    response is left as stored. (Lines exactly on the hour hit another, older limit: a window whose blocks start at
-    a stored block counts a line at that very start, which the full history's block before holds.)"""
+    response is left as stored. (The original's lines fall on the hour, where blocks start.)"""
     env = make_env(world.live)
-    world.write("p/original.jsonl", every("11-10 09:05", "11-11 10:05", 60))  # no line on a block's end: see below
+    world.write("p/original.jsonl", every("11-10 09:00", "11-11 10:00", 60))
     world.write("p/other.jsonl", every("11-10 20:10", "11-11 02:10", 30))
     imported(env)
     world.write("p/a-resumed.jsonl", every("11-11 11:00", "11-11 12:00"), replay="p/original.jsonl", replay_from=20)
