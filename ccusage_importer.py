@@ -2907,6 +2907,7 @@ class ShareState:
         self.published: dict[str, Any] = found.get("published") if isinstance(found.get("published"), dict) else {}
         self.loaded: dict[str, Any] = found.get("loaded") if isinstance(found.get("loaded"), dict) else {}
         self.restore: str = found.get("restore") if found.get("restore") in ("done", "owed") else ""
+        self.store_id: str = found.get("store") if isinstance(found.get("store"), str) else uuid.uuid4().hex
 
     def publish_due(self, moment: dt.datetime) -> bool:
         """No publish of this store recorded (never, or the last one failed), or the last is a heartbeat old."""
@@ -2918,7 +2919,8 @@ class ShareState:
     def save(self) -> None:
         private_folder(self.file.parent)
         write_private(self.file, json.dumps({"share": self.share, "published": self.published,
-                                             "loaded": self.loaded, "restore": self.restore}, indent=1).encode())
+                                             "loaded": self.loaded, "restore": self.restore,
+                                             "store": self.store_id}, indent=1).encode())
 
 
 class Share:
@@ -3080,9 +3082,10 @@ class Share:
                 self.replace_rows(table, folder, entry, machine, table in held)
         return problem
 
-    def publish(self, machine: str, fingerprint: str, timezone: str, current: Any) -> dict[str, Any]:
-        """Every table's rows of `machine` into the slot `current` (its manifest) does not name, then the manifest:
-        a publish cut short anywhere leaves the last manifest and every file it names as they were."""
+    def publish(self, machine: str, fingerprint: str, timezone: str, current: Any, store_id: str) -> dict[str, Any]:
+        """Every table's rows of `machine` into the slot `current` (its manifest) does not name, then the manifest
+        (naming the store that wrote it): a publish cut short anywhere leaves the last manifest and every file it
+        names as they were."""
         folder = machine_folder(machine)
         slot = SHARE_SLOTS[1] if isinstance(current, dict) and current.get("slot") == SHARE_SLOTS[0] else SHARE_SLOTS[0]
         if not self.setting.s3:
@@ -3091,7 +3094,7 @@ class Share:
         tables = {table: self.write_table(table, folder, slot, machine) for table in SHARED_TABLES}
         manifest = {"format": SHARE_FORMAT, "machine": machine, "generation": uuid.uuid4().hex, "slot": slot,
                     "published_at": now().isoformat(timespec="seconds"), "key_fingerprint": fingerprint,
-                    "timezone": timezone, "ccusage_import": __version__, "tables": tables}
+                    "timezone": timezone, "ccusage_import": __version__, "store": store_id, "tables": tables}
         self.write_json(f"{folder}/manifest.json", manifest)
         return manifest
 
@@ -3164,6 +3167,7 @@ def sync_share(store: Store, config: Config, changed: bool | None, withheld: str
     assert config.share is not None and config.hash_key
     share, state = Share(store, config.share), ShareState(config.state_dir(), config.share)
     fingerprint, machine, where = key_fingerprint(config.hash_key), config.machine_name, f"share {config.share}"
+    twin: tuple[str, ...] = ()
     try:
         manifests = share.manifests()
         if refused := share.identity(fingerprint, config.timezone, create=changed is not None):
@@ -3172,11 +3176,16 @@ def sync_share(store: Store, config: Config, changed: bool | None, withheld: str
         own_generation = own.get("generation") if isinstance(own, dict) else None
         if withheld:
             raise ShareError(f"not published: {withheld}")
+        if (isinstance(own, dict) and own.get("store") not in (None, state.store_id)
+                and own_generation != state.published.get("generation") and state.published):
+            twin = (f"⚠️ {where}: machine {machine}'s files there were written by another store at "
+                    f"{own['published_at']:%Y-%m-%d %H:%M} UTC: two machines named {machine}? Give each its own "
+                    "MACHINE_NAME (each publishes over the other's rows)",)
         if changed is not None and (changed or state.publish_due(now())
                                     or own_generation != state.published.get("generation")):
             state.published = {}
             state.save()  # a publish cut short is owed by the next import
-            manifest = share.publish(machine, fingerprint, config.timezone, own)
+            manifest = share.publish(machine, fingerprint, config.timezone, own, state.store_id)
             manifests[machine_folder(machine)] = manifest
             state.published = {"generation": manifest["generation"], "at": manifest["published_at"]}
             state.save()
@@ -3184,7 +3193,7 @@ def sync_share(store: Store, config: Config, changed: bool | None, withheld: str
         if changed is None:
             return ShareSync(notes=(f"⚠️ {where}: {exc}: showing the rows loaded before",))
         return ShareSync(f"{where}: {exc}: this import is recorded; the next one publishes again", EXIT_FAILED)
-    return ShareSync(notes=tuple(load_share(share, state, manifests, fingerprint, config)),
+    return ShareSync(notes=(*twin, *load_share(share, state, manifests, fingerprint, config)),
                      machines=tuple(sorted((m["machine"], m["published_at"]) for m in manifests.values()
                                            if isinstance(m, dict) and not share_mismatch(m, fingerprint,
                                                                                          config.timezone))))

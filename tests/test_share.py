@@ -299,6 +299,24 @@ def test_a_full_share_fails_the_publish_alone(machines):
     assert manifest(machines.share, "laptop")["tables"]["ccusage_usage_daily"]["rows"] > 0
 
 
+def test_two_machines_of_one_name_are_told_so(machines, tmp_path):
+    """Two stores publishing as one MACHINE_NAME overwrite each other's rows in the share: the store that finds its
+    machine's manifest written by another store since its own last publish says so (the first publish cannot
+    know)."""
+    laptop = machines("laptop", 14)
+    twin = {**machines("twin", 15), "MACHINE_NAME": "laptop"}
+    first = run_cli(laptop)
+    assert first.returncode == 0 and "two machines named" not in first.stdout + first.stderr
+    assert "two machines named" not in imported(twin)
+    add_activity(laptop, 16)
+    done = run_cli(laptop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "two machines named laptop? Give each its own MACHINE_NAME" in done.stdout + done.stderr
+    add_activity(laptop, 17)
+    again = run_cli(laptop)  # its own manifest now: nothing to say
+    assert again.returncode == 0 and "two machines named" not in again.stdout + again.stderr
+
+
 def test_a_share_needs_the_hash_key_and_refuses_another_key_or_time_zone(machines):
     laptop = machines("laptop", 13)
     imported(laptop)
