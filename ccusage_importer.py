@@ -1197,8 +1197,8 @@ class GoneTranscripts:
     def unproven_from(self, read_from: dt.datetime | None) -> GoneTranscripts:
         """These gone transcripts, each written at or after 5 hours before `read_from` (None: a full read) marked
         as keeping the periods read from then on unproven, so that its return reads them again."""
-        since = 0 if read_from is None else int((read_from - dt.timedelta(hours=BLOCK_HOURS)).timestamp() * 1e9)
-        mark = since if read_from is None else int(read_from.timestamp() * 1e9)
+        mark = 0 if read_from is None else int(read_from.timestamp() * 1e9)
+        since = 0 if read_from is None else mark - BLOCK_HOURS * 3600 * 10**9
         return dataclasses.replace(self, unproven={**self.unproven, **{
             path: min(mark, self.unproven.get(path, mark)) for path, mtime in self.files.items() if mtime >= since}})
 
@@ -2634,13 +2634,14 @@ class Store:
             records[record.key] = record
         return records
 
-    def holding_rows(self, tables: Sequence[UsageTable], agent: str) -> set[UsageTable]:
-        """Which of `tables` hold a row of this machine's `agent` (one query that reads one row of each)."""
+    def tables_holding(self, tables: Sequence[str], machine: str, agent: str = "") -> set[str]:
+        """Which of `tables` hold a row of `machine` (of its `agent`, if given): one query that reads one row of
+        each."""
+        of_agent = " AND agent = {agent:String}" if agent else ""
         _, rows = self.query(" UNION ALL ".join(
-            f"SELECT '{table.name}' FROM (SELECT 1 FROM {table.name} WHERE machine_name = {{machine:String}} "
-            "AND agent = {agent:String} LIMIT 1)" for table in tables),
-            {"machine": self.config.machine_name, "agent": agent})
-        return {table for table in tables if (table.name,) in rows}
+            f"SELECT '{table}' FROM (SELECT 1 FROM {table} WHERE machine_name = {{machine:String}}{of_agent} LIMIT 1)"
+            for table in tables), {"machine": machine, "agent": agent})
+        return {table for (table,) in rows}
 
     def _stored_children(self, table: UsageTable) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         """(agent, record key) -> model -> its token counts and cost (blocks: only which models)."""
@@ -3044,14 +3045,6 @@ class Share:
                 parameters=parameters, settings=self._settings()).result_rows
         return rows, size
 
-    def tables_holding(self, machine: str) -> set[str]:
-        """Which shared tables of the store hold a row of `machine` (one query): only those need a DELETE, the
-        costly part of loading a machine (~0.1 s a table)."""
-        _, rows = self.store.query(" UNION ALL ".join(
-            f"SELECT '{table}' FROM (SELECT 1 FROM {table} WHERE machine_name = {{machine:String}} LIMIT 1)"
-            for table in SHARED_TABLES), {"machine": machine})
-        return {table for (table,) in rows}
-
     def replace_rows(self, table: str, folder: str, entry: Mapping[str, Any], machine: str, held: bool) -> None:
         """Another machine's rows of `table` in the store (`held`: it has some) become those of its file (none: a
         file of no rows)."""
@@ -3077,7 +3070,7 @@ class Share:
                         for table, entry in entries.items() if entry["file"] and self.file_facts(
                             table, f"{folder}/{entry['file']}") != (entry["rows"], entry["bytes"])), "")
         if not problem:
-            held = self.tables_holding(machine)
+            held = self.store.tables_holding(SHARED_TABLES, machine)  # only those need the costly DELETE
             for table, entry in entries.items():
                 self.replace_rows(table, folder, entry, machine, table in held)
         return problem
@@ -3141,7 +3134,7 @@ def restore_from_share(store: Store, config: Config) -> tuple[int, str]:
         return 0, ""
     machine, folder = config.machine_name, machine_folder(config.machine_name)
     try:
-        if state.restore != "owed" and share.tables_holding(machine):
+        if state.restore != "owed" and store.tables_holding(SHARED_TABLES, machine):
             rows = 0
         else:
             manifest = share.manifests().get(folder)
@@ -4171,7 +4164,7 @@ class ClickHouseImporter:
         whose hours were never filled (a store of the release before ccusage_usage_hourly). "" when it can."""
         if stored_fingerprint != previous.get("fingerprint"):
             return "the store is not what the local state describes"
-        if store.holding_rows((DAILY, HOURS), CLAUDE) == {DAILY}:
+        if store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}:
             return "the hourly table is new: every transcript is read once to fill it"
         return ""
 
