@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,14 @@ def unavailable(reason: str):
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (once the probe that found it is closed): for a server a test starts, or
+    for an address that must refuse."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def stop(process: subprocess.Popen, timeout: float) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from conftest import stop
+from conftest import free_port, stop
 
 SETUP_REQUESTS = 4  # create_user, put_user_policy, create_access_key, create_bucket
 def least_privilege(bucket: str) -> dict:
@@ -42,12 +41,6 @@ class S3Server:
         """The share's settings for an importer run."""
         return {"CCUSAGE_SHARE": f"s3://{self.bucket}/{prefix}", "CCUSAGE_S3_ENDPOINT": self.endpoint,
                 "AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret, "AWS_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN_IMPORTER, cli_env, run_admin, run_ccusage, run_cli, run_here, sql, sql_many
+from conftest import ADMIN_IMPORTER, cli_env, free_port, run_admin, run_ccusage, run_cli, run_here, sql, sql_many
 from fake_admin_api import (
     CODE_PATH,
     COST_PATH,
@@ -580,9 +579,7 @@ def test_key_and_connection_problems_are_one_line(api, env, tmp_path):
     usage = admin(env, "--until", "2025-08-01", process=True)
     assert usage.returncode == 2 and usage.stderr == "error: --until needs --since\n"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"
     down = admin({**env, "ANTHROPIC_BASE_URL": closed}, "--days", "1")
     assert down.returncode == 1 and f"cannot reach {closed}" in down.stderr and "(after 3 attempts)" in down.stderr
 

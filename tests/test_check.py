@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
-from conftest import CCUSAGE_VERSION, hourly_import, run_ccusage, run_cli, sql, sql_many
+from conftest import CCUSAGE_VERSION, free_port, hourly_import, run_ccusage, run_cli, sql, sql_many
 from transcripts import generate
 
 import ccusage_importer as ci
@@ -247,15 +246,9 @@ def test_a_report_past_its_timeout_fails_with_the_fix(claude, make_env, tmp_path
     assert line_of(out, "ccusage claude blocks").startswith("✅ ccusage claude blocks: ")
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_wrong_server_address_fails_clearly_without_the_password(claude, make_env, tmp_path):
     generate(claude, seed=15, days=2, sessions=2)
-    port = closed_port()
+    port = free_port()
     password = "Pw-4-check-\"'$-XYZZY"
     env = hourly_import(make_env(claude, CH_HOST="127.0.0.1", CH_PORT=str(port), CH_USER="importer",
                                  CH_PASSWORD=password), tmp_path / "cron-bin", installed=False)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, NpmError, npm_install, run_cli, sql
+from conftest import ROOT, NpmError, free_port, npm_install, run_cli, sql
 from echo_server import credential_forms, serve
 from transcripts import generate
 
@@ -308,9 +308,7 @@ def test_the_tests_npm_install_keeps_the_npm_configuration_and_fails_fast(tmp_pa
         pytest.skip("npm is not installed")
     global_prefix = tmp_path / "global"
     (global_prefix / "etc").mkdir(parents=True)
-    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     (global_prefix / "etc" / "npmrc").write_text(f"registry=http://127.0.0.1:{port}/\n")
     env = {**os.environ, "NPM_CONFIG_PREFIX": str(global_prefix), "npm_config_cache": str(tmp_path / "cache")}
     started = time.monotonic()

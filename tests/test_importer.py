@@ -10,14 +10,13 @@ import fcntl
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTER, ROOT, run_ccusage, run_cli, sql, sql_many
+from conftest import IMPORTER, ROOT, free_port, run_ccusage, run_cli, sql, sql_many
 from transcripts import HOSTILE_PROJECTS, append_activity, delete_older_than, generate, ground_truth
 
 TOKENS = "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens"
@@ -375,12 +374,6 @@ def test_a_broken_report_is_skipped_named_and_the_next_run_converges(
     assert sql(env, "SELECT sum(total_tokens) AS t FROM ccusage_usage_sessions FINAL")[0]["t"] == truth.total(
         "main"
     ).total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unreachable_database_is_one_line_without_the_password(claude, make_env):

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTER, run_ccusage, run_cli, sql
-from s3_server import free_port, s3_server
+from conftest import IMPORTER, free_port, run_ccusage, run_cli, sql
+from s3_server import s3_server
 from test_adversarial import one_error_line, run_on_read_only_store
 from transcripts import append_activity, generate
 

@@ -10,7 +10,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from conftest import ROOT, run_cli, sql, stop, unavailable
+from conftest import ROOT, free_port, run_cli, sql, stop, unavailable
 from echo_server import EchoServer, credential_forms, echo_text, serve
 from transcripts import generate
 
@@ -60,12 +59,6 @@ USERS = """<?xml version="1.0"?>
   <quotas><default></default></quotas>
 </yandex>
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_command() -> list[str]:
