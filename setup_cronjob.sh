@@ -174,7 +174,8 @@ cron_run() {
   rotate_log "$log"
   printf '=== %s %s started\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$job" >>"$log"
   code=0
-  (cd "$REPO_DIR" && uv run "$program") >>"$log" 2>&1 || code=$?
+  # As a module, so Python loads its cached bytecode instead of compiling the script every hour (~0.1 s).
+  (cd "$REPO_DIR" && uv run python -m "${program%.py}") >>"$log" 2>&1 || code=$?
   printf '=== %s %s exit %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$job" "$code" >>"$log"
   exit "$code"
 }

@@ -52,11 +52,17 @@ import ccusage_importer as ci  # noqa: E402
 
 BASELINE_REPORTS = (["daily"], ["monthly"], ["session"], ["blocks"], ["daily", "--instances"])
 OWN_PEAK = re.compile(r"^own peak KiB (\d+)$", re.M)
-# Runs a Python script as __main__ and prints the process's own peak memory (children excluded) when it ends.
+# Runs a Python script as __main__ and prints the process's own peak memory (children excluded) when it ends. With
+# `-m FOLDER MODULE`, a module of FOLDER instead, from its cached bytecode, as setup_cronjob.sh runs the importer.
 PEAK_WRAPPER = ("import resource, runpy, sys\n"
                 "sys.argv = sys.argv[1:]\n"
                 "try:\n"
-                "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+                "    if sys.argv[0] == '-m':\n"
+                "        sys.path.insert(0, sys.argv[1])\n"
+                "        sys.argv = sys.argv[2:]\n"
+                "        runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+                "    else:\n"
+                "        runpy.run_path(sys.argv[0], run_name='__main__')\n"
                 "finally:\n"
                 "    print(f'own peak KiB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
 # The engine alone, opened the way the importer opens it (the driver told that pandas is absent, so an insert does
@@ -192,7 +198,7 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     baseline = [[*runner.argv, "claude", *args, "--json", "--offline", "--timezone", "UTC"]
                 for args in BASELINE_REPORTS]
     results.append(("(a) baseline: 5 reports, 3 at a time", measure(baseline, env, parallel=3)))
-    importer = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "ccusage_importer.py")]
+    importer = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
     full = measure([importer], env)
     results.append(("(b) full import, fresh store", full))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
@@ -235,7 +241,7 @@ def bench_agents(workdir: Path, env: dict, runner: ci.Runner, scale: int) -> lis
         shutil.copytree(machine, scratch / "machine")  # (h) changes the copy; each file keeps its time
         env = {**env, **{variable: str(scratch / "machine" / agent) for agent, variable in ENV_VARS.items()},
                "CCUSAGE_IMPORT_DB": str(scratch / "store" / "chdb"), "MACHINE_NAME": "bench"}
-        importer = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "ccusage_importer.py")]
+        importer = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
         results = [("(f) full import, every agent", measure([importer], env))]
         check_totals(unified_totals(runner, env), agent_totals(env), "full import of every agent")
         results.append(("(g) second import, nothing new", measure([importer], env)))
