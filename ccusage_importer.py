@@ -1450,8 +1450,10 @@ class UsageTable:
 
     `columns` are the table's own columns in schema order, between the bookkeeping every usage table has
     (`machine_name` first; `ccusage_version`, `imported_at` last). `record_key` names a row in the per-model
-    child tables. `per_model`: token counts and cost per model (ccusage_model_breakdowns); blocks only list their
-    models (ccusage_models_used). tests/test_transforms.py holds every spec against the schema file.
+    child tables; a period table's record keys sort as its `period` (the column of the row's time; sessions have
+    none), so the store can read a window's rows of both alone. `per_model`: token counts and cost per model
+    (ccusage_model_breakdowns); blocks only list their models (ccusage_models_used). tests/test_transforms.py
+    holds every spec against the schema file.
     """
 
     name: str
@@ -1460,6 +1462,7 @@ class UsageTable:
     columns: tuple[str, ...]
     record_key: Callable[[Mapping[str, Any]], str]
     per_model: bool = True
+    period: str = ""
 
     def record(self, row: dict[str, Any], breakdowns: dict[str, dict[str, Any]] | None = None) -> Record:
         return Record(self, tuple(row[c] for c in self.key), row, self.record_key(row), breakdowns or {})
@@ -1485,9 +1488,11 @@ def _block_start_key(row: Mapping[str, Any]) -> str:
 
 
 DAILY = UsageTable(name="ccusage_usage_daily", record_type="daily", key=("agent", "date"),
-                   columns=("agent", "date", *USAGE_COLUMNS), record_key=lambda row: row["date"].isoformat())
+                   columns=("agent", "date", *USAGE_COLUMNS), record_key=lambda row: row["date"].isoformat(),
+                   period="date")
 MONTHLY = UsageTable(name="ccusage_usage_monthly", record_type="monthly", key=("agent", "month"),
-                     columns=("agent", "month", *USAGE_COLUMNS), record_key=lambda row: row["month"].strftime("%Y-%m"))
+                     columns=("agent", "month", *USAGE_COLUMNS), record_key=lambda row: row["month"].strftime("%Y-%m"),
+                     period="month")
 SESSIONS = UsageTable(
     name="ccusage_usage_sessions", record_type="session", key=("agent", "project_key", "session_key"),
     columns=("agent", "project_key", "session_key", "project_name", "session_id", "first_activity", "last_activity",
@@ -1499,14 +1504,14 @@ BLOCKS = UsageTable(
              "total_tokens", "cost_usd", "models_used", "burn_rate_tokens_per_minute", "burn_rate_cost_per_hour",
              "projected_total_tokens", "projected_total_cost", "projected_remaining_minutes",
              "usage_limit_reset_time"),
-    record_key=_block_start_key, per_model=False)
+    record_key=_block_start_key, per_model=False, period="start_time")
 HOURS = UsageTable(name="ccusage_usage_hourly", record_type="hour", key=("agent", "hour"),
                    columns=("agent", "hour", "entries", *USAGE_COLUMNS),
-                   record_key=lambda row: row["hour"].strftime("%Y-%m-%dT%H:%M:%SZ"), per_model=False)
+                   record_key=lambda row: row["hour"].strftime("%Y-%m-%dT%H:%M:%SZ"), per_model=False, period="hour")
 PROJECT_DAYS = UsageTable(name="ccusage_usage_projects_daily", record_type="project_daily",
                           key=("agent", "date", "project_key"),
                           columns=("agent", "date", "project_key", "project_name", *USAGE_COLUMNS),
-                          record_key=lambda row: f"{row['date'].isoformat()}/{row['project_key']}")
+                          record_key=lambda row: f"{row['date'].isoformat()}/{row['project_key']}", period="date")
 USAGE_TABLES = (DAILY, MONTHLY, SESSIONS, BLOCKS, HOURS, PROJECT_DAYS)
 
 
@@ -1991,6 +1996,23 @@ def first_exact_hour(start: dt.datetime | None, missing_before: dt.datetime | No
     return max(first, clock_hour(missing_before) + dt.timedelta(hours=1))
 
 
+def compared_from(window: Window | None, blocks: Sequence[Record], exact: Exact) -> dict[UsageTable, Any]:
+    """From which period on a window's plan needs Claude Code's stored rows of a table (a table not named: all of
+    them). A stored row that its reports neither hold nor prove exact is never changed, so: days from the first
+    of the month of the window's first day (a month is summed from its days), project-days from that day, hours
+    from its first hour (those before it are not compared), blocks from 5 hours before the first one reported or
+    proven (a stored block that overlaps one proven exact goes). Sessions are compared by key, all of them."""
+    if window is None or window.since is None or window.first_hour is None:
+        return {}
+    month = window.since.replace(day=1)
+    bounds: dict[UsageTable, Any] = {DAILY: month, MONTHLY: month, PROJECT_DAYS: window.since, HOURS: window.first_hour}
+    starts = [r.row["start_time"] for r in blocks if r.row["agent"] == CLAUDE] + [
+        start for start in (exact.blocks_from,) if start is not None]
+    if starts:
+        bounds[BLOCKS] = min(starts) - dt.timedelta(hours=BLOCK_HOURS)
+    return bounds
+
+
 def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[Record],
                    files: Mapping[tuple[Any, ...], int]) -> set[tuple[Any, ...]]:
     """Stored Claude Code sessions with no transcript left in their project folder that ccusage now reports under
@@ -2356,6 +2378,11 @@ def utc(value: Any) -> Any:
     return value
 
 
+def bind_type(table: str, column: str) -> str:
+    """The type a parameter compared with `column` of `table` is bound as (the schema file's, less LowCardinality)."""
+    return re.sub(r"^LowCardinality\((.*)\)$", r"\1", SCHEMA[table].types[column])
+
+
 def _as_written(value: Any) -> Any:
     """A value read back as the importer wrote it: aware UTC times, lists for arrays."""
     return utc(list(value) if isinstance(value, tuple) else value)
@@ -2619,18 +2646,29 @@ class Store:
 
     # -- usage rows ---------------------------------------------------------------------------------------------
 
-    def stored_records(self, table: UsageTable) -> dict[tuple[Any, ...], Record]:
-        """This machine's current rows of a usage table (FINAL), with their per-model children."""
-        result = self.client.query(
-            f"SELECT {', '.join(table.columns)} FROM {table.name} FINAL WHERE machine_name = {{machine:String}}",
-            parameters={"machine": self.config.machine_name},
-        )
-        children = self._stored_children(table)
+    def stored_records(self, table: UsageTable, claude_from: Any = None) -> dict[tuple[Any, ...], Record]:
+        """This machine's current rows of a usage table (FINAL), with their per-model children; of Claude Code's
+        only those whose period begins at `claude_from` or later, if given (what a window's plan compares)."""
+        parameters: dict[str, Any] = {"machine": self.config.machine_name}
+        rows = children = ""
+        if claude_from is not None:  # a period's record keys sort as its times (UsageTable)
+            parameters |= {"claude": CLAUDE, "from": claude_from,
+                           "key_from": table.record_key({**dict.fromkeys(table.key, ""), table.period: claude_from})}
+            since = f"{{from:{bind_type(table.name, table.period)}}}"
+            rows = f" AND (agent != {{claude:String}} OR {table.period} >= {since})"
+            children = " AND (agent != {claude:String} OR record_key >= {key_from:String})"
+        result = self.client.query(f"SELECT {', '.join(table.columns)} FROM {table.name} FINAL "
+                                   f"WHERE machine_name = {{machine:String}}{rows}", parameters=parameters)
+        breakdowns = self._stored_children(table, parameters, children)
+        as_written = [column for column in table.columns
+                      if re.match(r"(Nullable\()?(DateTime|Array)", bind_type(table.name, column))]
         records = {}
-        for values in result.named_results():
-            row = {column: _as_written(value) for column, value in values.items()}
+        for values in result.result_rows:
+            row = dict(zip(table.columns, values, strict=True))
+            for column in as_written:
+                row[column] = _as_written(row[column])
             record = table.record(row)
-            record.breakdowns = children.get((row["agent"], record.record_key), {})
+            record.breakdowns = breakdowns.get((row["agent"], record.record_key), {})
             records[record.key] = record
         return records
 
@@ -2643,14 +2681,16 @@ class Store:
             for table in tables), {"machine": machine, "agent": agent})
         return {table for (table,) in rows}
 
-    def _stored_children(self, table: UsageTable) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-        """(agent, record key) -> model -> its token counts and cost (blocks: only which models)."""
-        parameters = {"machine": self.config.machine_name, "record_type": table.record_type}
+    def _stored_children(self, table: UsageTable, parameters: Mapping[str, Any], recent: str
+                         ) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """(agent, record key) -> model -> its token counts and cost (blocks: only which models); `recent`: the
+        condition that keeps those of the rows read."""
+        parameters = {**parameters, "record_type": table.record_type}
         children: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
         if not table.per_model:
             rows = self.client.query(
-                "SELECT agent, record_key, model_name FROM ccusage_models_used FINAL "
-                "WHERE machine_name = {machine:String} AND record_type = {record_type:String} AND is_used = 1",
+                "SELECT agent, record_key, model_name FROM ccusage_models_used FINAL WHERE machine_name = "
+                f"{{machine:String}} AND record_type = {{record_type:String}} AND is_used = 1{recent}",
                 parameters=parameters,
             ).result_rows
             for agent, record_key, model in rows:
@@ -2658,7 +2698,7 @@ class Store:
             return children
         result = self.client.query(
             f"SELECT agent, record_key, model_name, {', '.join(BREAKDOWN_COLUMNS)} FROM ccusage_model_breakdowns FINAL "
-            "WHERE machine_name = {machine:String} AND record_type = {record_type:String}",
+            f"WHERE machine_name = {{machine:String}} AND record_type = {{record_type:String}}{recent}",
             parameters=parameters,
         )
         for values in result.named_results():
@@ -2698,13 +2738,11 @@ class Store:
     def _delete(self, table: UsageTable, keys: Sequence[tuple[Any, ...]], batch: int = 100) -> None:
         """Delete this machine's rows of `keys` (lightweight DELETE, bound parameters; rare: a moved session's
         project-days, a block a window once cut wrong)."""
-        types = {column: re.sub(r"^LowCardinality\((.*)\)$", r"\1", kind)
-                 for column, kind in SCHEMA[table.name].types.items()}
         for first in range(0, len(keys), batch):
             parameters: dict[str, Any] = {"machine": self.config.machine_name}
             matches = []
             for number, key in enumerate(keys[first:first + batch]):
-                matches.append(" AND ".join(f"{column} = {{k{number}_{i}:{types[column]}}}"
+                matches.append(" AND ".join(f"{column} = {{k{number}_{i}:{bind_type(table.name, column)}}}"
                                             for i, column in enumerate(table.key)))
                 parameters.update({f"k{number}_{i}": value for i, value in enumerate(key)})
             self.client.command(f"DELETE FROM {table.name} WHERE machine_name = {{machine:String}} AND "
@@ -4285,8 +4323,7 @@ class ClickHouseImporter:
             for record in records:
                 incoming[record.table].append(record)
         reported = {table for report in fetched for table in report.tables}
-        stored = {table: store.stored_records(table) for table in USAGE_TABLES
-                  if table in reported or (table is SESSIONS and not gone.known)}
+        stored = {SESSIONS: store.stored_records(SESSIONS)} if SESSIONS in reported or not gone.known else {}
         window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
         moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
         if not gone.known:
@@ -4295,6 +4332,9 @@ class ClickHouseImporter:
         exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
                       self._exact_blocks(window, gone, blocks),
                       first_exact_hour(window.first_hour if window else None, gone.newest))
+        since = compared_from(window, incoming[BLOCKS], exact)
+        stored |= {table: store.stored_records(table, since.get(table)) for table in USAGE_TABLES
+                   if table in reported and table is not SESSIONS}
         if window is None or window.read_from:
             gone = gone.unproven_from(window.read_from if window else None)
 
@@ -4317,7 +4357,8 @@ class ClickHouseImporter:
                     del all_days[record.key]
                 shrank = frozenset((r.row["agent"], r.row["date"].replace(day=1)) for r in days.remove + [
                     r for r in days.write if r.key in days.replace])
-                months = plan_table(MONTHLY, monthly_records(list(all_days.values())), store.stored_records(MONTHLY),
+                months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
+                                    store.stored_records(MONTHLY, since.get(MONTHLY)),
                                     exact=dataclasses.replace(exact, months=shrank))
                 plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
                 plans += [days, months]

@@ -185,6 +185,27 @@ def test_history_ccusage_no_longer_reports_is_kept(store: ci.Store):
         assert set(store.stored_records(table)) == {r.key for r in incoming}, table.name
 
 
+def test_a_windows_read_of_stored_rows_is_every_row_from_its_start_on_with_every_model(store: ci.Store):
+    """An hourly import reads only the period rows its window can change (compared_from): Claude Code's from the
+    bound on, with their per-model children (found by record key), and every other agent's rows whole."""
+    records = {**recorded(), ci.HOURS: ci.hour_records(load("claude_blocks_hourly.json"))}
+    codex = {table: [table.record({**r.row, "agent": "codex"}, r.breakdowns) for r in records[table][::3]]
+             for table in (ci.DAILY, ci.MONTHLY, ci.PROJECT_DAYS)}
+    write_all(store, records)
+    write_all(store, codex, ci.Exact())  # another agent beside: Claude Code's rows stay
+    for table in (ci.DAILY, ci.MONTHLY, ci.PROJECT_DAYS, ci.BLOCKS, ci.HOURS):
+        every = store.stored_records(table)
+        periods = sorted({r.row[table.period] for r in every.values() if r.row["agent"] == ci.CLAUDE})
+        assert len(periods) >= 3 and any(r.breakdowns for r in every.values()), table.name
+        for bound in (periods[0], periods[1], periods[len(periods) // 2], periods[-1]):
+            read = store.stored_records(table, bound)
+            expected = {key: r for key, r in every.items()
+                        if r.row["agent"] != ci.CLAUDE or r.row[table.period] >= bound}
+            assert {k: (r.row, r.breakdowns) for k, r in read.items()} == {
+                k: (r.row, r.breakdowns) for k, r in expected.items()}, (table.name, bound)
+            assert len(expected) < len(every) or bound == periods[0], (table.name, bound)
+
+
 def test_machines_keep_their_own_rows(store: ci.Store):
     records = recorded()
     write_all(store, records)

@@ -189,6 +189,9 @@ def test_plan_rewrites_equal_tokens_when_content_changed():
     assert plan.changed == 1
 
 
+JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
 def block(start_hour: int, tokens: int) -> ci.Record:
     start = dt.datetime(2026, 1, 1, start_hour, tzinfo=dt.UTC)
     return ci.BLOCKS.record({"agent": "claude", "start_time": start, "end_time": start + dt.timedelta(hours=5),
@@ -215,6 +218,37 @@ def test_plan_makes_exact_blocks_equal_to_the_report():
     assert [r.row["start_time"].hour for r in plan.write] == [11, 20] and plan.replace == {block(20, 0).key}
     assert [r.row["start_time"].hour for r in plan.remove] == [12] and plan.kept == 1  # 0:00 is not exact
     assert plan.current()[block(0, 0).key].total_tokens == 100  # before the exact range: never smaller
+
+
+BLOCK_SPANS = st.lists(st.tuples(st.integers(0, 20), st.integers(1, 5), st.integers(0, 9)), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(BLOCK_SPANS, BLOCK_SPANS, st.one_of(st.none(), st.integers(0, 20)))
+def test_a_windows_plan_of_blocks_needs_no_stored_block_before_its_bound(stored, incoming, exact_from):
+    """An hourly import reads the stored blocks from compared_from's bound on; planned against those alone, the
+    blocks plan is the plan against every stored block: none it leaves out is compared, proven or overlapped."""
+    def blocks(spans):
+        return {(start := JAN_1 + dt.timedelta(hours=hour)): ci.BLOCKS.record({
+            "agent": "claude", "start_time": start, "end_time": start + dt.timedelta(hours=hours),
+            "total_tokens": tokens}) for hour, hours, tokens in spans}.values()
+
+    every = {b.key: b for b in blocks(stored)}
+    reported = list(blocks(incoming))
+    exact = ci.Exact(blocks_from=None if exact_from is None else JAN_1 + dt.timedelta(hours=exact_from))
+    window = ci.Window(since=JAN_1.date(), start=JAN_1, files=("a.jsonl",))
+    bound = ci.compared_from(window, reported, exact).get(ci.BLOCKS)
+    read = {key: b for key, b in every.items() if bound is not None and b.row["start_time"] >= bound}
+    if bound is None:  # nothing reported nor proven: no stored block can change
+        assert not ci.plan_table(ci.BLOCKS, reported, every, exact=exact).write
+        return
+
+    def outcome(plan: ci.TablePlan):
+        return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove], plan.replace,
+                (plan.new, plan.changed, plan.kept))
+
+    assert outcome(ci.plan_table(ci.BLOCKS, reported, read, exact=exact)) == outcome(
+        ci.plan_table(ci.BLOCKS, reported, every, exact=exact))
 
 
 # -- clock hours -----------------------------------------------------------------------------------------------------
