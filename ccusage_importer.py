@@ -848,9 +848,10 @@ def lines_written_from(path: str, moment: dt.datetime) -> bytes:
     return b"".join(raw for raw, at in zip(lines, map(_line_time, lines), strict=True) if at and at >= moment)
 
 
-# ccusage's native binary keeps about two cores busy with its own threads: more reports at once than half the cores
-# only compete (four full reads of 100k lines on 2 cores: 2.7 s, 1.2 s of it in the kernel; two at a time: 2.2 s).
-REPORTS_AT_ONCE = max(2, (os.cpu_count() or 2) // 2)
+# Full reads at once: ccusage's native binary keeps about two cores busy with its own threads, so more than half the
+# cores only compete (four full reads of 100k lines on 2 cores: 2.7 s, 1.2 s of it in the kernel; two at a time:
+# 2.2 s). A window's reports are short and all start at once (two at a time made one new hour 0.1 s slower).
+FULL_READS_AT_ONCE = max(2, (os.cpu_count() or 2) // 2)
 
 
 def fetch_report(runner: Runner, report: Report, config: Config, scope: ReadScope | None = None) -> Any:
@@ -4133,16 +4134,23 @@ class ClickHouseImporter:
                 done = result(ImportOutcome("unchanged"), previous.get("summary", []))
                 state.add_pending_run(done.run_row())
                 return done
-            late = late_lines(scan, previous, last_line_time)
-            scan = with_late_lines(scan, late)
-            gone = gone_transcripts(previous, scan)
-            block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in previous.get("block_starts", [])]
-            window, why = self._window(scan, previous, state.problem, block_starts, gone)
             with ThreadPoolExecutor(max_workers=1) as background:
-                # The embedded store says something changed: ccusage starts now, while the engine opens (~0.5 s).
-                fetching = background.submit(self._fetch, scan, phases, window, why) if config.embedded else None
-                with phases.timed("connect"):
-                    store = Store.open(config)
+                # Something changed: the engine opens (~0.4 s, much of it outside Python) while the window is worked
+                # out and, with the embedded store, ccusage runs.
+                opening = background.submit(self._open_store, phases)
+                try:
+                    late = late_lines(scan, previous, last_line_time)
+                    scan = with_late_lines(scan, late)
+                    gone = gone_transcripts(previous, scan)
+                    starts_ns = previous.get("block_starts", [])
+                    block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in starts_ns]
+                    window, why = self._window(scan, previous, state.problem, block_starts, gone)
+                    early = self._fetch(scan, phases, window, why) if config.embedded else None
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        opening.result().close()
+                    raise
+                store = opening.result()
                 try:
                     with phases.timed("connect"):
                         hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
@@ -4153,12 +4161,12 @@ class ClickHouseImporter:
                         outcome = ImportOutcome("unchanged")
                     else:
                         if restored:  # what went is told by the restored sessions, as with no local state
-                            window, fetching, gone, why = None, None, GoneTranscripts(known=False), (
+                            window, early, gone, why = None, None, GoneTranscripts(known=False), (
                                 f"this machine's history was restored from the share ({restored:,} rows)")
                         elif window is not None and (
                                 why := self._store_disagrees(store, stored_fingerprint, previous)):
-                            window, fetching = None, None
-                        fetched = fetching.result() if fetching else self._fetch(scan, phases, window, why)
+                            window, early = None, None
+                        fetched = early if early is not None else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_runs([result(outcome).run_row()])
                     shared = None
@@ -4182,6 +4190,10 @@ class ClickHouseImporter:
                     return done
                 finally:
                     store.close()
+
+    def _open_store(self, phases: Phases) -> Store:
+        with phases.timed("connect"):
+            return Store.open(self.config)
 
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
                 block_starts: Sequence[dt.datetime], gone: GoneTranscripts) -> tuple[Window | None, str]:
@@ -4221,13 +4233,13 @@ class ClickHouseImporter:
         return hashlib.sha256(f"{scan.fingerprint}/{self._settings()}".encode()).hexdigest()
 
     def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None, why: str = "") -> Fetched:
-        """Every report this machine's data needs, fetched at once (`why`: why everything is read, if it is)."""
+        """Every report this machine's data needs, fetched in parallel (`why`: why everything is read, if it is)."""
         reports = reports_to_fetch(self.config, scan, window)
         if not reports:
             return Fetched(read=read_description(scan, window, why), window=window)
         with phases.timed("fetch"), read_scope(self.config, window) as (scope, window):
             runner = resolve_runner(self.config)
-            documents, errors = self._fetch_all(runner, reports, scope)
+            documents, errors = self._fetch_all(runner, reports, scope, len(reports) if window else FULL_READS_AT_ONCE)
         return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
@@ -4277,12 +4289,12 @@ class ClickHouseImporter:
         unread = max((t for t in (gone.newest, anchor, window.unread_before if window else None) if t), default=None)
         return exact_blocks_from(blocks, window.earliest if window else None, unread)
 
-    def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope
+    def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int
                    ) -> tuple[dict[str, Any], list[str]]:
-        """Fetch the reports, REPORTS_AT_ONCE at a time; a failed report is named, the others go on."""
+        """Fetch the reports, `at_once` at a time; a failed report is named, the others go on."""
         documents: dict[str, Any] = {}
         errors = []
-        with ThreadPoolExecutor(max_workers=min(len(reports), REPORTS_AT_ONCE)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(reports), at_once)) as pool:
             futures = {report.name: pool.submit(fetch_report, runner, report, self.config, scope)
                        for report in reports}
             for count, (name, future) in enumerate(futures.items(), 1):
@@ -4560,9 +4572,9 @@ def check_agent_data(config: Config, scan: TranscriptScan) -> CheckResult:
 
 
 def check_reports(runner: Runner, config: Config, reports: Sequence[Report]) -> list[CheckResult]:
-    """Every report the import fetches, as many at once as the import fetches, each tried once within its timeout."""
+    """Every report the import fetches on a full read, as many at once, each tried once within its timeout."""
     once = dataclasses.replace(config, command_retries=0)
-    with ThreadPoolExecutor(max_workers=min(len(reports), REPORTS_AT_ONCE)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(reports), FULL_READS_AT_ONCE)) as pool:
         futures = [pool.submit(check_report, runner, report, once) for report in reports]
         return [future.result() for future in futures]
 
