@@ -70,8 +70,8 @@ def write_all(store: ci.Store, records: dict[ci.UsageTable, list[ci.Record]],
     """Plan every table against what is stored, then write: what one import run does with its reports."""
     plans = {table.name: ci.plan_table(table, incoming, store.stored_records(table), exact=exact)
              for table, incoming in records.items()}
-    for plan in plans.values():
-        assert store.write_records(plan, VERSION, WRITTEN) == len(plan.write) + len(plan.remove)
+    assert store.write_records(list(plans.values()), VERSION, WRITTEN) == sum(
+        len(plan.write) + len(plan.remove) for plan in plans.values())
     return plans
 
 
@@ -167,6 +167,28 @@ def test_a_changed_day_is_rewritten_and_a_model_that_left_it_is_zeroed(store: ci
         "SELECT is_used FROM ccusage_models_used FINAL WHERE machine_name = 'laptop' AND record_type = 'daily' "
         "AND record_key = {key:String} AND model_name = {model:String}", key)
     assert (tokens, cost, used) == (0, 0, 0)
+
+
+def test_a_write_cut_short_after_the_models_is_completed_by_the_next(store: ci.Store, monkeypatch):
+    """An import writes every table's per-model rows first (one insert per child table), then the rows: cut short
+    in between (a fault injected into the first row insert), the next import writes everything, nothing twice."""
+    records = recorded()
+    real_insert = ci.Store.insert
+
+    def cut_short(self, table, rows, columns):
+        if table in {t.name for t in ci.USAGE_TABLES}:
+            raise RuntimeError("injected fault: the import stops here")
+        real_insert(self, table, rows, columns)
+
+    monkeypatch.setattr(ci.Store, "insert", cut_short)
+    with pytest.raises(RuntimeError, match="injected"):
+        write_all(store, records)
+    assert all(store.stored_records(table) == {} for table in records) and raw_rows(store)["ccusage_models_used"]
+    monkeypatch.undo()
+    write_all(store, records)
+    for table, incoming in records.items():
+        assert {k: (r.row, r.breakdowns) for k, r in store.stored_records(table).items()} == {
+            r.key: (r.row, r.breakdowns) for r in incoming}, table.name
 
 
 def test_history_ccusage_no_longer_reports_is_kept(store: ci.Store):
