@@ -1000,8 +1000,9 @@ def _jsonl_files(folder: str, below: tuple[str, ...]) -> Iterator[tuple[str, tup
         return
     folders = []
     for entry in entries:
-        if entry.is_dir():
-            folders += [] if entry.is_symlink() else [entry]
+        if entry.is_dir():  # a symbolic link to a folder too, which os.walk lists but does not enter
+            if not entry.is_symlink():
+                folders.append(entry)
         elif entry.name.endswith(".jsonl"):
             try:
                 yield entry.path, (*below, entry.name), entry.stat()
