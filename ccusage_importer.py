@@ -4221,6 +4221,7 @@ class ClickHouseImporter:
                     store.close()
 
     def _open_store(self, phases: Phases) -> Store:
+        """Store.open, timed as the run's `connect` (run beside the window's work: the engine's start is slow)."""
         with phases.timed("connect"):
             return Store.open(self.config)
 
