@@ -1028,6 +1028,13 @@ def _reader() -> Callable[[os.stat_result], bool]:
 
 BLOCK_HOURS = 5  # ccusage's 5-hour blocks: a block ends 5 h after it starts, or at a gap of more than 5 h
 LINE_RESOLUTION = dt.timedelta(milliseconds=1)  # the finest step between two lines' times
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ns(moment: dt.datetime) -> int:
+    """A moment in nanoseconds since the epoch, as file times are kept, exactly (`timestamp() * 1e9` goes through a
+    float: up to 256 ns off for this century's times)."""
+    return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 @dataclass(frozen=True)
@@ -1173,8 +1180,8 @@ def late_lines(scan: TranscriptScan, previous: Mapping[str, Any],
     for path, file in scan.transcripts.items():
         if list(seen.get(path, ())) != [file.size, file.mtime_ns]:
             last = last_line_time(path)
-            if last is not None and int(last.timestamp() * 1e9) > file.mtime_ns + LATE_TOLERANCE_NS:
-                late[path] = [file.mtime_ns, int(last.timestamp() * 1e9)]
+            if last is not None and _ns(last) > file.mtime_ns + LATE_TOLERANCE_NS:
+                late[path] = [file.mtime_ns, _ns(last)]
     return late
 
 
@@ -1220,7 +1227,7 @@ class GoneTranscripts:
     def unproven_from(self, read_from: dt.datetime | None) -> GoneTranscripts:
         """These gone transcripts, each written at or after 5 hours before `read_from` (None: a full read) marked
         as keeping the periods read from then on unproven, so that its return reads them again."""
-        mark = 0 if read_from is None else int(read_from.timestamp() * 1e9)
+        mark = 0 if read_from is None else _ns(read_from)
         since = 0 if read_from is None else mark - BLOCK_HOURS * 3600 * 10**9
         return dataclasses.replace(self, unproven={**self.unproven, **{
             path: min(mark, self.unproven.get(path, mark)) for path, mtime in self.files.items() if mtime >= since}})
@@ -1268,14 +1275,6 @@ def read_description(scan: TranscriptScan, window: Window | None, why: str = "")
 
 def _mtime(file: Transcript) -> dt.datetime:
     return dt.datetime.fromtimestamp(file.written_ns / 1e9, dt.UTC)
-
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _ns(moment: dt.datetime) -> int:
-    """A moment in nanoseconds since the epoch, exactly (its microseconds included)."""
-    return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 RESPONSE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
@@ -2037,8 +2036,9 @@ def compared_from(window: Window | None, blocks: Sequence[Record], exact: Exact)
         return {}
     month = window.since.replace(day=1)
     bounds: dict[UsageTable, Any] = {DAILY: month, MONTHLY: month, PROJECT_DAYS: window.since, HOURS: window.first_hour}
-    starts = [r.row["start_time"] for r in blocks if r.row["agent"] == CLAUDE] + [
-        start for start in (exact.blocks_from,) if start is not None]
+    starts = [r.row["start_time"] for r in blocks if r.row["agent"] == CLAUDE]
+    if exact.blocks_from is not None:
+        starts.append(exact.blocks_from)
     if starts:
         bounds[BLOCKS] = min(starts) - dt.timedelta(hours=BLOCK_HOURS)
     return bounds
@@ -2282,7 +2282,7 @@ class LocalState:
                              "transcripts": {path: [t.size, t.mtime_ns] for path, t in transcripts.items()},
                              "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late),
                              "unproven": dict(gone.unproven),
-                             "block_starts": [int(start.timestamp() * 1e9) for start in block_starts]}
+                             "block_starts": [_ns(start) for start in block_starts]}
         private_folder(self.state_file.parent)
         # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
         write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
@@ -4373,7 +4373,7 @@ class ClickHouseImporter:
         moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
         if not gone.known:
             missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
-            gone = GoneTranscripts(int(missing.timestamp() * 1e9) if missing else 0)
+            gone = GoneTranscripts(_ns(missing) if missing else 0)
         exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
                       self._exact_blocks(window, gone, blocks),
                       first_exact_hour(window.first_hour if window else None, gone.newest))

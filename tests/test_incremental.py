@@ -126,6 +126,14 @@ def test_the_window_reaches_back_to_the_first_line_of_every_session_that_shares_
                           ci.first_line_time) is None
 
 
+def test_moments_become_nanoseconds_exactly_in_any_zone():
+    """File times are compared in nanoseconds (the window, late lines, the marks of gone transcripts)."""
+    moment = dt.datetime(2026, 12, 6, 23, 59, 59, 999_123, tzinfo=dt.UTC)
+    assert ci._ns(moment) == 1_796_601_599_999_123_000
+    assert ci._ns(moment.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))) == ci._ns(moment)
+    assert ci._ns(ci.EPOCH) == 0
+
+
 def test_the_scan_finds_what_os_walk_finds_in_the_same_order(tmp_path):
     """scan_transcripts walks the folders itself (os.walk's lstat of each folder cost 7,700 system calls at 1M
     lines): every transcript and sub-agent file in os.walk's order, a linked transcript too, nothing below a
