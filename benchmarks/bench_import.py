@@ -75,6 +75,7 @@ ENGINE_PROBE = ("import datetime, sys, clickhouse_connect\n"
                 "client.insert('probe', [[datetime.date(2026, 1, 1), 1]], column_names=['date', 'tokens'])\n"
                 "client.close()\n"
                 "assert 'pandas' not in sys.modules, 'the engine probe loaded pandas, which the importer never does'\n")
+IMPORTER = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]  # as cron runs it
 RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 
 
@@ -198,14 +199,13 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     baseline = [[*runner.argv, "claude", *args, "--json", "--offline", "--timezone", "UTC"]
                 for args in BASELINE_REPORTS]
     results.append(("(a) baseline: 5 reports, 3 at a time", measure(baseline, env, parallel=3)))
-    importer = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
-    full = measure([importer], env)
+    full = measure([IMPORTER], env)
     results.append(("(b) full import, fresh store", full))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
-    results.append(("(c) second import, nothing new", measure([importer], env)))
+    results.append(("(c) second import, nothing new", measure([IMPORTER], env)))
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
     append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
-    results.append(("(d) import after one new hour", measure([importer], env)))
+    results.append(("(d) import after one new hour", measure([IMPORTER], env)))
     read = re.search(r"^Read .*", results[-1][1].output, re.M)
     print(f"  (d) {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
@@ -223,7 +223,7 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     left = baseline_totals(runner, claude, env)
     append_activity(claude, start=day, minutes=8 * 60, lines=max(300, lines // 90), seed=3)
     results.append(("(e') baseline after 30 days of deletions: 5 reports on what is left", measure(baseline, env, 3)))
-    results.append(("(e) import of one new day after 30 days of deletions", measure([importer], env)))
+    results.append(("(e) import of one new day after 30 days of deletions", measure([IMPORTER], env)))
     added = {key: value - left[key] for key, value in baseline_totals(runner, claude, env).items()}
     check_totals({key: kept[key] + added[key] for key in kept}, stored_totals(env),
                  "import of one new day after 30 days of deletions")
@@ -241,14 +241,13 @@ def bench_agents(workdir: Path, env: dict, runner: ci.Runner, scale: int) -> lis
         shutil.copytree(machine, scratch / "machine")  # (h) changes the copy; each file keeps its time
         env = {**env, **{variable: str(scratch / "machine" / agent) for agent, variable in ENV_VARS.items()},
                "CCUSAGE_IMPORT_DB": str(scratch / "store" / "chdb"), "MACHINE_NAME": "bench"}
-        importer = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
-        results = [("(f) full import, every agent", measure([importer], env))]
+        results = [("(f) full import, every agent", measure([IMPORTER], env))]
         check_totals(unified_totals(runner, env), agent_totals(env), "full import of every agent")
-        results.append(("(g) second import, nothing new", measure([importer], env)))
+        results.append(("(g) second import, nothing new", measure([IMPORTER], env)))
         codex = scratch / "machine" / "codex"
         newest = max(path.stat().st_mtime for path in codex.rglob("*.jsonl"))
         append_codex_activity(codex, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5))
-        results.append(("(h) import after one new hour of Codex", measure([importer], env)))
+        results.append(("(h) import after one new hour of Codex", measure([IMPORTER], env)))
         check_totals(unified_totals(runner, env), agent_totals(env), "import after one new hour of Codex")
         return results
     finally:
