@@ -1951,6 +1951,24 @@ REPORTS = {report.name: report for report in (
 )}
 
 
+def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_version: str
+                  ) -> tuple[dict[str, list[Record]], list[str], list[str]]:
+    """Each fetched report's records; a report of an unknown shape is named and skipped whole, an agent whose rows
+    do not fit is named and skipped alone (the second and third values say so)."""
+    def shape_error(report: Report, problem: str, outcome: str) -> str:
+        return (f"`ccusage {report.command} --json` (ccusage {ccusage_version}) printed JSON of an unknown shape, "
+                f"{outcome}: {problem}")
+
+    parsed, failed, skipped = {}, [], []
+    for name, doc in documents.items():
+        try:
+            parsed[name], agent_errors = REPORTS[name].parse(doc, context)
+            skipped += [shape_error(REPORTS[name], error, "rows skipped") for error in agent_errors]
+        except ShapeError as exc:
+            failed.append(shape_error(REPORTS[name], str(exc), "report skipped"))
+    return parsed, failed, skipped
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Plan: compare what ccusage reports with what is stored; history is never replaced by less
 # ----------------------------------------------------------------------------------------------------------------
@@ -2190,6 +2208,115 @@ def _emptied(old: Record, files: int) -> Record:
     row = {**old.row, **dict.fromkeys((*TOKEN_COLUMNS, "total_tokens"), 0), "total_cost": 0.0, "models_count": 0,
            "models_used": [], "transcript_files": files}
     return old.table.record(row)
+
+
+def exact_blocks_start(window: Window | None, gone: GoneTranscripts, blocks: Any) -> dt.datetime | None:
+    """From which start on the blocks report holds the full history's blocks (see Window, exact_blocks_from)."""
+    if not blocks:
+        return None
+    anchor = window.blocks_from if window else None
+    if anchor and (gone.newest is None or gone.newest < anchor):
+        return anchor
+    unread = max((t for t in (gone.newest, anchor, window.unread_before if window else None) if t), default=None)
+    return exact_blocks_from(blocks, window.earliest if window else None, unread)
+
+
+def exact_of(window: Window | None, gone: GoneTranscripts, blocks: Any, timezone: str) -> Exact:
+    """What a run's reports hold whole (`gone` known; `blocks`: the blocks report's JSON, whose gaps tell which of
+    its blocks are the full history's)."""
+    return Exact(first_exact_day(window.since if window else None, gone.newest, timezone),
+                 exact_blocks_start(window, gone, blocks),
+                 first_exact_hour(window.first_hour if window else None, gone.newest))
+
+
+def incoming_records(parsed: Mapping[str, list[Record]]) -> dict[UsageTable, list[Record]]:
+    incoming: dict[UsageTable, list[Record]] = defaultdict(list)
+    for records in parsed.values():
+        for record in records:
+            incoming[record.table].append(record)
+    return incoming
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Every table's plan of one run, and what the next run must know: `gone` (known), the full history's block
+    starts stored so far."""
+
+    plans: list[TablePlan]
+    errors: list[str]
+    gone: GoneTranscripts
+    block_starts: tuple[dt.datetime, ...]
+
+
+def plan_run(stored_records: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
+             parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
+             read: tuple[Window | None, set[tuple[str, str, str]] | None], gone: GoneTranscripts, blocks: Any,
+             block_starts: Sequence[dt.datetime], timezone: str) -> RunPlan:
+    """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
+    its fetched reports cover (`stored_records(table, claude_from)`: Store.stored_records), so an agent whose
+    report failed keeps every row (no session of it is ever zeroed). Claude Code's days are summed from its
+    project-days and every agent's months from the stored and new days, so a value no table can hold stops that
+    whole chain, never half of it. In an incremental run only the Claude Code sessions the window holds whole (and
+    those that moved to them) are compared: the others were not read, and days before the window were not
+    reported. What the reports hold whole is `Exact`; `gone` comes back known (from the stored sessions when no
+    state said), for the next run, as do the block starts (`block_starts`: those known so far)."""
+    fetched = [REPORTS[name] for name in parsed]
+    incoming = incoming_records(parsed)
+    reported = {table for report in fetched for table in report.tables}
+    stored = {SESSIONS: stored_records(SESSIONS, None)} if SESSIONS in reported or not gone.known else {}
+    window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
+    moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
+    if not gone.known:
+        missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
+        gone = GoneTranscripts(_ns(missing) if missing else 0)
+    exact = exact_of(window, gone, blocks, timezone)
+    since = compared_from(window, incoming[BLOCKS], exact)
+    stored |= {table: stored_records(table, since.get(table)) for table in USAGE_TABLES
+               if table in reported and table is not SESSIONS}
+
+    def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
+        def read_whole(record: Record) -> bool:
+            windowed = in_window is not None and table is SESSIONS and record.row["agent"] == CLAUDE
+            return not windowed or record.key in in_window or record.key in moved
+
+        covered = {key: r for key, r in stored[table].items() if read_whole(r) and any(
+            f.covers(table, r.row["agent"]) for f in fetched)}
+        return plan_table(table, [r for r in records if read_whole(r)], covered, files, exact, moved, stored[table])
+
+    plans, errors = [], []
+    if DAILY in stored:
+        try:
+            days = plan(DAILY, [*daily_records(incoming[PROJECT_DAYS]), *incoming[DAILY]])
+            all_days = {**stored[DAILY], **{r.key: r for r in days.write}}
+            for record in days.remove:
+                del all_days[record.key]
+            shrank = frozenset((r.row["agent"], r.row["date"].replace(day=1)) for r in days.remove + [
+                r for r in days.write if r.key in days.replace])
+            months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
+                                stored_records(MONTHLY, since.get(MONTHLY)),
+                                exact=dataclasses.replace(exact, months=shrank))
+            plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
+            plans += [days, months]
+        except ShapeError as exc:
+            errors.append(f"days and months not imported: {exc}")
+    if SESSIONS in reported:
+        plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
+    if BLOCKS in stored:
+        plans.append(plan(BLOCKS, incoming[BLOCKS]))
+    if HOURS in stored:  # a window's hours before its start hold only its files' lines: not compared at all
+        plans.append(plan(HOURS, [r for r in incoming[HOURS] if window is None or exact(r)]))
+    return RunPlan(plans, errors, *next_run_knows(window, gone, exact, incoming, block_starts))
+
+
+def next_run_knows(window: Window | None, gone: GoneTranscripts, exact: Exact,
+                   incoming: Mapping[UsageTable, Sequence[Record]], block_starts: Sequence[dt.datetime]
+                   ) -> tuple[GoneTranscripts, tuple[dt.datetime, ...]]:
+    """What a run leaves the next: its gone transcripts marked with what it read, and the block starts of the full
+    history's blocks stored so far (those a run proves exact are the blocks it reported exact: a stored one in
+    that range that it did not report goes)."""
+    if window is None or window.read_from:
+        gone = gone.unproven_from(window.read_from if window else None)
+    return gone, block_starts_after(block_starts, exact.blocks_from, [r for r in incoming[BLOCKS] if exact(r)])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -4289,33 +4416,21 @@ class ClickHouseImporter:
         documents = fetched.documents
         with phases.timed("write"):
             context = ParseContext(hasher, scan.session_files, self.config.wants)
-            parsed, failed_reports, agent_errors = self._parse(documents, context)
+            parsed, failed_reports, agent_errors = parse_reports(documents, context, self.config.ccusage_version)
             files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                             for (project, session), count in scan.session_files.items()}
             in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
                          for project, session in window.sessions} if window else None
-            plans, plan_errors, gone, exact = self._plan(store, parsed, files_by_key, (window, in_window), gone,
-                                                         documents.get("blocks"))
-            starts = block_starts_after(block_starts, exact.blocks_from, [
-                r for plan in plans if plan.table is BLOCKS for r in plan.current().values() if exact(r)])
+            planned = plan_run(store.stored_records, parsed, files_by_key, (window, in_window), gone,
+                               documents.get("blocks"), block_starts, self.config.timezone)
+            plans, plan_errors = planned.plans, planned.errors
             store.write_records(plans, self.config.ccusage_version, now())
         errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors, *unreadable)
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
-                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read, gone,
-                             starts)
-
-    @staticmethod
-    def _exact_blocks(window: Window | None, gone: GoneTranscripts, blocks: Any) -> dt.datetime | None:
-        """From which start on the blocks report holds the full history's blocks (see Window, exact_blocks_from)."""
-        if not blocks:
-            return None
-        anchor = window.blocks_from if window else None
-        if anchor and (gone.newest is None or gone.newest < anchor):
-            return anchor
-        unread = max((t for t in (gone.newest, anchor, window.unread_before if window else None) if t), default=None)
-        return exact_blocks_from(blocks, window.earliest if window else None, unread)
+                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read,
+                             planned.gone, planned.block_starts)
 
     def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int
                    ) -> tuple[dict[str, Any], list[str]]:
@@ -4333,90 +4448,6 @@ class ClickHouseImporter:
                     errors.append(str(exc))
         self.progress.done()
         return documents, errors
-
-    def _parse(self, documents: Mapping[str, Any], context: ParseContext
-               ) -> tuple[dict[str, list[Record]], list[str], list[str]]:
-        """Each fetched report's records; a report of an unknown shape is named and skipped whole, an agent whose
-        rows do not fit is named and skipped alone."""
-        parsed, failed, skipped = {}, [], []
-        for name, doc in documents.items():
-            try:
-                parsed[name], agent_errors = REPORTS[name].parse(doc, context)
-                skipped += [self._shape_error(REPORTS[name], error, "rows skipped") for error in agent_errors]
-            except ShapeError as exc:
-                failed.append(self._shape_error(REPORTS[name], str(exc), "report skipped"))
-        return parsed, failed, skipped
-
-    def _shape_error(self, report: Report, problem: str, outcome: str) -> str:
-        return (f"`ccusage {report.command} --json` (ccusage {self.config.ccusage_version}) printed JSON of an "
-                f"unknown shape, {outcome}: {problem}")
-
-    def _plan(self, store: Store, parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
-              read: tuple[Window | None, set[tuple[str, str, str]] | None], gone: GoneTranscripts, blocks: Any
-              ) -> tuple[list[TablePlan], list[str], GoneTranscripts, Exact]:
-        """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
-        its fetched reports cover, so an agent whose report failed keeps every row (no session of it is ever
-        zeroed). Claude Code's days are summed from its project-days and every agent's months from the stored and
-        new days, so a value no table can hold stops that whole chain, never half of it. In an incremental run
-        only the Claude Code sessions the window holds whole (and those that moved to them) are compared: the
-        others were not read, and days before the window were not reported. What the reports hold whole is `Exact`;
-        `gone` comes back known (from the stored sessions when no state said), for the next run. `blocks` is the
-        blocks report's JSON, whose gaps tell which of its blocks are the full history's."""
-        fetched = [REPORTS[name] for name in parsed]
-        incoming: dict[UsageTable, list[Record]] = defaultdict(list)
-        for records in parsed.values():
-            for record in records:
-                incoming[record.table].append(record)
-        reported = {table for report in fetched for table in report.tables}
-        stored = {SESSIONS: store.stored_records(SESSIONS)} if SESSIONS in reported or not gone.known else {}
-        window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
-        moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
-        if not gone.known:
-            missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
-            gone = GoneTranscripts(_ns(missing) if missing else 0)
-        exact = Exact(first_exact_day(window.since if window else None, gone.newest, self.config.timezone),
-                      self._exact_blocks(window, gone, blocks),
-                      first_exact_hour(window.first_hour if window else None, gone.newest))
-        since = compared_from(window, incoming[BLOCKS], exact)
-        stored |= {table: store.stored_records(table, since.get(table)) for table in USAGE_TABLES
-                   if table in reported and table is not SESSIONS}
-        if window is None or window.read_from:
-            gone = gone.unproven_from(window.read_from if window else None)
-
-        def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
-            def read_whole(record: Record) -> bool:
-                windowed = in_window is not None and table is SESSIONS and record.row["agent"] == CLAUDE
-                return not windowed or record.key in in_window or record.key in moved
-
-            covered = {key: r for key, r in stored[table].items() if read_whole(r) and any(
-                f.covers(table, r.row["agent"]) for f in fetched)}
-            return plan_table(table, [r for r in records if read_whole(r)], covered, files, exact, moved,
-                              stored[table])
-
-        plans, errors = [], []
-        if DAILY in stored:
-            try:
-                days = plan(DAILY, [*daily_records(incoming[PROJECT_DAYS]), *incoming[DAILY]])
-                all_days = {**stored[DAILY], **{r.key: r for r in days.write}}
-                for record in days.remove:
-                    del all_days[record.key]
-                shrank = frozenset((r.row["agent"], r.row["date"].replace(day=1)) for r in days.remove + [
-                    r for r in days.write if r.key in days.replace])
-                months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
-                                    store.stored_records(MONTHLY, since.get(MONTHLY)),
-                                    exact=dataclasses.replace(exact, months=shrank))
-                plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
-                plans += [days, months]
-            except ShapeError as exc:
-                errors.append(f"days and months not imported: {exc}")
-        if SESSIONS in reported:
-            plans.append(plan(SESSIONS, incoming[SESSIONS], files_by_key))
-        if BLOCKS in stored:
-            plans.append(plan(BLOCKS, incoming[BLOCKS]))
-        if HOURS in stored:  # a window's hours before its start hold only its files' lines: not compared at all
-            plans.append(plan(HOURS, [r for r in incoming[HOURS] if window is None or exact(r)]))
-        return plans, errors, gone, exact
-
 
 @dataclass(frozen=True)
 class Fetched:
