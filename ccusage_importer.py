@@ -1037,6 +1037,11 @@ def _ns(moment: dt.datetime) -> int:
     return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
+def _from_ns(ns: int) -> dt.datetime:
+    """The moment `_ns` made nanoseconds of (to the microsecond, as datetimes hold it)."""
+    return EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
 @dataclass(frozen=True)
 class Window:
     """What an incremental run reads of Claude Code. No files: no transcript changed, its reports are not run.
@@ -1951,6 +1956,11 @@ REPORTS = {report.name: report for report in (
 )}
 
 
+def report_sizes(documents: Mapping[str, Any]) -> dict[str, int]:
+    """What each report held, in its own unit (ccusage_import_runs.report_rows)."""
+    return {name: REPORTS[name].size(doc) for name, doc in documents.items()}
+
+
 def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_version: str
                   ) -> tuple[dict[str, list[Record]], list[str], list[str]]:
     """Each fetched report's records; a report of an unknown shape is named and skipped whole, an agent whose rows
@@ -1996,6 +2006,11 @@ class TablePlan:
         for record in self.remove:
             rows.pop(record.key, None)
         return rows
+
+
+def rows_written(plans: Iterable[TablePlan]) -> dict[str, int]:
+    """Per table, the rows a run writes or removes (ccusage_import_runs.rows_written)."""
+    return {plan.table.name: len(plan.write) + len(plan.remove) for plan in plans}
 
 
 @dataclass(frozen=True)
@@ -2335,9 +2350,10 @@ class LocalState:
 
     state.json: per machine, the fingerprint, summary lines, settings and transcript sizes and times of the last
     successful import: an hourly run with nothing new skips everything, one with something new reads only that.
-    pending-runs.jsonl (embedded store): runs that found nothing new; Store.open files them into
-    ccusage_import_runs, and every way to read an embedded store goes through Store.open, so freshness is never
-    understated.
+    pending-runs.jsonl (embedded store), the journal: runs that found nothing new, and imports run with --defer
+    whose reports wait there (`deferred`: what filing them needs, see journal_entry), in the order they ran;
+    open_store files them into the store, and every way to read an embedded store goes through open_store, so it
+    never shows less than the imports have read.
     """
 
     def __init__(self, folder: Path):
@@ -2414,14 +2430,14 @@ class LocalState:
         # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
         write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
 
-    def add_pending_run(self, run: Mapping[str, Any]) -> None:
+    def add_pending_run(self, run: Mapping[str, Any], deferred: Mapping[str, Any] | None = None) -> None:
         descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(run, default=str) + "\n")
+            handle.write(json.dumps({**run, "deferred": deferred} if deferred else run, default=str) + "\n")
 
-    def pending_runs(self) -> list[dict[str, Any]]:
-        """Rows of ccusage_import_runs, as add_pending_run wrote them."""
+    def pending_runs(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Rows of ccusage_import_runs as add_pending_run wrote them, each with its deferred import (or None)."""
         try:
             lines = self.pending_file.read_text(encoding="utf-8").splitlines()
         except OSError:
@@ -2430,17 +2446,90 @@ class LocalState:
         for line in lines:
             try:
                 run = json.loads(line)
+                deferred = run.pop("deferred", None)
                 run["run_id"] = uuid.UUID(run["run_id"])
                 run["started_at"] = dt.datetime.fromisoformat(run["started_at"])
                 run["finished_at"] = dt.datetime.fromisoformat(run["finished_at"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a crash: that run is lost, the data is not
-            if list(run) == list(RUN_COLUMNS):
-                runs.append(run)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line cut short by a crash: the state was not saved after it, the next run reads again
+            if list(run) == list(RUN_COLUMNS) and (deferred is None or isinstance(deferred, dict)):
+                runs.append((run, deferred))
         return runs
+
+    def pending_since(self) -> dt.datetime | None:
+        """When the oldest run of the journal started (None: the journal is empty; a damaged line: long ago)."""
+        try:
+            with self.pending_file.open(encoding="utf-8") as handle:
+                first = handle.readline()
+        except OSError:
+            return None
+        try:
+            return dt.datetime.fromisoformat(json.loads(first)["started_at"]) if first else None
+        except (ValueError, KeyError, TypeError):
+            return EPOCH
 
     def clear_pending_runs(self) -> None:
         self.pending_file.unlink(missing_ok=True)
+
+
+JOURNAL_FILED_AFTER = dt.timedelta(hours=6)  # a --defer run opens the store once the journal's oldest run is older
+
+
+def _time_text(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _time_of(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def journal_entry(previous_fingerprint: str, config: Config, fetched_documents: Mapping[str, Any], window: Window,
+                  gone: GoneTranscripts, block_starts: Sequence[dt.datetime],
+                  session_files: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """What filing a deferred import needs besides the store, as JSON: the reports, the settings they were read
+    with, what the window read, and what the run knew of gone transcripts, block starts and session files (the
+    plan's inputs; `deferred_import` reads it back). `previous_fingerprint`: the import it builds on."""
+    return {"previous_fingerprint": previous_fingerprint,
+            "settings": {"timezone": config.timezone, "hash_projects": config.hash_projects,
+                         "agents": sorted(config.agents) if config.agents is not None else None,
+                         "ccusage_version": config.ccusage_version},
+            "documents": dict(fetched_documents),
+            "window": {"since": window.since.isoformat() if window.since else None,
+                       "start": _time_text(window.start), "sessions": sorted(window.sessions),
+                       "earliest": _time_text(window.earliest), "unread_before": _time_text(window.unread_before),
+                       "blocks_from": _time_text(window.blocks_from)},
+            "gone": {"floor_ns": gone.floor_ns, "files": dict(gone.files), "unproven": dict(gone.unproven),
+                     "reach_back_ns": gone.reach_back_ns},
+            "block_starts": [_ns(start) for start in block_starts],
+            "session_files": [[project, session, count] for (project, session), count in session_files.items()]}
+
+
+@dataclass(frozen=True)
+class DeferredImport:
+    """A journal entry read back (journal_entry)."""
+
+    previous_fingerprint: str
+    settings: Mapping[str, Any]
+    documents: Mapping[str, Any]
+    window: Window
+    gone: GoneTranscripts
+    block_starts: tuple[dt.datetime, ...]
+    session_files: Mapping[tuple[str, str], int]
+
+
+def deferred_import(entry: Mapping[str, Any]) -> DeferredImport:
+    """journal_entry's JSON as the plan takes it (KeyError, TypeError or ValueError: not such an entry)."""
+    window, gone = entry["window"], entry["gone"]
+    return DeferredImport(
+        str(entry["previous_fingerprint"]), dict(entry["settings"]), dict(entry["documents"]),
+        Window(dt.date.fromisoformat(window["since"]) if window["since"] else None, _time_of(window["start"]),
+               sessions=frozenset((project, session) for project, session in window["sessions"]),
+               earliest=_time_of(window["earliest"]), unread_before=_time_of(window["unread_before"]),
+               blocks_from=_time_of(window["blocks_from"])),
+        GoneTranscripts(int(gone["floor_ns"]), dict(gone["files"]), unproven=dict(gone["unproven"]),
+                        reach_back_ns=gone["reach_back_ns"]),
+        tuple(_from_ns(int(ns)) for ns in entry["block_starts"]),
+        {(project, session): int(count) for project, session, count in entry["session_files"]})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -2661,14 +2750,10 @@ class Store:
 
     @classmethod
     def open(cls, config: Config) -> Store:
-        """Connect, create or migrate the schema, and file the runs that skipped the engine (embedded store)."""
+        """Connect, and create or migrate the schema (open_store also files the journal)."""
         store = cls.connect(config)
         try:
             store.apply_schema()
-            if config.embedded:
-                state = LocalState(config.embedded_path)
-                store.record_runs(state.pending_runs())
-                state.clear_pending_runs()
         except BaseException:
             store.close()
             raise
@@ -3025,6 +3110,103 @@ def first_line(text: str) -> str:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Journal: imports that skipped the embedded engine (--defer), filed into the store at its next opening
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def store_disagrees(store: Store, stored_fingerprint: str | None, expected: str | None) -> str:
+    """Why an import cannot build on what is stored: a store that is not what the import that came before it left
+    (`expected`: its fingerprint), or one whose hours were never filled (a store of the release before
+    ccusage_usage_hourly). "" when it can."""
+    if stored_fingerprint != expected:
+        return "the store is not what the local state describes"
+    if store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}:
+        return "the hourly table is new: every transcript is read once to fill it"
+    return ""
+
+
+def file_reports(store: Store, hasher: NameHasher, documents: Mapping[str, Any],
+                 session_files: Mapping[tuple[str, str], int], window: Window | None, gone: GoneTranscripts,
+                 block_starts: Sequence[dt.datetime]) -> tuple[RunPlan, list[str], list[str]]:
+    """Turn one run's reports into records, plan them against the stored rows and write what is new or grew, with
+    the store's settings (machine, zone, agents, ccusage version). Also the reports that could not be parsed and
+    the agents skipped (parse_reports)."""
+    config = store.config
+    parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
+                                            config.ccusage_version)
+    files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
+                    for (project, session), count in session_files.items()}
+    in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
+                 for project, session in window.sessions} if window else None
+    planned = plan_run(store.stored_records, parsed, files_by_key, (window, in_window), gone,
+                       documents.get("blocks"), block_starts, config.timezone)
+    store.write_records(planned.plans, config.ccusage_version, now())
+    return planned, failed, skipped
+
+
+def file_deferred(store: Store, run: dict[str, Any], deferred: DeferredImport, names: dict[str, str]
+                  ) -> dict[str, Any] | None:
+    """File one deferred import as its run would have, with its own settings: its row of ccusage_import_runs, or
+    None when the store is not what it was read against (restored, replaced, or the import already filed): then
+    the next import finds the store behind its local state and reads everything again."""
+    settings = deferred.settings
+    agents = settings["agents"]
+    own = Store(store.client, dataclasses.replace(
+        store.config, machine_name=run["machine_name"], timezone=settings["timezone"],
+        hash_projects=settings["hash_projects"], agents=frozenset(agents) if agents is not None else None,
+        ccusage_version=settings["ccusage_version"]))
+    if store_disagrees(own, own.last_successful_fingerprint(), deferred.previous_fingerprint):
+        return None
+    clock = time.monotonic()
+    hasher = NameHasher(own.hash_key(own.config.hash_key), own.config.hash_projects)
+    planned, failed, skipped = file_reports(own, hasher, deferred.documents, deferred.session_files,
+                                            deferred.window, deferred.gone, deferred.block_starts)
+    names.update(hasher.names)
+    errors = [*failed, *skipped, *planned.errors]
+    return {**run, "status": "partial" if errors else run["status"], "rows_written": rows_written(planned.plans),
+            "files_fingerprint": "" if errors else run["files_fingerprint"],
+            "write_seconds": time.monotonic() - clock, "error_text": own.config.redact("\n".join(errors))}
+
+
+def file_journal(store: Store) -> None:
+    """File the journal's runs and deferred imports into the store in the order they ran (each deferred import
+    builds on the one before), then empty it. Cut short, the next opening files it again: an import filed already
+    finds the store past it and is skipped."""
+    state = LocalState(store.config.state_dir())
+    waiting: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for run, entry in state.pending_runs():
+        if entry is not None:
+            store.record_runs(waiting)
+            waiting = []
+            try:
+                deferred = deferred_import(entry)
+            except (KeyError, TypeError, ValueError):
+                continue  # not an entry of this release: the next import finds the store behind and reads all
+            filed = file_deferred(store, run, deferred, names)
+            if filed is None:
+                continue
+            run = filed
+        waiting.append(run)
+    store.record_runs(waiting)
+    state.remember_names(names)
+    state.clear_pending_runs()
+
+
+def open_store(config: Config) -> Store:
+    """Store.open, and for the embedded store the journal filed first: every way to read it comes here, so it never
+    shows less than the imports have read."""
+    store = Store.open(config)
+    try:
+        if config.embedded:
+            file_journal(store)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -3465,7 +3647,7 @@ def _reading_store(config: Config, published: dict[str, dt.datetime] | None = No
     """A store for reading: the embedded one is opened under the lock (one process at a time). With a share, the
     other machines' new rows are loaded first; `published` gets each machine's last publish."""
     with run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else _no_lock():
-        store = Store.open(config)
+        store = open_store(config)
         try:
             if config.share:  # the other machines' rows of the share, under the ordinary table names
                 shared = sync_share(store, config, changed=None)
@@ -3667,7 +3849,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.status not in ("ok", "unchanged", "empty"):
+        if self.status not in ("ok", "unchanged", "empty", "deferred"):
             return EXIT_FAILED
         return self.share.exit_code if self.share else EXIT_OK
 
@@ -3676,7 +3858,7 @@ class RunResult:
         return {
             "run_id": self.run_id, "machine_name": self.machine_name, "started_at": self.started_at,
             "finished_at": self.finished_at, "status": self.status, "report_rows": dict(self.report_rows),
-            "rows_written": {plan.table.name: len(plan.write) + len(plan.remove) for plan in self.plans},
+            "rows_written": rows_written(self.plans),
             "ccusage_version": self.ccusage_version, "runner": self.runner, "transcript_files": self.transcript_files,
             "files_fingerprint": "" if self.errors else self.fingerprint,
             "fetch_seconds": self.phases.get("fetch", 0.0), "write_seconds": self.phases.get("write", 0.0),
@@ -3698,6 +3880,10 @@ def render_summary(result: RunResult, config: Config) -> str:
                        "the stored, fuller numbers stay.")
     if result.read:
         out.append(result.read[0].upper() + result.read[1:] + ".")
+    if result.status == "deferred":
+        out.append(f"Kept in the journal (--defer): the store files these reports when it is next opened (a query, "
+                   f"--dashboard, an import without --defer, or a --defer run once the journal is "
+                   f"{JOURNAL_FILED_AFTER.total_seconds() / 3600:g} hours old). Totals as of its last opening:")
     for error in result.errors:
         out.append(f"❌ {error}")
     if result.share:
@@ -4258,10 +4444,11 @@ def reports_to_fetch(config: Config, scan: TranscriptScan, window: Window | None
 class ClickHouseImporter:
     """Drives one import: fetch the reports in parallel, transform, plan against stored rows, write, summarise."""
 
-    def __init__(self, config: Config, *, quiet: bool = False, force: bool = False):
+    def __init__(self, config: Config, *, quiet: bool = False, force: bool = False, defer: bool = False):
         self.config = config
         self.quiet = quiet
         self.force = force
+        self.defer = defer  # keep a window's reports in the journal rather than open the embedded engine
         self.progress = Progress(not quiet)
 
     def run(self) -> RunResult:
@@ -4290,23 +4477,27 @@ class ClickHouseImporter:
                 done = result(ImportOutcome("unchanged"), previous.get("summary", []))
                 state.add_pending_run(done.run_row())
                 return done
+            may_defer = self._may_defer(state)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # Something changed: the engine opens (~0.4 s, much of it outside Python) while the window is worked
-                # out and, with the embedded store, ccusage runs.
-                opening = background.submit(self._open_store, phases)
+                # out and, with the embedded store, ccusage runs. With --defer it opens only if the run needs it.
+                opening = None if may_defer else background.submit(self._open_store, phases)
                 try:
                     late = late_lines(scan, previous, last_line_time)
                     scan = with_late_lines(scan, late)
                     gone = gone_transcripts(previous, scan)
-                    starts_ns = previous.get("block_starts", [])
-                    block_starts = [dt.datetime.fromtimestamp(ns / 1e9, dt.UTC) for ns in starts_ns]
+                    block_starts = [_from_ns(ns) for ns in previous.get("block_starts", [])]
                     window, why = self._window(scan, previous, state.problem, block_starts, gone)
                     early = self._fetch(scan, phases, window, why) if config.embedded else None
+                    if may_defer and early and (deferred := self._defer(state, previous, scan, late, gone,
+                                                                        block_starts, early, phases, result)):
+                        return deferred
                 except BaseException:
-                    with contextlib.suppress(Exception):
-                        opening.result().close()
+                    if opening is not None:
+                        with contextlib.suppress(Exception):
+                            opening.result().close()
                     raise
-                store = opening.result()
+                store = opening.result() if opening is not None else self._open_store(phases)
                 try:
                     with phases.timed("connect"):
                         hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
@@ -4320,7 +4511,7 @@ class ClickHouseImporter:
                             window, early, gone, why = None, None, GoneTranscripts(known=False), (
                                 f"this machine's history was restored from the share ({restored:,} rows)")
                         elif window is not None and (
-                                why := self._store_disagrees(store, stored_fingerprint, previous)):
+                                why := store_disagrees(store, stored_fingerprint, previous.get("fingerprint"))):
                             window, early = None, None
                         fetched = early if early is not None else self._fetch(scan, phases, window, why)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
@@ -4347,10 +4538,45 @@ class ClickHouseImporter:
                 finally:
                     store.close()
 
+    def _may_defer(self, state: LocalState) -> bool:
+        """Whether this run may keep its reports in the journal (--defer): only the embedded store, without a share,
+        budgets or a hash key of one's own (each needs the store, or its key, every run), and only while the
+        journal's oldest run is younger than JOURNAL_FILED_AFTER."""
+        config, since = self.config, state.pending_since()
+        return (self.defer and not self.force and config.embedded and config.share is None and not config.budgets.any
+                and not config.hash_key and embedded_store_present(config)
+                and (since is None or dt.timedelta(0) <= now() - since < JOURNAL_FILED_AFTER))
+
+    def _defer(self, state: LocalState, previous: Mapping[str, Any], scan: TranscriptScan,
+               late: Mapping[str, list[int]], gone: GoneTranscripts, block_starts: Sequence[dt.datetime],
+               fetched: Fetched, phases: Phases, result: Callable[..., RunResult]) -> RunResult | None:
+        """Keep a window's reports in the journal, and the local state as the import will leave it, so the next run
+        reads only what changes after this one; open_store files them. None: this run files its reports itself
+        (everything was read, a report failed or printed JSON of an unknown shape, a transcript was unreadable)."""
+        config, window = self.config, fetched.window
+        if window is None or not gone.known or not fetched.runner or fetched.errors or scan.unreadable:
+            return None
+        with phases.timed("journal"):
+            context = ParseContext(NameHasher(b"", config.hash_projects), scan.session_files, config.wants)
+            parsed, failed, skipped = parse_reports(fetched.documents, context, config.ccusage_version)
+            if failed or skipped:
+                return None
+            exact = exact_of(window, gone, fetched.documents.get("blocks"), config.timezone)
+            gone_next, starts = next_run_knows(window, gone, exact, incoming_records(parsed), block_starts)
+            summary = previous.get("summary", [])
+            done = result(ImportOutcome("deferred", fetched.runner, report_rows=report_sizes(fetched.documents),
+                                        read=fetched.read), summary)
+            state.add_pending_run(dataclasses.replace(done, status="ok").run_row(), journal_entry(
+                previous.get("fingerprint", ""), config, fetched.documents, window, gone, block_starts,
+                scan.session_files))
+            state.remember(config.machine_name, done.fingerprint, summary, self._settings(), scan.transcripts,
+                           gone_next, late, starts)
+        return done
+
     def _open_store(self, phases: Phases) -> Store:
         """Store.open, timed as the run's `connect` (run beside the window's work: the engine's start is slow)."""
         with phases.timed("connect"):
-            return Store.open(self.config)
+            return open_store(self.config)
 
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
                 block_starts: Sequence[dt.datetime], gone: GoneTranscripts) -> tuple[Window | None, str]:
@@ -4369,16 +4595,6 @@ class ClickHouseImporter:
                           + (f" and {len(went_back) - 1} more" if len(went_back) > 1 else ""))
         return read_window(scan, seen, self.config.timezone, first_line_time, block_starts,
                            gone.reach_back) or Window(), ""
-
-    @staticmethod
-    def _store_disagrees(store: Store, stored_fingerprint: str | None, previous: Mapping[str, Any]) -> str:
-        """Why a window cannot build on what is stored: a store that is not what the local state describes, or one
-        whose hours were never filled (a store of the release before ccusage_usage_hourly). "" when it can."""
-        if stored_fingerprint != previous.get("fingerprint"):
-            return "the store is not what the local state describes"
-        if store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}:
-            return "the hourly table is new: every transcript is read once to fill it"
-        return ""
 
     def _settings(self) -> str:
         config = self.config
@@ -4415,21 +4631,14 @@ class ClickHouseImporter:
                 "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         documents = fetched.documents
         with phases.timed("write"):
-            context = ParseContext(hasher, scan.session_files, self.config.wants)
-            parsed, failed_reports, agent_errors = parse_reports(documents, context, self.config.ccusage_version)
-            files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
-                            for (project, session), count in scan.session_files.items()}
-            in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
-                         for project, session in window.sessions} if window else None
-            planned = plan_run(store.stored_records, parsed, files_by_key, (window, in_window), gone,
-                               documents.get("blocks"), block_starts, self.config.timezone)
+            planned, failed_reports, agent_errors = file_reports(store, hasher, documents, scan.session_files,
+                                                                 window, gone, block_starts)
             plans, plan_errors = planned.plans, planned.errors
-            store.write_records(plans, self.config.ccusage_version, now())
         errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors, *unreadable)
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
         return ImportOutcome(status, fetched.runner, tuple(plans), errors,
-                             {name: REPORTS[name].size(doc) for name, doc in documents.items()}, fetched.read,
+                             report_sizes(documents), fetched.read,
                              planned.gone, planned.block_starts)
 
     def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int
@@ -5090,6 +5299,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store real project paths and session ids instead of keyed hashes")
     parser.add_argument("--force", action="store_true",
                         help="run ccusage even if no transcript changed since the last import")
+    parser.add_argument("--defer", action="store_true",
+                        help="what cron runs: keep an hourly window's reports in a journal instead of opening the "
+                             "embedded store, which files them when next opened (at the latest after "
+                             f"{JOURNAL_FILED_AFTER.total_seconds() / 3600:g} hours)")
     add_run_options(parser)
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--check", action="store_true",
@@ -5248,7 +5461,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         mode = next((run for option, run in modes.items() if getattr(args, option) not in (None, False)), None)
         if mode:
             return mode()
-        result = ClickHouseImporter(config, quiet=args.quiet, force=args.force).run()
+        result = ClickHouseImporter(config, quiet=args.quiet, force=args.force, defer=args.defer).run()
         if not args.quiet:
             print(render_summary(result, config))
         else:

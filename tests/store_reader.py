@@ -2,8 +2,8 @@
 
 Each opening of a store costs an engine start (about 0.3 s, 1 s in a new process), so the tests ask for all they
 need at once. `read(env, queries)` opens the store of `env` as the CLI's `--sql` does (under the store's lock, with
-`Store.open`, which also files the runs that skipped the engine) and gives each query's rows as `--format json`
-prints them. Run as a script, it reads `{"name": [sql, parameters]}` as JSON on stdin and prints the rows as JSON:
+`open_store`, which also files the journal: runs and imports that skipped the engine) and gives each query's rows as
+`--format json` prints them. Run as a script, it reads `{"name": [sql, parameters]}` as JSON on stdin and prints the rows as JSON:
 conftest.py uses that when this process's engine cannot stand in for the CLI (see conftest.sql_many).
 """
 
@@ -29,7 +29,7 @@ def opened(env: Mapping[str, str]) -> Iterator[ci.Store]:
     """The store of `env`, opened and closed as `ccusage_importer.py --sql` does: an embedded one under its lock."""
     config = ci.Config.from_env(env)
     with ci.run_lock(config.lock_path(), config.lock_timeout, "query") if config.embedded else nullcontext():
-        store = ci.Store.open(config)
+        store = ci.open_store(config)
         try:
             yield store
         finally:
