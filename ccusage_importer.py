@@ -2430,6 +2430,12 @@ class LocalState:
         # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
         write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
 
+    def forget_fingerprint(self, machine: str) -> None:
+        """Make the next import of `machine` read everything (the store lacks what the state says it read)."""
+        machines = self._machines()
+        if isinstance(machines.get(machine), dict) and machines[machine].pop("fingerprint", None) is not None:
+            write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
+
     def add_pending_run(self, run: Mapping[str, Any], deferred: Mapping[str, Any] | None = None) -> None:
         descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(descriptor, 0o600)
@@ -3003,6 +3009,14 @@ class Store:
             self.insert("ccusage_import_runs", [[self.config.redact(run[c]) if c == "error_text" else run[c]
                                                  for c in RUN_COLUMNS] for run in runs], RUN_COLUMNS)
 
+    def stored_run_ids(self, run_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these runs ccusage_import_runs holds."""
+        if not run_ids:
+            return set()
+        _, rows = self.query("SELECT run_id FROM ccusage_import_runs WHERE run_id IN {ids:Array(UUID)}",
+                             {"ids": list(run_ids)})
+        return {run_id for (run_id,) in rows}
+
     def last_import(self) -> dt.datetime | None:
         """When this machine's last import that read everything it found ended."""
         _, [(count, last)] = self.query(
@@ -3150,8 +3164,8 @@ def file_reports(store: Store, hasher: NameHasher, documents: Mapping[str, Any],
 def file_deferred(store: Store, run: dict[str, Any], deferred: DeferredImport, names: dict[str, str]
                   ) -> dict[str, Any] | None:
     """File one deferred import as its run would have, with its own settings: its row of ccusage_import_runs, or
-    None when the store is not what it was read against (restored, replaced, or the import already filed): then
-    the next import finds the store behind its local state and reads everything again."""
+    None when the store is not what it was read against (restored, replaced): then file_journal makes the next
+    import read everything again."""
     settings = deferred.settings
     agents = settings["agents"]
     own = Store(store.client, dataclasses.replace(
@@ -3171,26 +3185,39 @@ def file_deferred(store: Store, run: dict[str, Any], deferred: DeferredImport, n
             "write_seconds": time.monotonic() - clock, "error_text": own.config.redact("\n".join(errors))}
 
 
+NOT_FILED = ("kept in the journal, not filed: the store was not what this run had read against (restored or "
+             "replaced since); the next import reads every transcript again")
+
+
 def file_journal(store: Store) -> None:
     """File the journal's runs and deferred imports into the store in the order they ran (each deferred import
-    builds on the one before), then empty it. Cut short, the next opening files it again: an import filed already
-    finds the store past it and is skipped."""
+    builds on the one before), then empty it. Cut short, the next opening files it again, less the runs stored
+    already."""
     state = LocalState(store.config.state_dir())
+    journal = state.pending_runs()
+    filed = store.stored_run_ids([run["run_id"] for run, _ in journal])
     waiting: list[dict[str, Any]] = []
     names: dict[str, str] = {}
-    for run, entry in state.pending_runs():
-        if entry is not None:
+    behind: set[str] = set()  # machines with an import that could not be filed
+    for run, entry in journal:
+        if run["run_id"] in filed:
+            continue
+        if entry is not None and run["machine_name"] not in behind:
             store.record_runs(waiting)
             waiting = []
             try:
-                deferred = deferred_import(entry)
-            except (KeyError, TypeError, ValueError):
-                continue  # not an entry of this release: the next import finds the store behind and reads all
-            filed = file_deferred(store, run, deferred, names)
-            if filed is None:
-                continue
-            run = filed
+                done = file_deferred(store, run, deferred_import(entry), names)
+            except (KeyError, TypeError, ValueError):  # not an entry of this release
+                done = None
+            if done is None:
+                behind.add(run["machine_name"])
+                run = {**run, "status": "skipped", "error_text": NOT_FILED}
+            run = done or run
+        if run["machine_name"] in behind:  # what it read is not stored: no run after it may claim it is
+            run = {**run, "files_fingerprint": "", "rows_written": {}}
         waiting.append(run)
+    for machine in behind:
+        state.forget_fingerprint(machine)  # so its next import reads everything, even with nothing new
     store.record_runs(waiting)
     state.remember_names(names)
     state.clear_pending_runs()

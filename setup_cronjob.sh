@@ -158,9 +158,9 @@ rotate_log() {
 
 # What the crontab line calls: read the env file, rotate the log, run one job, log its output and exit code.
 cron_run() {
-  local job=${1:-} env_file=${2:-} program log_dir log code
+  local job=${1:-} env_file=${2:-} program options="" log_dir log code
   case $job in
-    import) program=ccusage_importer.py ;;
+    import) program=ccusage_importer.py options=--defer ;;
     admin) program=claude_admin_importer.py ;;
     *) die 2 "cron-run needs a job (import or admin) and the env file" ;;
   esac
@@ -174,8 +174,10 @@ cron_run() {
   rotate_log "$log"
   printf '=== %s %s started\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$job" >>"$log"
   code=0
-  # As a module, so Python loads its cached bytecode instead of compiling the script every hour (~0.1 s).
-  (cd "$REPO_DIR" && uv run python -m "${program%.py}") >>"$log" 2>&1 || code=$?
+  # As a module, so Python loads its cached bytecode instead of compiling the script every hour (~0.1 s). The import
+  # with --defer: an hour's reports wait in the journal until the store is next opened (docs/operations.md).
+  # shellcheck disable=SC2086  # options: one word or none
+  (cd "$REPO_DIR" && uv run python -m "${program%.py}" $options) >>"$log" 2>&1 || code=$?
   printf '=== %s %s exit %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$job" "$code" >>"$log"
   exit "$code"
 }

@@ -19,12 +19,13 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, sql, unavailable
-from transcripts import generate
+from transcripts import append_activity, generate
 
 SETUP = ROOT / "setup_cronjob.sh"
 MARKER = "# ccusage-import:"
@@ -315,6 +316,18 @@ def test_the_cron_command_imports_under_crons_minimal_environment(user_crontab, 
     assert len(our_lines(user_crontab)) == 1
     assert (logs / "import.log.1").read_text() == log  # the first run's log rotated in turn
     assert (logs / "import.log.2").read_text() == "old0\n" * 80
+
+    # An hour of new work: cron's run keeps its reports in the journal; the next opening of the store files them.
+    before = sql(cron_env, "SELECT sum(total_tokens) AS n FROM ccusage_usage_daily FINAL")[0]["n"]
+    claude = Path(cron_env["CLAUDE_CONFIG_DIR"])
+    newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
+    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=50)
+    done = subprocess.run(cron_like, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\nStatus: deferred (" in (logs / "import.log").read_text()
+    assert "connect" not in (logs / "import.log").read_text().split("Status: deferred")[1]  # no engine opened
+    after = sql(cron_env, "SELECT sum(total_tokens) AS n FROM ccusage_usage_daily FINAL")[0]["n"]
+    assert after > before
 
 
 def test_the_shell_scripts_are_shellcheck_clean():

@@ -3,7 +3,8 @@ line ever written (issue 19). A hypothesis state machine draws the steps: work i
 from the last three days), resume a session in a new file that replays it (whole, or from a later line as after a
 compaction), stay idle, work eight hours without a 5-hour gap, work through midnight (in America/Los_Angeles), open a
 session with a first line over 64 KiB, Claude Code's 30-day cleanup, move a transcript to another project folder,
-set a transcript's modification time back, hide one for a while, import, import with --force. After every import
+set a transcript's modification time back, hide one for a while, import, import as cron does (--defer: the reports
+wait in the journal until the next import files them), import with --force. After every import
 that ended `ok` with nothing hidden, every stored day, month, project-day, session and block equals ccusage's own
 reports on `seen` (tests/differential.py), costs included; after every import, no stored day or month and no machine
 total is smaller than before.
@@ -193,6 +194,17 @@ class History(RuleBasedStateMachine):
     @rule()
     def hourly_import(self) -> None:
         self._import()
+
+    @rule()
+    def hourly_import_kept_in_the_journal(self) -> None:
+        """cron's run (--defer): its reports wait in the journal, unread, while more steps follow; the next import
+        (or reading) files them first, and its checks cover them."""
+        hidden = bool(self.world.hidden)
+        done = run_cli(self.env, "--defer", process=self.imports_apart)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        self.world.restore()
+        if not hidden:
+            self.dirty.clear()  # read into the journal: Claude Code's cleanup may delete it before it is filed
 
     @rule()
     def import_everything_again(self) -> None:
