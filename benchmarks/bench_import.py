@@ -5,8 +5,10 @@ For each history size it measures, in one run:
                  through the runner the importer uses: what the seed's importer fetched every hour;
   (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output);
   (c) unchanged  a second import with no new transcript bytes;
-  (d) new hour   an import after appending one hour of activity (a few hundred lines), next to (d') one
-                 `ccusage claude daily` on the same folder (what a user would run instead: one report, no store);
+  (d) new hour   an import after appending one hour of activity (a few hundred lines) as cron runs it (--defer:
+                 its reports wait in the journal), next to (d') one `ccusage claude daily` on the same folder (what
+                 a user would run instead: one report, no store), (d2) another new hour imported by hand (the
+                 engine opens) and (d3) a `--sql` that files six hours deferred since;
   (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
                  day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
 Then, on a machine with Claude Code, Codex CLI, Gemini CLI and OpenCode logs (tests/agent_logs.py, --agents-scale):
@@ -75,7 +77,9 @@ ENGINE_PROBE = ("import datetime, sys, clickhouse_connect\n"
                 "client.insert('probe', [[datetime.date(2026, 1, 1), 1]], column_names=['date', 'tokens'])\n"
                 "client.close()\n"
                 "assert 'pandas' not in sys.modules, 'the engine probe loaded pandas, which the importer never does'\n")
-IMPORTER = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]  # as cron runs it
+BY_HAND = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
+IMPORTER = [*BY_HAND, "--defer"]  # as cron runs it
+DEFERRED_HOURS = 6  # (d3): hours kept in the journal by --defer runs, then filed by one opening of the store
 RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 
 
@@ -167,6 +171,13 @@ def same_totals(expected: dict[str, float], got: dict[str, float]) -> bool:
     return all(abs(expected[k] - got[k]) <= 1e-6 * max(1.0, abs(expected[k])) for k in expected)
 
 
+def new_hour(claude: Path, env: dict) -> dict:
+    """Append an hour of activity (300 lines) five minutes after the newest line; `env` comes back, for a call."""
+    newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
+    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
+    return env
+
+
 def engine_footprint(workdir: Path, env: dict) -> float:
     """Peak MB of a process that opens an empty embedded store like the importer and inserts one row."""
     scratch = Path(tempfile.mkdtemp(prefix="engine-", dir=workdir))
@@ -203,13 +214,18 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     results.append(("(b) full import, fresh store", full))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
     results.append(("(c) second import, nothing new", measure([IMPORTER], env)))
-    newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
-    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
-    results.append(("(d) import after one new hour", measure([IMPORTER], env)))
+    results.append(("(d) import after one new hour (as cron: --defer)", measure([IMPORTER], new_hour(claude, env))))
     read = re.search(r"^Read .*", results[-1][1].output, re.M)
     print(f"  (d) {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
     results.append(("(d') one `ccusage claude daily` on the same folder", measure([baseline[0]], env)))
+    results.append(("(d2) import after another new hour, by hand (no --defer)",
+                    measure([BY_HAND], new_hour(claude, env))))
+    for _ in range(DEFERRED_HOURS):
+        subprocess.run(IMPORTER, env=new_hour(claude, env), check=True, capture_output=True)
+    results.append((f"(d3) `--sql 'SELECT 1'` filing {DEFERRED_HOURS} deferred hours",
+                    measure([[*BY_HAND, "--sql", "SELECT 1"]], env)))
+    check_totals(baseline_totals(runner, claude, env), stored_totals(env), f"{DEFERRED_HOURS} deferred hours filed")
 
     kept = stored_totals(env)
     newest = datetime.fromtimestamp(max(path.stat().st_mtime for path in claude.rglob("*.jsonl")), UTC)
@@ -294,7 +310,8 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
         rows.append(f"| {name} | {m.wall:.2f} | {m.cpu:.2f} | {m.tree_peak_mb:.0f} | {own} | {above} | {steps} | "
                     f"{m.wall / base:.3f} |")
     walls = {name.split(" ", 1)[0]: m.wall for name, m in results}
-    pairs = (("(d)", "(d')", "one new hour against one `ccusage claude daily`"),
+    pairs = (("(d)", "(d')", "one new hour as cron runs it against one `ccusage claude daily`"),
+             ("(d2)", "(d')", "one new hour by hand against one `ccusage claude daily`"),
              ("(e)", "(e')", "both reading what the cleanup left"))
     rows += [f"\n{run} ÷ {peer}, {what}: {walls[run] / walls[peer]:.3f}" for run, peer, what in pairs
              if run in walls and peer in walls]

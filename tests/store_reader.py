@@ -3,8 +3,8 @@
 Each opening of a store costs an engine start (about 0.3 s, 1 s in a new process), so the tests ask for all they
 need at once. `read(env, queries)` opens the store of `env` as the CLI's `--sql` does (under the store's lock, with
 `open_store`, which also files the journal: runs and imports that skipped the engine) and gives each query's rows as
-`--format json` prints them. Run as a script, it reads `{"name": [sql, parameters]}` as JSON on stdin and prints the rows as JSON:
-conftest.py uses that when this process's engine cannot stand in for the CLI (see conftest.sql_many).
+`--format json` prints them. Run as a script, it reads `{"name": [sql, parameters]}` as JSON on stdin and prints the
+rows as JSON: conftest.py uses that when this process's engine cannot stand in for the CLI (see conftest.sql_many).
 """
 
 from __future__ import annotations

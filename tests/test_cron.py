@@ -19,8 +19,8 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
