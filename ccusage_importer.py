@@ -2361,6 +2361,7 @@ class LocalState:
         self.pending_file = folder / "ccusage-import-pending-runs.jsonl"
         self.names_file = folder / "ccusage-import-names.json"
         self.problem = ""  # why the state file could not be used, once read: the run then reads everything
+        self._parsed: tuple[tuple[int, int, int], dict[str, Any]] | None = None  # (file version, machines)
 
     def names(self) -> dict[str, str]:
         """Hash -> project path or session id, for every name this machine hashed (names.json, mode 0600)."""
@@ -2380,8 +2381,15 @@ class LocalState:
         write_private(self.names_file, json.dumps({**known, **names}).encode())
 
     def _machines(self) -> dict[str, Any]:
+        """Every machine's state, parsed once per version of the file (3 MB of JSON for 17,000 transcripts): a run
+        reads it at its start and writes it at its end, and another writer in between makes it read again."""
         try:
-            machines = json.loads(self.state_file.read_text(encoding="utf-8")).get("machines", {})
+            with self.state_file.open("rb") as handle:
+                found = os.fstat(handle.fileno())
+                version = (found.st_ino, found.st_mtime_ns, found.st_size)
+                if self._parsed is not None and self._parsed[0] == version:
+                    return self._parsed[1]
+                machines = json.loads(handle.read().decode("utf-8")).get("machines", {})
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, AttributeError, UnicodeDecodeError) as exc:
@@ -2390,6 +2398,7 @@ class LocalState:
         if not isinstance(machines, dict):
             self.problem = f"the local state file {self.state_file} was damaged"
             return {}
+        self._parsed = (version, machines)
         return machines
 
     def last_import(self, machine: str) -> dict[str, Any]:
