@@ -24,7 +24,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
-import http.client
 import io
 import itertools
 import json
@@ -43,9 +42,7 @@ import sys
 import tempfile
 import textwrap
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 import zoneinfo
 from collections import defaultdict
@@ -4424,6 +4421,10 @@ def post_webhook(url: str, text: str, deadline: float, timeout: float = WEBHOOK_
     """POST {"text": text} as JSON (what Slack-style incoming webhooks take), retried once, never past `deadline`
     (time.monotonic()): an import waits for a dead webhook a few seconds at most. None when delivered, else why
     not, in words that never hold the URL."""
+    import http.client  # here: with ssl and email they take 25 ms of every hourly run's start, for a rare alert
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST", headers={
         "Content-Type": "application/json", "User-Agent": f"ccusage-import/{__version__}"})
     problem, attempts = "no time left", 0
