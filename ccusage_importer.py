@@ -2432,15 +2432,18 @@ class LocalState:
                              "gone": dict(gone.files), "gone_floor_ns": gone.floor_ns, "late": dict(late),
                              "unproven": dict(gone.unproven),
                              "block_starts": [_ns(start) for start in block_starts]}
-        private_folder(self.state_file.parent)
-        # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
-        write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
+        self._save(machines)
 
     def forget_fingerprint(self, machine: str) -> None:
         """Make the next import of `machine` read everything (the store lacks what the state says it read)."""
         machines = self._machines()
         if isinstance(machines.get(machine), dict) and machines[machine].pop("fingerprint", None) is not None:
-            write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
+            self._save(machines)
+
+    def _save(self, machines: Mapping[str, Any]) -> None:
+        private_folder(self.state_file.parent)
+        # Compact: json's C encoder (indent takes the pure-Python one, twice as slow on 17,000 transcripts).
+        write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
 
     def add_pending_run(self, run: Mapping[str, Any], deferred: Mapping[str, Any] | None = None) -> None:
         descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -4589,9 +4592,11 @@ class ClickHouseImporter:
                fetched: Fetched, phases: Phases, result: Callable[..., RunResult]) -> RunResult | None:
         """Keep a window's reports in the journal, and the local state as the import will leave it, so the next run
         reads only what changes after this one; open_store files them. None: this run files its reports itself
-        (everything was read, a report failed or printed JSON of an unknown shape, a transcript was unreadable)."""
+        (everything was read, the state does not say what the store holds, a report failed or printed JSON of an
+        unknown shape, a transcript was unreadable)."""
         config, window = self.config, fetched.window
-        if window is None or not gone.known or not fetched.runner or fetched.errors or scan.unreadable:
+        if (window is None or not previous.get("fingerprint") or not gone.known or not fetched.runner
+                or fetched.errors or scan.unreadable):
             return None
         with phases.timed("journal"):
             context = ParseContext(NameHasher(b"", config.hash_projects), scan.session_files, config.wants)
@@ -4604,7 +4609,7 @@ class ClickHouseImporter:
             done = result(ImportOutcome("deferred", fetched.runner, report_rows=report_sizes(fetched.documents),
                                         read=fetched.read), summary)
             state.add_pending_run(dataclasses.replace(done, status="ok").run_row(), journal_entry(
-                previous.get("fingerprint", ""), config, fetched.documents, window, gone, block_starts,
+                previous["fingerprint"], config, fetched.documents, window, gone, block_starts,
                 scan.session_files))
             state.remember(config.machine_name, done.fingerprint, summary, self._settings(), scan.transcripts,
                            gone_next, late, starts)

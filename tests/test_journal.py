@@ -126,8 +126,7 @@ def test_a_deferrable_run_opens_the_store_when_the_journal_cannot_serve(tmp_path
 
 def test_an_import_that_builds_on_another_store_is_not_filed(tmp_path, make_env):
     """An entry read against a store that is no longer as it was (here: the entry says so) is not filed but named
-    in ccusage_import_runs, and the next import reads everything, though no transcript changed: the totals are
-    whole."""
+    in ccusage_import_runs, and the next import, --defer or not, reads everything: the totals are whole."""
     claude = history(tmp_path)
     env = make_env(claude)
     assert run_cli(env, "--defer").returncode == 0
@@ -138,7 +137,9 @@ def test_an_import_that_builds_on_another_store_is_not_filed(tmp_path, make_env)
     journal_file(env).write_text(json.dumps(entry) + "\n")
     runs = sql(env, "SELECT status, error_text FROM ccusage_import_runs ORDER BY started_at")
     assert [run["status"] for run in runs] == ["ok", "skipped"] and "not filed" in runs[1]["error_text"]
-    again = run_cli(env)  # nothing changed since: still everything is read, for the store lacks the last hour
+    append_activity(claude, start=END + dt.timedelta(hours=2), seed=73)
+    again = run_cli(env, "--defer")  # a new hour, but the store lacks the last: everything is read, nothing kept
+    assert status(again.stdout) == "ok", again.stdout
     assert "Read all " in again.stdout and "the store is not what the local state describes" in again.stdout
     reference = make_env(claude, db=tmp_path / "reference" / "chdb")
     assert run_cli(reference).returncode == 0
