@@ -310,9 +310,9 @@ def captured_output() -> Iterator[dict[str, str]]:
                 output[name] = file.read().decode("utf-8")
 
 
-def sql(env: dict, query: str) -> list[dict]:
+def sql(env: dict, query: str, apart: bool = False) -> list[dict]:
     """Rows of a query against the store of `env`, as the CLI's `--sql QUERY --format json` prints them."""
-    return sql_many(env, {"rows": query})["rows"]
+    return sql_many(env, {"rows": query}, apart)["rows"]
 
 
 ENGINE_ZONE: list[str] = []  # the time zone of chDB in this process, fixed when it first starts: learnt then
@@ -329,14 +329,15 @@ def engine_keeps_the_clock_of(env: Mapping[str, str]) -> bool:
     return bool(zone) and same_clock(zone, ENGINE_ZONE[0])
 
 
-def sql_many(env: dict, queries: Mapping[str, store_reader.Query]) -> dict[str, list[dict]]:
+def sql_many(env: dict, queries: Mapping[str, store_reader.Query], apart: bool = False) -> dict[str, list[dict]]:
     """The rows of many queries (SQL, or SQL and its parameters) in one opening of the store of `env`, in order.
 
     Read in this process when that gives what the CLI would (a server store, or an embedded one where
     `engine_keeps_the_clock_of(env)`), else by tests/store_reader.py in a process with env. Each opening here leaves
-    chDB's threads of that engine start behind (about 10, 3 MB): fine for a test session.
+    chDB's threads of that engine start behind (about 10, 3 MB) and some 20 file descriptors: fine for a test
+    session, not for thousands of stores (`apart`: always in a process of its own).
     """
-    if not ci.Config.from_env(env).embedded or engine_keeps_the_clock_of(env):
+    if not apart and (not ci.Config.from_env(env).embedded or engine_keeps_the_clock_of(env)):
         return store_reader.read(env, queries)
     asked = {name: [query, {}] if isinstance(query, str) else [query[0], dict(query[1])]
              for name, query in queries.items()}

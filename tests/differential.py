@@ -45,11 +45,11 @@ FROM ccusage_usage_hourly FINAL WHERE {where}
 """
 
 
-def stored(env: dict, machine: str = "laptop") -> tuple[Tables, Costs]:
+def stored(env: dict, machine: str = "laptop", apart: bool = False) -> tuple[Tables, Costs]:
     """Token counts and costs of every stored row these checks compare, per kind and key."""
     tokens: Tables = {kind: {} for kind in KINDS}
     costs: Costs = {kind: {} for kind in KINDS}
-    for row in sql(env, stored_sql(machine)):
+    for row in sql(env, stored_sql(machine), apart):
         key = (row["k1"], row["k2"])
         assert key not in tokens[row["kind"]], f"two stored {row['kind']} rows for {key}"
         tokens[row["kind"]][key] = (row["input_tokens"], row["output_tokens"], row["cache_creation_tokens"],
@@ -58,9 +58,9 @@ def stored(env: dict, machine: str = "laptop") -> tuple[Tables, Costs]:
     return tokens, costs
 
 
-def store_hash(env: dict) -> Hash:
+def store_hash(env: dict, apart: bool = False) -> Hash:
     """The keyed hash the store names projects and sessions with (HMAC-SHA256 of its key, 16 hex digits)."""
-    key = bytes.fromhex(sql(env, "SELECT value FROM ccusage_settings WHERE name = 'hash_key'")[0]["value"])
+    key = bytes.fromhex(sql(env, "SELECT value FROM ccusage_settings WHERE name = 'hash_key'", apart)[0]["value"])
     return lambda name: hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:16]
 
 

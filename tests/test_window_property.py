@@ -50,7 +50,7 @@ class History(RuleBasedStateMachine):
     """One machine's ~/.claude over simulated weeks, imported whenever the steps say."""
 
     bin_dir: Path
-    imports_apart = False  # each import its own process (chDB keeps ~20 descriptors per store opened in one)
+    imports_apart = False  # each import and read its own process (chDB keeps ~20 descriptors per store opened in one)
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,7 +176,7 @@ class History(RuleBasedStateMachine):
         done = run_cli(self.env, *args, process=self.imports_apart)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
         self.world.restore()
-        tokens, costs = stored(self.env)
+        tokens, costs = stored(self.env, apart=self.imports_apart)
         if self.before is not None:
             smaller = shrunk(self.before, tokens)
             assert not smaller, "stored history shrank:\n" + "\n".join(smaller)
@@ -186,7 +186,7 @@ class History(RuleBasedStateMachine):
         if hidden:
             return
         self.dirty.clear()
-        want, want_costs = ccusage_tables(self.bin_dir, self.world.seen, store_hash(self.env), TZ)
+        want, want_costs = ccusage_tables(self.bin_dir, self.world.seen, store_hash(self.env, self.imports_apart), TZ)
         assert_same(f"import {' '.join(args)} at {self.now:%Y-%m-%d %H:%M}", want, tokens)
         for kind, expected in want_costs.items():
             assert costs[kind] == pytest.approx(expected, rel=1e-9, abs=1e-9), kind
@@ -214,5 +214,5 @@ class History(RuleBasedStateMachine):
 def test_hourly_imports_equal_a_full_read_whatever_happens_to_the_files(ccusage_bin_dir):
     History.bin_dir = ccusage_bin_dir
     profile = os.environ.get("CCUSAGE_PROPERTY_PROFILE", "ci")
-    History.imports_apart = profile == "thorough"  # thousands of imports: in one process they reach `ulimit -n`
+    History.imports_apart = profile == "thorough"  # thousands of stores: in one process they reach `ulimit -n`
     run_state_machine_as_test(History, settings=PROFILES[profile])
