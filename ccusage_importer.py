@@ -4864,6 +4864,10 @@ def check_last_import(store: Store) -> CheckResult:
                            "run `uv run ccusage_importer.py`")
     age = now() - last
     detail = f"machine {config.machine_name}, {last:%Y-%m-%d %H:%M} UTC ({human_age(age)} ago)"
+    kept = sum(entry is not None for _, entry in LocalState(config.state_dir()).pending_runs()) if (
+        config.embedded) else 0
+    if kept:
+        detail += f"; {kept} later import{'s' * (kept != 1)} kept in the journal (--defer), filed at the next opening"
     if config.claude_dirs and age > dt.timedelta(days=max(days - 2, 0)):
         return CheckResult("warn", "last import", f"{detail}: Claude Code deletes transcripts after {days} days",
                            "import now (`uv run ccusage_importer.py`) and install the hourly job (./setup_cronjob.sh)")

@@ -177,7 +177,8 @@ def test_a_journal_entry_reads_back_as_the_plan_took_it(since, start, sessions, 
 
 
 def test_the_journal_is_private_and_holds_no_secret(tmp_path, make_env):
-    """The journal holds what ccusage printed (project paths: as private as names.json), never a secret."""
+    """The journal holds what ccusage printed (project paths: as private as names.json), never a secret; --check
+    names what waits in it."""
     claude = history(tmp_path)
     env = make_env(claude, CH_PASSWORD="pw-not-for-files", CCUSAGE_ALERT_WEBHOOK="https://hooks.example/s3cr3t")
     assert run_cli(env, "--defer").returncode == 0
@@ -187,5 +188,7 @@ def test_the_journal_is_private_and_holds_no_secret(tmp_path, make_env):
     assert "pw-not-for-files" not in text and "s3cr3t" not in text
     assert stat.S_IMODE(journal_file(env).stat().st_mode) == 0o600
     assert stat.S_IMODE(os.stat(journal_file(env).parent).st_mode) & 0o077 == 0
+    check = run_cli(env, "--check")  # opens the store without filing the journal, and says what waits in it
+    assert "1 later import kept in the journal (--defer), filed at the next opening" in check.stdout, check.stdout
     shutil.rmtree(tmp_path / "claude")  # the transcripts gone before the journal is filed: its reports are kept
     assert sql(env, "SELECT count() AS n FROM ccusage_import_runs WHERE status = 'ok'") == [{"n": 2}]
