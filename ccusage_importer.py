@@ -3146,52 +3146,141 @@ def store_disagrees(store: Store, stored_fingerprint: str | None, expected: str 
     ccusage_usage_hourly). "" when it can."""
     if stored_fingerprint != expected:
         return "the store is not what the local state describes"
-    if store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}:
+    if hours_never_filled(store):
         return "the hourly table is new: every transcript is read once to fill it"
     return ""
 
 
-def file_reports(store: Store, hasher: NameHasher, documents: Mapping[str, Any],
-                 session_files: Mapping[tuple[str, str], int], window: Window | None, gone: GoneTranscripts,
-                 block_starts: Sequence[dt.datetime]) -> tuple[RunPlan, list[str], list[str]]:
-    """Turn one run's reports into records, plan them against the stored rows and write what is new or grew, with
-    the store's settings (machine, zone, agents, ccusage version). Also the reports that could not be parsed and
-    the agents skipped (parse_reports)."""
-    config = store.config
+def hours_never_filled(store: Store) -> bool:
+    """Whether this machine has Claude Code days stored but no hours (imported by a release before the hours)."""
+    return store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}
+
+
+def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
+                 hasher: NameHasher, documents: Mapping[str, Any], session_files: Mapping[tuple[str, str], int],
+                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]
+                 ) -> tuple[RunPlan, list[str], list[str]]:
+    """Turn one run's reports into records and plan them against the stored rows (`read`: Store.stored_records, or
+    the journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
+    reports that could not be parsed and the agents skipped (parse_reports)."""
     parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
                                             config.ccusage_version)
     files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                     for (project, session), count in session_files.items()}
     in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
                  for project, session in window.sessions} if window else None
-    planned = plan_run(store.stored_records, parsed, files_by_key, (window, in_window), gone,
-                       documents.get("blocks"), block_starts, config.timezone)
-    store.write_records(planned.plans, config.ccusage_version, now())
+    planned = plan_run(read, parsed, files_by_key, (window, in_window), gone, documents.get("blocks"), block_starts,
+                       config.timezone)
     return planned, failed, skipped
 
 
-def file_deferred(store: Store, run: dict[str, Any], deferred: DeferredImport, names: dict[str, str]
-                  ) -> dict[str, Any] | None:
-    """File one deferred import as its run would have, with its own settings: its row of ccusage_import_runs, or
-    None when the store is not what it was read against (restored, replaced): then file_journal makes the next
-    import read everything again."""
-    settings = deferred.settings
-    agents = settings["agents"]
-    own = Store(store.client, dataclasses.replace(
-        store.config, machine_name=run["machine_name"], timezone=settings["timezone"],
-        hash_projects=settings["hash_projects"], agents=frozenset(agents) if agents is not None else None,
-        ccusage_version=settings["ccusage_version"]))
-    if store_disagrees(own, own.last_successful_fingerprint(), deferred.previous_fingerprint):
-        return None
-    clock = time.monotonic()
-    hasher = NameHasher(own.hash_key(own.config.hash_key), own.config.hash_projects)
-    planned, failed, skipped = file_reports(own, hasher, deferred.documents, deferred.session_files,
-                                            deferred.window, deferred.gone, deferred.block_starts)
-    names.update(hasher.names)
-    errors = [*failed, *skipped, *planned.errors]
-    return {**run, "status": "partial" if errors else run["status"], "rows_written": rows_written(planned.plans),
-            "files_fingerprint": "" if errors else run["files_fingerprint"],
-            "write_seconds": time.monotonic() - clock, "error_text": own.config.redact("\n".join(errors))}
+@dataclass
+class HeldTable:
+    """A table's stored rows as filing the journal holds them: as read (`stored`, from `since` on), and as the
+    deferred imports planned so far leave them (`rows`)."""
+
+    since: Any
+    stored: dict[tuple[Any, ...], Record]
+    rows: dict[tuple[Any, ...], Record]
+    removed: set[tuple[Any, ...]] = field(default_factory=set)
+
+
+class StoredRows:
+    """One machine's stored rows while the journal's imports are filed: each import is planned against the rows as
+    the one before left them, in memory, and the store gets one write for all of them (written), as if each had
+    been written in turn: a row ends as the last import left it, a smaller one replacing the stored one. A table is
+    read once, and again only from an earlier period on (the rows already changed kept)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.tables: dict[UsageTable, HeldTable] = {}
+
+    def __call__(self, table: UsageTable, claude_from: Any) -> dict[tuple[Any, ...], Record]:
+        held = self.tables.get(table)
+        if held is None or (held.since is not None and (claude_from is None or claude_from < held.since)):
+            read = self.store.stored_records(table, claude_from)
+            if held is None:
+                held = self.tables[table] = HeldTable(claude_from, read, dict(read))
+            else:  # from an earlier period on: the rows planned so far stay as planned
+                held.since, held.stored = claude_from, read
+                held.rows |= {key: record for key, record in read.items()
+                              if key not in held.rows and key not in held.removed}
+        return {key: record for key, record in held.rows.items() if claude_from is None
+                or record.row["agent"] != CLAUDE or record.row[table.period] >= claude_from}
+
+    def planned(self, plans: Sequence[TablePlan]) -> None:
+        """Leave the rows as these plans of one import leave them."""
+        for plan in plans:
+            held = self.tables[plan.table]
+            held.rows.update({record.key: record for record in plan.write})
+            held.removed -= {record.key for record in plan.write}
+            for record in plan.remove:
+                held.rows.pop(record.key, None)
+                held.removed.add(record.key)
+
+    def written(self, ccusage_version: str) -> None:
+        """Write what every import planned: each table's rows that differ from the stored ones, the stored rows
+        that went, and those a smaller row replaces."""
+        plans = []
+        for table, held in self.tables.items():
+            plan = TablePlan(table, held.stored, remove=[held.stored[key] for key in held.removed
+                                                          if key in held.stored])
+            for key, record in held.rows.items():
+                old = held.stored.get(key)
+                if old is None or old.row != record.row or old.breakdowns != record.breakdowns:
+                    plan.write.append(record)
+                    if old is not None and record.total_tokens < old.total_tokens:
+                        plan.replace.add(key)
+            plans.append(plan)
+        self.store.write_records(plans, ccusage_version, now())
+
+
+@dataclass
+class JournalFiling:
+    """What filing the journal follows from one deferred import to the next: each machine's last successful import
+    (its fingerprint, as ccusage_import_runs would answer after the runs filed so far), whether its hours were
+    ever filled, its stored rows, the hash key, and the names hashed."""
+
+    store: Store
+    last: dict[str, str | None] = field(default_factory=dict)
+    hours_missing: dict[str, bool] = field(default_factory=dict)
+    rows: dict[str, tuple[StoredRows, str]] = field(default_factory=dict)  # machine -> its rows, ccusage version
+    key: bytes | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+    def filed(self, run: Mapping[str, Any]) -> None:
+        """Follow a run recorded (Store.last_successful_fingerprint: the newest `ok` or `unchanged`)."""
+        if run["status"] in ("ok", "unchanged"):
+            self.last[run["machine_name"]] = run["files_fingerprint"]
+
+    def file(self, run: dict[str, Any], deferred: DeferredImport) -> dict[str, Any] | None:
+        """Plan one deferred import as its run would have, with its own settings: its row of ccusage_import_runs,
+        or None when the store is not what it was read against (restored, replaced): then file_journal makes the
+        next import read everything again."""
+        settings, machine = deferred.settings, run["machine_name"]
+        agents = settings["agents"]
+        own = Store(self.store.client, dataclasses.replace(
+            self.store.config, machine_name=machine, timezone=settings["timezone"],
+            hash_projects=settings["hash_projects"], agents=frozenset(agents) if agents is not None else None,
+            ccusage_version=settings["ccusage_version"]))
+        if machine not in self.hours_missing:
+            self.hours_missing[machine] = hours_never_filled(own)
+        if self.last[machine] != deferred.previous_fingerprint or self.hours_missing[machine]:
+            return None
+        clock = time.monotonic()
+        self.key = self.key or own.hash_key(own.config.hash_key)
+        hasher = NameHasher(self.key, own.config.hash_projects)
+        rows = self.rows[machine][0] if machine in self.rows else StoredRows(own)
+        self.rows[machine] = rows, own.config.ccusage_version
+        planned, failed, skipped = plan_reports(own.config, rows, hasher, deferred.documents, deferred.session_files,
+                                                deferred.window, deferred.gone, deferred.block_starts)
+        rows.planned(planned.plans)
+        self.names.update(hasher.names)
+        errors = [*failed, *skipped, *planned.errors]
+        return {**run, "status": "partial" if errors else run["status"],
+                "rows_written": rows_written(planned.plans), "files_fingerprint": "" if errors else
+                run["files_fingerprint"], "write_seconds": time.monotonic() - clock,
+                "error_text": own.config.redact("\n".join(errors))}
 
 
 NOT_FILED = ("kept in the journal, not filed: the store was not what this run had read against (restored or "
@@ -3199,36 +3288,41 @@ NOT_FILED = ("kept in the journal, not filed: the store was not what this run ha
 
 
 def file_journal(store: Store) -> None:
-    """File the journal's runs and deferred imports into the store in the order they ran (each deferred import
-    builds on the one before), then empty it. Cut short, the next opening files it again, less the runs stored
-    already."""
+    """File the journal's runs and deferred imports into the store in the order they ran, each deferred import
+    planned against what the one before left, then write them all and empty the journal. Cut short, the next
+    opening files it again, less the runs stored already (a re-import changes nothing)."""
     state = LocalState(store.config.state_dir())
     journal = state.pending_runs()
-    filed = store.stored_run_ids([run["run_id"] for run, _ in journal])
-    waiting: list[dict[str, Any]] = []
-    names: dict[str, str] = {}
+    done = store.stored_run_ids([run["run_id"] for run, _ in journal])
+    filing = JournalFiling(store)
+    runs: list[dict[str, Any]] = []
     behind: set[str] = set()  # machines with an import that could not be filed
     for run, entry in journal:
-        if run["run_id"] in filed:
+        machine = run["machine_name"]
+        if run["run_id"] in done:
             continue
-        if entry is not None and run["machine_name"] not in behind:
-            store.record_runs(waiting)
-            waiting = []
+        if machine not in filing.last:
+            filing.last[machine] = Store(store.client, dataclasses.replace(
+                store.config, machine_name=machine)).last_successful_fingerprint()
+        if entry is not None and machine not in behind:
             try:
-                done = file_deferred(store, run, deferred_import(entry), names)
+                filed = filing.file(run, deferred_import(entry))
             except (KeyError, TypeError, ValueError):  # not an entry of this release
-                done = None
-            if done is None:
-                behind.add(run["machine_name"])
-                run = {**run, "status": "skipped", "error_text": NOT_FILED}
-            run = done or run
-        if run["machine_name"] in behind:  # what it read is not stored: no run after it may claim it is
+                filed = None
+            if filed is None:
+                behind.add(machine)
+                filed = {**run, "status": "skipped", "error_text": NOT_FILED}
+            run = filed
+        if machine in behind:  # what it read is not stored: no run after it may claim it is
             run = {**run, "files_fingerprint": "", "rows_written": {}}
-        waiting.append(run)
+        runs.append(run)
+        filing.filed(run)
+    for rows, ccusage_version in filing.rows.values():
+        rows.written(ccusage_version)
     for machine in behind:
         state.forget_fingerprint(machine)  # so its next import reads everything, even with nothing new
-    store.record_runs(waiting)
-    state.remember_names(names)
+    store.record_runs(runs)
+    state.remember_names(filing.names)
     state.clear_pending_runs()
 
 
@@ -4673,9 +4767,10 @@ class ClickHouseImporter:
                 "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         documents = fetched.documents
         with phases.timed("write"):
-            planned, failed_reports, agent_errors = file_reports(store, hasher, documents, scan.session_files,
-                                                                 window, gone, block_starts)
+            planned, failed_reports, agent_errors = plan_reports(self.config, store.stored_records, hasher, documents,
+                                                                 scan.session_files, window, gone, block_starts)
             plans, plan_errors = planned.plans, planned.errors
+            store.write_records(plans, self.config.ccusage_version, now())
         errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors, *unreadable)
         status = ("failed" if not documents or len(failed_reports) == len(documents) else
                   "partial" if errors else "ok")
