@@ -8,7 +8,8 @@ For each history size it measures, in one run:
   (d) new hour   an import after appending one hour of activity (a few hundred lines) as cron runs it (--defer:
                  its reports wait in the journal), next to (d') one `ccusage claude daily` on the same folder (what
                  a user would run instead: one report, no store), (d2) another new hour imported by hand (the
-                 engine opens) and (d3) a `--sql` that files six hours deferred since;
+                 engine opens), (d3) a `--sql` that files six hours deferred since and (d4) the same `--sql`
+                 with nothing to file;
   (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
                  day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
 Then, on a machine with Claude Code, Codex CLI, Gemini CLI and OpenCode logs (tests/agent_logs.py, --agents-scale):
@@ -225,6 +226,7 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
         subprocess.run(IMPORTER, env=new_hour(claude, env), check=True, capture_output=True)
     results.append((f"(d3) `--sql 'SELECT 1'` filing {DEFERRED_HOURS} deferred hours",
                     measure([[*BY_HAND, "--sql", "SELECT 1"]], env)))
+    results.append(("(d4) `--sql 'SELECT 1'` again, nothing to file", measure([[*BY_HAND, "--sql", "SELECT 1"]], env)))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), f"{DEFERRED_HOURS} deferred hours filed")
 
     kept = stored_totals(env)
