@@ -2446,10 +2446,15 @@ class LocalState:
         write_private(self.state_file, json.dumps({"machines": machines}, separators=(",", ":")).encode())
 
     def add_pending_run(self, run: Mapping[str, Any], deferred: Mapping[str, Any] | None = None) -> None:
-        descriptor = os.open(self.pending_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        """Append a run to the journal, on a line of its own also after a line a crash cut short."""
+        descriptor = os.open(self.pending_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({**run, "deferred": deferred} if deferred else run, default=str) + "\n")
+        with os.fdopen(descriptor, "a+b") as handle:
+            line = json.dumps({**run, "deferred": deferred} if deferred else run, default=str).encode() + b"\n"
+            if handle.seek(0, os.SEEK_END):
+                handle.seek(-1, os.SEEK_END)
+                line = line if handle.read(1) == b"\n" else b"\n" + line
+            handle.write(line)
 
     def pending_runs(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Rows of ccusage_import_runs as add_pending_run wrote them, each with its deferred import (or None)."""

@@ -192,3 +192,19 @@ def test_the_journal_is_private_and_holds_no_secret(tmp_path, make_env):
     assert "1 later import kept in the journal (--defer), filed at the next opening" in check.stdout, check.stdout
     shutil.rmtree(tmp_path / "claude")  # the transcripts gone before the journal is filed: its reports are kept
     assert sql(env, "SELECT count() AS n FROM ccusage_import_runs WHERE status = 'ok'") == [{"n": 2}]
+
+
+def test_a_run_after_a_journal_line_cut_short_keeps_its_own_line(tmp_path):
+    """A crash while appending leaves a line without its end; the next run's line starts on a line of its own, so
+    only the cut line is lost (its run saved no state after it), never the next."""
+    state = ci.LocalState(tmp_path)
+    run = {column: "x" for column in ci.RUN_COLUMNS} | {
+        "run_id": "6f1c3d0e-0000-4000-8000-000000000001", "started_at": "2026-12-07T06:00:00+00:00",
+        "finished_at": "2026-12-07T06:00:01+00:00"}
+    state.add_pending_run(run)
+    with state.pending_file.open("a") as handle:
+        handle.write('{"run_id": "6f1c3d0e-0000-4000-8000-0000000')  # cut short
+    state.add_pending_run({**run, "run_id": "6f1c3d0e-0000-4000-8000-000000000003"}, {"window": {}})
+    kept = state.pending_runs()
+    assert [str(r["run_id"])[-1] for r, _ in kept] == ["1", "3"] and kept[1][1] == {"window": {}}
+    assert stat.S_IMODE(state.pending_file.stat().st_mode) == 0o600
