@@ -63,6 +63,7 @@ from ccusage_importer import (
     help_epilog,
     now,
     number_setting,
+    open_store,
     parse_timestamp,
     redact,
     run_check,
@@ -854,7 +855,7 @@ class AdminStore:
 def admin_store(config: Config, purpose: str) -> Iterator[AdminStore]:
     """The store under the lock, for as short as possible: an hourly ccusage import can run between windows."""
     with run_lock(lock_path(config), config.lock_timeout, purpose):
-        store = Store.open(config)
+        store = open_store(config)  # the journal of ccusage imports filed too: its days are compared here
         try:
             yield AdminStore(store)
         finally:

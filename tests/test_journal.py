@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, sql, sql_many
+from conftest import run_admin, run_cli, sql, sql_many
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_incremental import SNAPSHOT
@@ -208,3 +208,17 @@ def test_a_run_after_a_journal_line_cut_short_keeps_its_own_line(tmp_path):
     kept = state.pending_runs()
     assert [str(r["run_id"])[-1] for r, _ in kept] == ["1", "3"] and kept[1][1] == {"window": {}}
     assert stat.S_IMODE(state.pending_file.stat().st_mode) == 0o600
+
+
+def test_the_admin_importer_files_the_journal_before_it_compares_days(tmp_path, make_env):
+    """The Admin API importer holds Claude Code's days as ccusage counted them against the API's: it opens the store
+    through open_store too, so an hour kept by cron is in the days it compares."""
+    claude = history(tmp_path)
+    env = make_env(claude)
+    assert run_cli(env, "--defer").returncode == 0
+    append_activity(claude, start=END + dt.timedelta(hours=1), seed=72)
+    assert status(run_cli(env, "--defer").stdout) == "deferred"
+    done = run_admin(env, "--validate")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert not journal_file(env).exists()
+    assert [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs ORDER BY started_at")] == ["ok", "ok"]
