@@ -222,3 +222,20 @@ def test_the_admin_importer_files_the_journal_before_it_compares_days(tmp_path, 
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
     assert not journal_file(env).exists()
     assert [r["status"] for r in sql(env, "SELECT status FROM ccusage_import_runs ORDER BY started_at")] == ["ok", "ok"]
+
+
+def test_an_import_by_hand_after_cron_kept_hours_files_them_and_shows_them(tmp_path, make_env):
+    """With nothing new since cron's last run, an import by hand still opens the store when the journal holds
+    imports: its totals then include the hours cron kept (the nothing-new shortcut would show the last opening's)."""
+    claude = history(tmp_path)
+    env = make_env(claude)
+    first = run_cli(env, "--defer")
+    append_activity(claude, start=END + dt.timedelta(hours=1), seed=72)
+    kept = run_cli(env, "--defer")
+    assert status(kept.stdout) == "deferred"
+    totals = re.compile(r"^\* laptop: .*$", re.MULTILINE)
+    assert totals.search(kept.stdout).group() == totals.search(first.stdout).group()  # as of the last opening
+    by_hand = run_cli(env)
+    assert status(by_hand.stdout) == "unchanged" and not journal_file(env).exists(), by_hand.stdout
+    assert totals.search(by_hand.stdout).group() != totals.search(first.stdout).group()
+    assert status(run_cli(env, "--defer").stdout) == "unchanged"  # cron's run: nothing to file, nothing opened
