@@ -2331,6 +2331,24 @@ def next_run_knows(window: Window | None, gone: GoneTranscripts, exact: Exact,
     return gone, block_starts_after(block_starts, exact.blocks_from, [r for r in incoming[BLOCKS] if exact(r)])
 
 
+def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
+                 hasher: NameHasher, documents: Mapping[str, Any], session_files: Mapping[tuple[str, str], int],
+                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]
+                 ) -> tuple[RunPlan, list[str], list[str]]:
+    """Turn one run's reports into records and plan them against the stored rows (`read`: Store.stored_records, or
+    the journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
+    reports that could not be parsed and the agents skipped (parse_reports)."""
+    parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
+                                            config.ccusage_version)
+    files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
+                    for (project, session), count in session_files.items()}
+    in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
+                 for project, session in window.sessions} if window else None
+    planned = plan_run(read, parsed, files_by_key, (window, in_window), gone, documents.get("blocks"), block_starts,
+                       config.timezone)
+    return planned, failed, skipped
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Local state: an hourly run with nothing new never starts the embedded engine
 # ----------------------------------------------------------------------------------------------------------------
@@ -3159,24 +3177,6 @@ def store_disagrees(store: Store, stored_fingerprint: str | None, expected: str 
 def hours_never_filled(store: Store) -> bool:
     """Whether this machine has Claude Code days stored but no hours (imported by a release before the hours)."""
     return store.tables_holding((DAILY.name, HOURS.name), store.config.machine_name, CLAUDE) == {DAILY.name}
-
-
-def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
-                 hasher: NameHasher, documents: Mapping[str, Any], session_files: Mapping[tuple[str, str], int],
-                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]
-                 ) -> tuple[RunPlan, list[str], list[str]]:
-    """Turn one run's reports into records and plan them against the stored rows (`read`: Store.stored_records, or
-    the journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
-    reports that could not be parsed and the agents skipped (parse_reports)."""
-    parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
-                                            config.ccusage_version)
-    files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
-                    for (project, session), count in session_files.items()}
-    in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
-                 for project, session in window.sessions} if window else None
-    planned = plan_run(read, parsed, files_by_key, (window, in_window), gone, documents.get("blocks"), block_starts,
-                       config.timezone)
-    return planned, failed, skipped
 
 
 @dataclass
