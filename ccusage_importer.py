@@ -1997,12 +1997,13 @@ class TablePlan:
     unchanged: int = 0
     kept: int = 0
 
-    def current(self) -> dict[tuple[Any, ...], Record]:
-        """The table's rows of this machine once the plan is written."""
-        rows = {**self.stored, **{r.key: r for r in self.write}}
+    def current(self, rows: Mapping[tuple[Any, ...], Record] | None = None) -> dict[tuple[Any, ...], Record]:
+        """The table's rows of this machine once the plan is written (`rows`: the rows it is applied to, if not the
+        ones it was planned against: the journal's, which hold more)."""
+        after = {**(self.stored if rows is None else rows), **{r.key: r for r in self.write}}
         for record in self.remove:
-            rows.pop(record.key, None)
-        return rows
+            after.pop(record.key, None)
+        return after
 
 
 def rows_written(plans: Iterable[TablePlan]) -> dict[str, int]:
@@ -3217,11 +3218,8 @@ class StoredRows:
         """Leave the rows as these plans of one import leave them."""
         for plan in plans:
             held = self.tables[plan.table]
-            held.rows.update({record.key: record for record in plan.write})
-            held.removed -= {record.key for record in plan.write}
-            for record in plan.remove:
-                held.rows.pop(record.key, None)
-                held.removed.add(record.key)
+            held.rows = plan.current(held.rows)
+            held.removed = held.removed - {r.key for r in plan.write} | {r.key for r in plan.remove}
 
     def written(self, ccusage_version: str) -> None:
         """Write what every import planned: each table's rows that differ from the stored ones, the stored rows
@@ -3252,6 +3250,12 @@ class JournalFiling:
     rows: dict[str, tuple[StoredRows, str]] = field(default_factory=dict)  # machine -> its rows, ccusage version
     key: bytes | None = None
     names: dict[str, str] = field(default_factory=dict)
+
+    def follow(self, machine: str) -> None:
+        """Start following a machine at its last successful import as stored."""
+        if machine not in self.last:
+            self.last[machine] = Store(self.store.client, dataclasses.replace(
+                self.store.config, machine_name=machine)).last_successful_fingerprint()
 
     def filed(self, run: Mapping[str, Any]) -> None:
         """Follow a run recorded (Store.last_successful_fingerprint: the newest `ok` or `unchanged`)."""
@@ -3306,9 +3310,7 @@ def file_journal(store: Store) -> None:
         machine = run["machine_name"]
         if run["run_id"] in done:
             continue
-        if machine not in filing.last:
-            filing.last[machine] = Store(store.client, dataclasses.replace(
-                store.config, machine_name=machine)).last_successful_fingerprint()
+        filing.follow(machine)
         if entry is not None and machine not in behind:
             try:
                 filed = filing.file(run, deferred_import(entry))
