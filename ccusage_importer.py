@@ -47,7 +47,7 @@ import uuid
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -1897,6 +1897,9 @@ class ParseContext:
     wants: Callable[[str], bool] = lambda agent: True
 
 
+ParsedReport = tuple[list[Record], list[str]]  # a report's records, and the agents it skipped (why)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Report:
     """One ccusage report a run fetches: its arguments, how its JSON becomes records, and how big it is.
@@ -1909,7 +1912,7 @@ class Report:
     name: str
     args: tuple[str, ...]
     unit: str
-    parse: Callable[[Any, ParseContext], tuple[list[Record], list[str]]]  # records, and agents skipped (why)
+    parse: Callable[[Any, ParseContext], ParsedReport]
     size: Callable[[Any], int]  # what ccusage reported, counted without trusting the shape
     tables: tuple[UsageTable, ...]  # what it fills (months are summed from the stored days)
     for_agents: bool = False  # the unified report of every agent but Claude Code
@@ -1958,10 +1961,12 @@ def report_sizes(documents: Mapping[str, Any]) -> dict[str, int]:
     return {name: REPORTS[name].size(doc) for name, doc in documents.items()}
 
 
-def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_version: str
+def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_version: str,
+                  early: Mapping[str, Future[ParsedReport]] | None = None
                   ) -> tuple[dict[str, list[Record]], list[str], list[str]]:
     """Each fetched report's records; a report of an unknown shape is named and skipped whole, an agent whose rows
-    do not fit is named and skipped alone (the second and third values say so)."""
+    do not fit is named and skipped alone (the second and third values say so). `early`: reports already being
+    parsed (with the same context) while the others were fetched."""
     def shape_error(report: Report, problem: str, outcome: str) -> str:
         return (f"`ccusage {report.command} --json` (ccusage {ccusage_version}) printed JSON of an unknown shape, "
                 f"{outcome}: {problem}")
@@ -1969,7 +1974,8 @@ def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_v
     parsed, failed, skipped = {}, [], []
     for name, doc in documents.items():
         try:
-            parsed[name], agent_errors = REPORTS[name].parse(doc, context)
+            parsed[name], agent_errors = early[name].result() if early and name in early else (
+                REPORTS[name].parse(doc, context))
             skipped += [shape_error(REPORTS[name], error, "rows skipped") for error in agent_errors]
         except ShapeError as exc:
             failed.append(shape_error(REPORTS[name], str(exc), "report skipped"))
@@ -2334,13 +2340,13 @@ def next_run_knows(window: Window | None, gone: GoneTranscripts, exact: Exact,
 
 def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
                  hasher: NameHasher, documents: Mapping[str, Any], session_files: Mapping[tuple[str, str], int],
-                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]
-                 ) -> tuple[RunPlan, list[str], list[str]]:
+                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime],
+                 early: Mapping[str, Future[ParsedReport]] | None = None) -> tuple[RunPlan, list[str], list[str]]:
     """Turn one run's reports into records and plan them against the stored rows (`read`: Store.stored_records, or
     the journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
     reports that could not be parsed and the agents skipped (parse_reports)."""
     parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
-                                            config.ccusage_version)
+                                            config.ccusage_version, early)
     files_by_key = {(CLAUDE, hasher.key_of(project), hasher.key_of(session)): count
                     for (project, session), count in session_files.items()}
     in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
@@ -4624,26 +4630,26 @@ class ClickHouseImporter:
             with ThreadPoolExecutor(max_workers=1) as background:
                 # Something changed: the engine opens (~0.4 s, much of it outside Python) while the window is worked
                 # out and, with the embedded store, ccusage runs. With --defer it opens only if the run needs it.
-                opening = None if may_defer else background.submit(self._open_store, phases)
+                opening = None if may_defer else background.submit(self._open_to_import, phases)
+                parser = self._parser(background, opening, scan) if opening is not None else None
                 try:
                     late = late_lines(scan, previous, last_line_time)
                     scan = with_late_lines(scan, late)
                     gone = gone_transcripts(previous, scan)
                     block_starts = [_from_ns(ns) for ns in previous.get("block_starts", [])]
                     window, why = self._window(scan, previous, state.problem, block_starts, gone)
-                    early = self._fetch(scan, phases, window, why) if config.embedded else None
+                    early = self._fetch(scan, phases, window, why, parser) if config.embedded else None
                     if may_defer and early and (deferred := self._defer(state, previous, scan, late, gone,
                                                                         block_starts, early, phases, result)):
                         return deferred
                 except BaseException:
                     if opening is not None:
                         with contextlib.suppress(Exception):
-                            opening.result().close()
+                            opening.result()[0].close()
                     raise
-                store = opening.result() if opening is not None else self._open_store(phases)
+                store, hasher = opening.result() if opening is not None else self._open_to_import(phases)
                 try:
                     with phases.timed("connect"):
-                        hasher = NameHasher(store.hash_key(config.hash_key), config.hash_projects)
                         store.keep_timezone(config.timezone, settings_timezone(previous.get("settings")))
                         stored_fingerprint = store.last_successful_fingerprint()
                     restored, withheld = restore_from_share(store, config) if config.share else (0, "")
@@ -4656,7 +4662,7 @@ class ClickHouseImporter:
                         elif window is not None and (
                                 why := store_disagrees(store, stored_fingerprint, previous.get("fingerprint"))):
                             window, early = None, None
-                        fetched = early if early is not None else self._fetch(scan, phases, window, why)
+                        fetched = early if early is not None else self._fetch(scan, phases, window, why, parser)
                         outcome = self._write(store, hasher, scan, fetched, phases, gone, block_starts)
                     store.record_runs([result(outcome).run_row()])
                     shared = None
@@ -4718,10 +4724,21 @@ class ClickHouseImporter:
                            gone_next, late, starts)
         return done
 
-    def _open_store(self, phases: Phases) -> Store:
-        """Store.open, timed as the run's `connect` (run beside the window's work: the engine's start is slow)."""
+    def _open_to_import(self, phases: Phases) -> tuple[Store, NameHasher]:
+        """open_store and the name hasher (its key is in the store), timed as the run's `connect`: run beside the
+        window's work and ccusage (the engine's start is slow)."""
         with phases.timed("connect"):
-            return open_store(self.config)
+            store = open_store(self.config)
+            return store, NameHasher(store.hash_key(self.config.hash_key), self.config.hash_projects)
+
+    def _parser(self, pool: ThreadPoolExecutor, opening: Future[tuple[Store, NameHasher]], scan: TranscriptScan
+                ) -> Callable[[str, Any], Future[ParsedReport]]:
+        """Parse each report as it comes back, while the others are still fetched: on the thread that opened the
+        store, once it has (the hasher's key is there). A full read's last reports then wait for less."""
+        def parse(name: str, doc: Any) -> Future[ParsedReport]:
+            return pool.submit(lambda: REPORTS[name].parse(doc, ParseContext(opening.result()[1], scan.session_files,
+                                                                             self.config.wants)))
+        return parse
 
     def _window(self, scan: TranscriptScan, previous: Mapping[str, Any], problem: str,
                 block_starts: Sequence[dt.datetime], gone: GoneTranscripts) -> tuple[Window | None, str]:
@@ -4750,15 +4767,18 @@ class ClickHouseImporter:
         """Transcripts plus every setting that changes the rows: a new version or zone must re-import."""
         return hashlib.sha256(f"{scan.fingerprint}/{self._settings()}".encode()).hexdigest()
 
-    def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None, why: str = "") -> Fetched:
-        """Every report this machine's data needs, fetched in parallel (`why`: why everything is read, if it is)."""
+    def _fetch(self, scan: TranscriptScan, phases: Phases, window: Window | None = None, why: str = "",
+               parse: Callable[[str, Any], Future[ParsedReport]] | None = None) -> Fetched:
+        """Every report this machine's data needs, fetched in parallel (`why`: why everything is read, if it is;
+        `parse`: starts parsing a report that came back)."""
         reports = reports_to_fetch(self.config, scan, window)
         if not reports:
             return Fetched(read=read_description(scan, window, why), window=window)
         with phases.timed("fetch"), read_scope(self.config, window) as (scope, window):
             runner = resolve_runner(self.config)
-            documents, errors = self._fetch_all(runner, reports, scope, len(reports) if window else FULL_READS_AT_ONCE)
-        return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window)
+            documents, errors, parsed = self._fetch_all(runner, reports, scope,
+                                                        len(reports) if window else FULL_READS_AT_ONCE, parse)
+        return Fetched(runner.name, documents, tuple(errors), read_description(scan, window, why), window, parsed)
 
     def _write(self, store: Store, hasher: NameHasher, scan: TranscriptScan, fetched: Fetched,
                phases: Phases, gone: GoneTranscripts, block_starts: Sequence[dt.datetime]) -> ImportOutcome:
@@ -4777,7 +4797,8 @@ class ClickHouseImporter:
         documents = fetched.documents
         with phases.timed("write"):
             planned, failed_reports, agent_errors = plan_reports(self.config, store.stored_records, hasher, documents,
-                                                                 scan.session_files, window, gone, block_starts)
+                                                                 scan.session_files, window, gone, block_starts,
+                                                                 fetched.parsed)
             plans, plan_errors = planned.plans, planned.errors
             store.write_records(plans, self.config.ccusage_version, now())
         errors = (*fetched.errors, *failed_reports, *agent_errors, *plan_errors, *unreadable)
@@ -4787,22 +4808,32 @@ class ClickHouseImporter:
                              report_sizes(documents), fetched.read,
                              planned.gone, planned.block_starts)
 
-    def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int
-                   ) -> tuple[dict[str, Any], list[str]]:
-        """Fetch the reports, `at_once` at a time; a failed report is named, the others go on."""
+    def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int,
+                   parse: Callable[[str, Any], Future[ParsedReport]] | None
+                   ) -> tuple[dict[str, Any], list[str], dict[str, Future[ParsedReport]]]:
+        """Fetch the reports, `at_once` at a time, in the order of REPORTS; a failed report is named, the others go
+        on. Each that comes back is handed to `parse` at once."""
         documents: dict[str, Any] = {}
-        errors = []
+        errors: dict[str, str] = {}
+        parsed = {}
         with ThreadPoolExecutor(max_workers=min(len(reports), at_once)) as pool:
-            futures = {report.name: pool.submit(fetch_report, runner, report, self.config, scope)
+            futures = {pool.submit(fetch_report, runner, report, self.config, scope): report.name
                        for report in reports}
-            for count, (name, future) in enumerate(futures.items(), 1):
-                self.progress.update(f"fetching ccusage reports {count}/{len(futures)}: {name}")
+            self.progress.update(f"fetching {len(futures)} ccusage reports")
+            for count, future in enumerate(as_completed(futures), 1):
+                name = futures[future]
+                self.progress.update(f"fetching {len(futures)} ccusage reports: {count} back ({name})")
                 try:
                     documents[name] = future.result()
                 except ReportError as exc:
-                    errors.append(str(exc))
+                    errors[name] = str(exc)
+                    continue
+                if parse:
+                    parsed[name] = parse(name, documents[name])
         self.progress.done()
-        return documents, errors
+        in_order = [report.name for report in reports]
+        return ({name: documents[name] for name in in_order if name in documents},
+                [errors[name] for name in in_order if name in errors], parsed)
 
 @dataclass(frozen=True)
 class Fetched:
@@ -4813,6 +4844,7 @@ class Fetched:
     errors: tuple[str, ...] = ()
     read: str = ""  # which transcripts Claude Code's reports read, for the summary
     window: Window | None = None  # what an incremental run read (None: everything)
+    parsed: Mapping[str, Future[ParsedReport]] = field(default_factory=dict)  # reports parsed as they came back
 
 
 @dataclass(frozen=True)
