@@ -3,7 +3,9 @@
 For each history size it measures, in one run:
   (a) baseline   five ccusage reports (daily, monthly, session, blocks, daily --instances), three at a time,
                  through the runner the importer uses: what the seed's importer fetched every hour;
-  (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output);
+  (b) full       a full import into a fresh embedded store (fetch and write phases from the importer's output),
+                 next to (b') the Claude Code reports it runs, run as it runs them (FULL_READS_AT_ONCE at a time)
+                 without it: (b) - (b') is what the importer adds (its start, the engine, parsing, planning, writing);
   (c) unchanged  a second import with no new transcript bytes;
   (d) new hour   an import after appending one hour of activity (a few hundred lines) as cron runs it (--defer:
                  its reports wait in the journal), next to (d') one `ccusage claude daily` on the same folder (what
@@ -213,6 +215,10 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     results.append(("(a) baseline: 5 reports, 3 at a time", measure(baseline, env, parallel=3)))
     full = measure([IMPORTER], env)
     results.append(("(b) full import, fresh store", full))
+    own_reports = [[*runner.argv, "claude", *report.args, "--json", "--offline", "--timezone", "UTC"]
+                   for report in ci.REPORTS.values() if not report.for_agents]
+    results.append((f"(b') the reports (b) runs, {ci.FULL_READS_AT_ONCE} at a time, no store",
+                    measure(own_reports, env, parallel=ci.FULL_READS_AT_ONCE)))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
     results.append(("(c) second import, nothing new", measure([IMPORTER], env)))
     results.append(("(d) import after one new hour (as cron: --defer)", measure([IMPORTER], new_hour(claude, env))))
@@ -317,6 +323,9 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
              ("(e)", "(e')", "both reading what the cleanup left"))
     rows += [f"\n{run} ÷ {peer}, {what}: {walls[run] / walls[peer]:.3f}" for run, peer, what in pairs
              if run in walls and peer in walls]
+    if "(b)" in walls and "(b')" in walls:
+        added = walls["(b)"] - walls["(b')"]
+        rows.append(f"\n(b) − (b'), what a full import adds to the reports it runs: {added:.2f} s")
     return "\n".join(rows)
 
 
