@@ -4629,7 +4629,8 @@ class ClickHouseImporter:
             may_defer = self._may_defer(state)
             with ThreadPoolExecutor(max_workers=1) as background:
                 # Something changed: the engine opens (~0.4 s, much of it outside Python) while the window is worked
-                # out and, with the embedded store, ccusage runs. With --defer it opens only if the run needs it.
+                # out and, with the embedded store, ccusage runs; then each report that comes back is parsed on the
+                # same thread, in turn. With --defer the engine opens only if the run needs it.
                 opening = None if may_defer else background.submit(self._open_to_import, phases)
                 parser = self._parser(background, opening, scan) if opening is not None else None
                 try:
@@ -4678,7 +4679,9 @@ class ClickHouseImporter:
                         with phases.timed("budgets"):
                             budgets = watch_budgets(store, config)
                     done = result(outcome, lines, budgets, shared)
-                    state.remember_names(hasher.names)
+                    # On the thread that parses, after every report it was given (a run whose store already held
+                    # this import did not wait for them): the names it hashed are all there.
+                    background.submit(state.remember_names, hasher.names).result()
                     if done.status == "ok":
                         state.remember(config.machine_name, fingerprint, list(lines), self._settings(),
                                        scan.transcripts, outcome.gone or gone, late,
@@ -4811,8 +4814,8 @@ class ClickHouseImporter:
     def _fetch_all(self, runner: Runner, reports: Sequence[Report], scope: ReadScope, at_once: int,
                    parse: Callable[[str, Any], Future[ParsedReport]] | None
                    ) -> tuple[dict[str, Any], list[str], dict[str, Future[ParsedReport]]]:
-        """Fetch the reports, `at_once` at a time, in the order of REPORTS; a failed report is named, the others go
-        on. Each that comes back is handed to `parse` at once."""
+        """Fetch the reports, `at_once` at a time; a failed report is named, the others go on. Each that comes back
+        is handed to `parse` at once; documents and errors come back in the order of `reports`."""
         documents: dict[str, Any] = {}
         errors: dict[str, str] = {}
         parsed = {}
