@@ -138,13 +138,15 @@ def phases(output: str) -> dict[str, float]:
     return {name: float(sec) for name, sec in re.findall(r"(\w+) ([\d.]+) s", match.group(1))} if match else {}
 
 
-def history(workdir: Path, lines: int) -> Path:
-    """A generated 90-day history of about `lines` lines, reused between benchmark runs."""
-    claude = workdir / f"history-{lines}"
+def history(workdir: Path, lines: int, days: int = 90) -> Path:
+    """A generated history of about `lines` lines over `days` days, reused between benchmark runs. Sessions are
+    longer as the lines per day grow (40 lines up to 100k lines in 90 days, 250 at 1M)."""
+    claude = workdir / (f"history-{lines}" if days == 90 else f"history-{lines}-{days}d")
     if not (claude / "projects").exists():
         started = time.monotonic()
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-        generate(claude, seed=2026, days=90, lines_total=lines, lines_per_session=max(40, lines // 4000), end=end)
+        generate(claude, seed=2026, days=days, lines_total=lines, lines_per_session=max(40, lines * 90 // days // 4000),
+                 end=end)
         print(f"  generated {lines:,} lines in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return claude
 
@@ -195,8 +197,8 @@ def engine_footprint(workdir: Path, env: dict) -> float:
     return peak
 
 
-def bench(lines: int, workdir: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
-    claude = history(workdir, lines)
+def bench(lines: int, days: int, workdir: Path, env: dict, runner: ci.Runner) -> list[tuple[str, Measurement]]:
+    claude = history(workdir, lines, days)
     scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=workdir))
     try:
         return _bench(lines, claude, scratch, env, runner)
@@ -332,6 +334,9 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--days", type=int, default=90,
+                        help="days the generated history spans (default 90); more days at the same lines per day "
+                             "is a machine that keeps its transcripts longer (cleanupPeriodDays)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ccusage-import-bench")
     parser.add_argument("--agents-scale", type=int, default=20,
                         help="size of the every-agent machine (tests/agent_logs.py generate_machine scale; 0: skip)")
@@ -348,7 +353,8 @@ def main() -> None:
     print(f"engine alone (clickhouse-connect over chDB, empty store, one insert): peak {engine_mb:.0f} MB")
     for lines in args.lines:
         load = os.getloadavg()[0]
-        print(report(f"{lines:,} transcript lines", bench(lines, args.workdir, env, runner), engine_mb), flush=True)
+        title = f"{lines:,} transcript lines" + (f" over {args.days} days" if args.days != 90 else "")
+        print(report(title, bench(lines, args.days, args.workdir, env, runner), engine_mb), flush=True)
         print(f"\nload average (1 min, the machine's other work included): {load:.2f} at the start, "
               f"{os.getloadavg()[0]:.2f} at the end", flush=True)
     if args.agents_scale:
