@@ -1996,18 +1996,24 @@ def parse_reports(documents: Mapping[str, Any], context: ParseContext, ccusage_v
 @dataclass
 class TablePlan:
     """What one table gets from a run. `kept` rows are stored ones that ccusage now reports with less (or that
-    it reports in a way no full read would: not written). `remove` are stored rows that are provably not there,
-    `replace` the keys of stored rows a smaller row replaces: the store deletes both before it inserts."""
+    it reports in a way no full read would: not written). `remove` are stored rows that are provably not there:
+    the store deletes them, and the stored rows a smaller one replaces (`shrunk`) where its table keeps the larger
+    of two rows, before it inserts."""
 
     table: UsageTable
     stored: Mapping[tuple[Any, ...], Record]
     write: list[Record] = field(default_factory=list)
     remove: list[Record] = field(default_factory=list)
-    replace: set[tuple[Any, ...]] = field(default_factory=set)
     new: int = 0
     changed: int = 0
     unchanged: int = 0
     kept: int = 0
+
+    @property
+    def shrunk(self) -> set[tuple[Any, ...]]:
+        """The keys of stored rows this plan writes smaller."""
+        return {r.key for r in self.write if (old := self.stored.get(r.key)) is not None
+                and r.total_tokens < old.total_tokens}
 
     def current(self, rows: Mapping[tuple[Any, ...], Record] | None = None) -> dict[tuple[Any, ...], Record]:
         """The table's rows of this machine once the plan is written (`rows`: the rows it is applied to, if not the
@@ -2166,8 +2172,6 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
         elif exact(record):
             plan.changed += 1
             plan.write.append(record)
-            if record.total_tokens < old.total_tokens:
-                plan.replace.add(record.key)
         elif _absorbed_history(record, old, lost) or _replayed_copies(record, old, lost) or (
                 record.total_tokens < old.total_tokens and not _files_intact(record.row, old)):
             plan.kept += 1
@@ -2315,8 +2319,7 @@ def plan_run(stored_records: Callable[[UsageTable, Any], dict[tuple[Any, ...], R
             all_days = {**stored[DAILY], **{r.key: r for r in days.write}}
             for record in days.remove:
                 del all_days[record.key]
-            shrank = frozenset((r.row["agent"], r.row["date"].replace(day=1)) for r in days.remove + [
-                r for r in days.write if r.key in days.replace])
+            shrank = frozenset((key[0], key[1].replace(day=1)) for key in {r.key for r in days.remove} | days.shrunk)
             months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
                                 stored_records(MONTHLY, since.get(MONTHLY)),
                                 exact=dataclasses.replace(exact, months=shrank))
@@ -2614,6 +2617,7 @@ class SchemaObject:
     kind: str
     columns: tuple[str, ...]
     types: Mapping[str, str] = field(default_factory=dict)
+    version: str = ""  # a ReplacingMergeTree's version column: of two rows with one key, the larger stays
 
 
 def expected_schema(sql: str) -> dict[str, SchemaObject]:
@@ -2630,7 +2634,8 @@ def expected_schema(sql: str) -> dict[str, SchemaObject]:
                      if not re.match(r"(INDEX|CONSTRAINT|PROJECTION)\b", item, re.I)]
             types = {name.strip("`"): re.split(r"\s+(?:DEFAULT|MATERIALIZED|CODEC|COMMENT)\b", kind)[0].strip()
                      for name, kind in items}
-            schema[table.group(1)] = SchemaObject("table", tuple(types), types)
+            version = re.search(r"ENGINE\s*=\s*ReplacingMergeTree\((\w+)\)", statement)
+            schema[table.group(1)] = SchemaObject("table", tuple(types), types, version.group(1) if version else "")
         elif view:
             names = (re.search(r"(?:\bAS\s+|^)`?(\w+)`?$", item, re.I) for item in
                      _top_level(view.group(2), stop="FROM"))
@@ -3009,7 +3014,8 @@ class Store:
         machine, breakdown_rows, used_rows = self.config.machine_name, [], []
         for plan in plans:
             table = plan.table
-            self._delete(table, [*(r.key for r in plan.remove), *plan.replace])
+            shrunk = plan.shrunk if SCHEMA[table.name].version == "total_tokens" else set()
+            self._delete(table, [*(r.key for r in plan.remove), *shrunk])
             for record in [*plan.write, *(dataclasses.replace(r, breakdowns={}) for r in plan.remove)]:
                 old = plan.stored.get(record.key)
                 gone = set(old.breakdowns) - set(record.breakdowns) if old else set()
@@ -3235,7 +3241,7 @@ class StoredRows:
 
     def written(self, ccusage_version: str) -> None:
         """Write what every import planned: each table's rows that differ from the stored ones, the stored rows
-        that went, and those a smaller row replaces."""
+        that went (write_records also deletes first the rows a smaller one replaces)."""
         plans = []
         for table, held in self.tables.items():
             plan = TablePlan(table, held.stored, remove=[held.stored[key] for key in held.removed
@@ -3244,8 +3250,6 @@ class StoredRows:
                 old = held.stored.get(key)
                 if old is None or old.row != record.row or old.breakdowns != record.breakdowns:
                     plan.write.append(record)
-                    if old is not None and record.total_tokens < old.total_tokens:
-                        plan.replace.add(key)
             plans.append(plan)
         self.store.write_records(plans, ccusage_version, now())
 

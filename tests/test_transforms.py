@@ -215,7 +215,7 @@ def test_plan_makes_exact_blocks_equal_to_the_report():
     stored = {b.key: b for b in (block(0, 100), block(12, 50), block(20, 70))}
     exact = ci.Exact(blocks_from=dt.datetime(2026, 1, 1, 11, tzinfo=dt.UTC))
     plan = ci.plan_table(ci.BLOCKS, [block(0, 90), block(11, 60), block(20, 40)], stored, exact=exact)
-    assert [r.row["start_time"].hour for r in plan.write] == [11, 20] and plan.replace == {block(20, 0).key}
+    assert [r.row["start_time"].hour for r in plan.write] == [11, 20] and plan.shrunk == {block(20, 0).key}
     assert [r.row["start_time"].hour for r in plan.remove] == [12] and plan.kept == 1  # 0:00 is not exact
     assert plan.current()[block(0, 0).key].total_tokens == 100  # before the exact range: never smaller
 
@@ -244,7 +244,7 @@ def test_a_windows_plan_of_blocks_needs_no_stored_block_before_its_bound(stored,
         return
 
     def outcome(plan: ci.TablePlan):
-        return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove], plan.replace,
+        return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove], plan.shrunk,
                 (plan.new, plan.changed, plan.kept))
 
     assert outcome(ci.plan_table(ci.BLOCKS, reported, read, exact=exact)) == outcome(
@@ -303,7 +303,7 @@ def test_plan_makes_exact_hours_equal_to_the_report_and_never_shrinks_the_others
     plan = ci.plan_table(ci.HOURS, [hour(9, 60), hour(10, 80), hour(11, 30)], stored, exact=exact)
     rows = {key[1].hour: record.total_tokens for key, record in plan.current().items()}
     assert rows == {9: 100, 10: 80, 11: 30}  # 9:00 is before the exact hours: kept; 12:00 is not reported: removed
-    assert plan.replace == {hour(10, 0).key} and [r.key for r in plan.remove] == [hour(12, 0).key]
+    assert plan.shrunk == {hour(10, 0).key} and [r.key for r in plan.remove] == [hour(12, 0).key]
 
 
 def session(first_hour: int, tokens: int, key: str = "s", files: int = 1) -> ci.Record:
