@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 __version__ = "1.0.0"
 
@@ -1521,6 +1521,24 @@ class Record:
         return self.row["total_tokens"]
 
 
+class SessionSpan(NamedTuple):
+    """What a plan needs of every stored Claude Code session, also of those it does not compare: when it was
+    active, how many transcript files it was stored with, whether it counts tokens (its columns' names)."""
+
+    first_activity: dt.datetime | None
+    last_activity: dt.datetime | None
+    transcript_files: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, record: Record) -> SessionSpan:
+        return cls(record.row.get("first_activity"), record.row.get("last_activity"),
+                   record.row.get("transcript_files", 0), record.total_tokens)
+
+
+LostSpan = tuple[tuple[Any, ...], dt.datetime, dt.datetime]  # a session's key, first and last activity (_lost_spans)
+
+
 def _block_start_key(row: Mapping[str, Any]) -> str:
     return row["start_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -2093,7 +2111,7 @@ def compared_from(window: Window | None, blocks: Sequence[Record], exact: Exact)
     return bounds
 
 
-def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[Record],
+def moved_sessions(stored: Iterable[tuple[Any, ...]], incoming: Sequence[Record],
                    files: Mapping[tuple[Any, ...], int]) -> set[tuple[Any, ...]]:
     """Stored Claude Code sessions with no transcript left in their project folder that ccusage now reports under
     another one: moved there (a session id is its own; its project folder is where a person put it)."""
@@ -2102,14 +2120,13 @@ def moved_sessions(stored: Mapping[tuple[Any, ...], Record], incoming: Sequence[
             and elsewhere.get((key[0], key[2]), key[1]) != key[1]}
 
 
-def missing_lines_before(stored: Mapping[tuple[Any, ...], Record], files: Mapping[tuple[Any, ...], int],
+def missing_lines_before(spans: Mapping[tuple[Any, ...], SessionSpan], files: Mapping[tuple[Any, ...], int],
                          moved: Iterable[tuple[Any, ...]]) -> dt.datetime | None:
     """When no state says which transcripts went: the newest last activity of a stored Claude Code session with
     fewer transcripts on disk than it was stored with (and not moved). Every line ccusage cannot see is older."""
     moved = set(moved)
-    return max((old.row["last_activity"] for key, old in stored.items() if key[0] == CLAUDE and key not in moved
-                and old.row.get("last_activity") and files.get(key, 0) < old.row.get("transcript_files", 0)),
-               default=None)
+    return max((span.last_activity for key, span in spans.items() if key[0] == CLAUDE and key not in moved
+                and span.last_activity and files.get(key, 0) < span.transcript_files), default=None)
 
 
 BLOCK_STARTS_KEPT = 500  # the full history's block starts a state keeps: about 100 days of daily work
@@ -2132,8 +2149,7 @@ def _overlaps(start: dt.datetime, end: dt.datetime, intervals: Sequence[tuple[dt
 def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tuple[Any, ...], Record],
                session_files: Mapping[tuple[Any, ...], int] | None = None,
                exact: Callable[[Record], bool] = lambda record: False,
-               moved: Iterable[tuple[Any, ...]] = (), history: Mapping[tuple[Any, ...], Record] | None = None
-               ) -> TablePlan:
+               moved: Iterable[tuple[Any, ...]] = (), lost: Sequence[LostSpan] | None = None) -> TablePlan:
     """Decide per record: new, changed (written), unchanged, or kept (the stored row has more history).
 
     A row the reports computed from every line that counts for it (`exact`) is written as reported, also when
@@ -2147,8 +2163,8 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
       files moved to another project folder (`moved`), was taken over whole: it gets a zero row; any other row that
       ccusage no longer reports stays as it is;
     - a session whose first activity moved earlier while another session of its project lost files has absorbed
-      replayed lines of a deleted session: kept (`history`: every stored row of the table, where the lost
-      sessions are found; `stored` may hold only those the run compares);
+      replayed lines of a deleted session: kept (`lost`: every stored session that lost files, _lost_spans; by
+      default those of `stored`, which may hold only the sessions a run compares);
     - a session that grew while no line of its own was written (`_replayed_copies`) took over replayed copies whose
       fuller copies were in a deleted file, and the stored row of that file's session counts them: kept;
     - a block that is not provably the full history's is written only when it grew under the same start (the lines
@@ -2156,8 +2172,9 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
       kept out, for it may be cut differently from the full history's.
     """
     plan = TablePlan(table, stored)
-    lost = _lost_spans(stored if history is None else history, session_files) if (
-        table is SESSIONS and session_files is not None) else []
+    if lost is None:
+        lost = _lost_spans({key: SessionSpan.of(r) for key, r in stored.items()}, session_files or {}) if (
+            table is SESSIONS and session_files is not None) else []
     exact_blocks = [(r.row["start_time"], r.row["end_time"]) for r in incoming if table is BLOCKS and exact(r)]
     for record in incoming:
         old = stored.get(record.key)
@@ -2192,8 +2209,7 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
     return plan
 
 
-def _absorbed_history(record: Record, old: Record,
-                      lost: Sequence[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]) -> bool:
+def _absorbed_history(record: Record, old: Record, lost: Sequence[LostSpan]) -> bool:
     """A session whose first activity moved earlier while another session of its project has lost files took over
     lines the lost file's stored row counts. Without such a loss the stored row was incomplete (its head had not
     been read whole), and the earlier first activity is the truth."""
@@ -2202,17 +2218,16 @@ def _absorbed_history(record: Record, old: Record,
         key != record.key and key[:2] == record.key[:2] and lost_first <= old_first for key, lost_first, _ in lost)
 
 
-def _lost_spans(stored: Mapping[tuple[Any, ...], Record], session_files: Mapping[tuple[Any, ...], int]
-                ) -> list[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]:
+def _lost_spans(spans: Mapping[tuple[Any, ...], SessionSpan], session_files: Mapping[tuple[Any, ...], int]
+                ) -> list[LostSpan]:
     """(key, first, last activity) of each stored session that counts tokens while fewer of its transcript files
     are on disk than its row records: its row still counts lines whose file ccusage no longer sees."""
-    return [(key, old.row["first_activity"], old.row["last_activity"]) for key, old in stored.items()
-            if old.total_tokens and old.row.get("first_activity") and old.row.get("last_activity")
-            and session_files.get(key, 0) < old.row.get("transcript_files", 0)]
+    return [(key, span.first_activity, span.last_activity) for key, span in spans.items()
+            if span.total_tokens and span.first_activity and span.last_activity
+            and session_files.get(key, 0) < span.transcript_files]
 
 
-def _replayed_copies(record: Record, old: Record,
-                     lost: Sequence[tuple[tuple[Any, ...], dt.datetime, dt.datetime]]) -> bool:
+def _replayed_copies(record: Record, old: Record, lost: Sequence[LostSpan]) -> bool:
     """A session that grew although no line of its own was written: no new file, the same first activity, and its
     last activity as stored or within the span of another session whose file has gone (lines written now are
     newer than a deleted file). ccusage keeps the largest copy of a response, so a resumed transcript's partial
@@ -2277,31 +2292,41 @@ class RunPlan:
     block_starts: tuple[dt.datetime, ...]
 
 
-def plan_run(stored_records: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
-             parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
+class RowSource(Protocol):
+    """What a plan reads of the stored rows: Store, or while the journal is filed StoredRows (the rows as the
+    imports filed before left them)."""
+
+    def stored_records(self, table: UsageTable, claude_rows: Any = None) -> dict[tuple[Any, ...], Record]: ...
+
+    def session_spans(self) -> dict[tuple[Any, ...], SessionSpan]: ...
+
+
+def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key: Mapping[tuple[str, str, str], int],
              read: tuple[Window | None, set[tuple[str, str, str]] | None], gone: GoneTranscripts, blocks: Any,
              block_starts: Sequence[dt.datetime], timezone: str) -> RunPlan:
     """Every table's plan before anything is written. Each table is compared with the stored rows of the agents
-    its fetched reports cover (`stored_records(table, claude_from)`: Store.stored_records), so an agent whose
-    report failed keeps every row (no session of it is ever zeroed). Claude Code's days are summed from its
-    project-days and every agent's months from the stored and new days, so a value no table can hold stops that
-    whole chain, never half of it. In an incremental run only the Claude Code sessions the window holds whole (and
-    those that moved to them) are compared: the others were not read, and days before the window were not
-    reported. What the reports hold whole is `Exact`; `gone` comes back known (from the stored sessions when no
-    state said), for the next run, as do the block starts (`block_starts`: those known so far)."""
+    its fetched reports cover (`source.stored_records`), so an agent whose report failed keeps every row (no
+    session of it is ever zeroed). Claude Code's days are summed from its project-days and every agent's months
+    from the stored and new days, so a value no table can hold stops that whole chain, never half of it. In an
+    incremental run only the Claude Code sessions the window holds whole (and those that moved to them) are read
+    and compared: the others were not read by ccusage, and days before the window were not reported; of every
+    other stored session, its span (`source.session_spans`) tells whether it lost files. What the reports hold
+    whole is `Exact`; `gone` comes back known (from the stored sessions when no state said), for the next run, as
+    do the block starts (`block_starts`: those known so far)."""
     fetched = [REPORTS[name] for name in parsed]
     incoming = incoming_records(parsed)
     reported = {table for report in fetched for table in report.tables}
-    stored = {SESSIONS: stored_records(SESSIONS, None)} if SESSIONS in reported or not gone.known else {}
+    spans = source.session_spans() if SESSIONS in reported or not gone.known else {}
     window, in_window = read  # what the window read, and the Claude Code sessions it holds whole (their keys)
-    moved = moved_sessions(stored.get(SESSIONS, {}), incoming[SESSIONS], files_by_key)
+    moved = moved_sessions(spans, incoming[SESSIONS], files_by_key)
     if not gone.known:
-        missing = missing_lines_before(stored[SESSIONS], files_by_key, moved)
+        missing = missing_lines_before(spans, files_by_key, moved)
         gone = GoneTranscripts(_ns(missing) if missing else 0)
     exact = exact_of(window, gone, blocks, timezone)
-    since = compared_from(window, incoming[BLOCKS], exact)
-    stored |= {table: stored_records(table, since.get(table)) for table in USAGE_TABLES
-               if table in reported and table is not SESSIONS}
+    since: dict[UsageTable, Any] = {**compared_from(window, incoming[BLOCKS], exact),
+                                    SESSIONS: None if in_window is None else frozenset(in_window | moved)}
+    stored = {table: source.stored_records(table, since.get(table)) for table in USAGE_TABLES if table in reported}
+    lost = _lost_spans(spans, files_by_key)
 
     def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
         def read_whole(record: Record) -> bool:
@@ -2310,7 +2335,8 @@ def plan_run(stored_records: Callable[[UsageTable, Any], dict[tuple[Any, ...], R
 
         covered = {key: r for key, r in stored[table].items() if read_whole(r) and any(
             f.covers(table, r.row["agent"]) for f in fetched)}
-        return plan_table(table, [r for r in records if read_whole(r)], covered, files, exact, moved, stored[table])
+        return plan_table(table, [r for r in records if read_whole(r)], covered, files, exact, moved,
+                          lost if table is SESSIONS else [])
 
     plans, errors = [], []
     if DAILY in stored:
@@ -2321,7 +2347,7 @@ def plan_run(stored_records: Callable[[UsageTable, Any], dict[tuple[Any, ...], R
                 del all_days[record.key]
             shrank = frozenset((key[0], key[1].replace(day=1)) for key in {r.key for r in days.remove} | days.shrunk)
             months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
-                                stored_records(MONTHLY, since.get(MONTHLY)),
+                                source.stored_records(MONTHLY, since.get(MONTHLY)),
                                 exact=dataclasses.replace(exact, months=shrank))
             plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
             plans += [days, months]
@@ -2347,12 +2373,12 @@ def next_run_knows(window: Window | None, gone: GoneTranscripts, exact: Exact,
     return gone, block_starts_after(block_starts, exact.blocks_from, [r for r in incoming[BLOCKS] if exact(r)])
 
 
-def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[Any, ...], Record]],
-                 hasher: NameHasher, documents: Mapping[str, Any], session_files: Mapping[tuple[str, str], int],
-                 window: Window | None, gone: GoneTranscripts, block_starts: Sequence[dt.datetime],
+def plan_reports(config: Config, source: RowSource, hasher: NameHasher, documents: Mapping[str, Any],
+                 session_files: Mapping[tuple[str, str], int], window: Window | None, gone: GoneTranscripts,
+                 block_starts: Sequence[dt.datetime],
                  early: Mapping[str, Future[ParsedReport]] | None = None) -> tuple[RunPlan, list[str], list[str]]:
-    """Turn one run's reports into records and plan them against the stored rows (`read`: Store.stored_records, or
-    the journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
+    """Turn one run's reports into records and plan them against the stored rows (`source`: the Store, or the
+    journal's StoredRows), with the settings of `config` (machine, zone, agents, ccusage version). Also the
     reports that could not be parsed and the agents skipped (parse_reports)."""
     parsed, failed, skipped = parse_reports(documents, ParseContext(hasher, session_files, config.wants),
                                             config.ccusage_version, early)
@@ -2360,7 +2386,7 @@ def plan_reports(config: Config, read: Callable[[UsageTable, Any], dict[tuple[An
                     for (project, session), count in session_files.items()}
     in_window = {(CLAUDE, hasher.key_of(project), hasher.key_of(session))
                  for project, session in window.sessions} if window else None
-    planned = plan_run(read, parsed, files_by_key, (window, in_window), gone, documents.get("blocks"), block_starts,
+    planned = plan_run(source, parsed, files_by_key, (window, in_window), gone, documents.get("blocks"), block_starts,
                        config.timezone)
     return planned, failed, skipped
 
@@ -2945,14 +2971,21 @@ class Store:
 
     # -- usage rows ---------------------------------------------------------------------------------------------
 
-    def stored_records(self, table: UsageTable, claude_from: Any = None) -> dict[tuple[Any, ...], Record]:
-        """This machine's current rows of a usage table (FINAL), with their per-model children; of Claude Code's
-        only those whose period begins at `claude_from` or later, if given (what a window's plan compares)."""
-        parameters: dict[str, Any] = {"machine": self.config.machine_name}
+    def stored_records(self, table: UsageTable, claude_rows: Any = None) -> dict[tuple[Any, ...], Record]:
+        """This machine's current rows of a usage table (FINAL), with their per-model children; of Claude Code's,
+        if `claude_rows` is given, only those a window's plan compares: of a period table those whose period
+        begins at `claude_rows` or later, of the sessions those whose key is in `claude_rows`."""
+        parameters: dict[str, Any] = {"machine": self.config.machine_name, "claude": CLAUDE}
         rows = children = ""
-        if claude_from is not None:  # a period's record keys sort as its times (UsageTable)
-            parameters |= {"claude": CLAUDE, "from": claude_from,
-                           "key_from": table.record_key({**dict.fromkeys(table.key, ""), table.period: claude_from})}
+        if claude_rows is not None and not table.period:
+            parameters |= {"keys": [key[1:] for key in claude_rows], "record_keys": [
+                table.record_key(dict(zip(table.key, key, strict=True))) for key in claude_rows]}
+            key = ", ".join(table.key[1:])  # a session's project_key, session_key
+            rows = f" AND (agent != {{claude:String}} OR ({key}) IN {{keys:Array(Tuple(String, String))}})"
+            children = " AND (agent != {claude:String} OR record_key IN {record_keys:Array(String)})"
+        elif claude_rows is not None:  # a period's record keys sort as its times (UsageTable)
+            parameters |= {"from": claude_rows, "key_from": table.record_key(
+                {**dict.fromkeys(table.key, ""), table.period: claude_rows})}
             since = f"{{from:{bind_type(table.name, table.period)}}}"
             rows = f" AND (agent != {{claude:String}} OR {table.period} >= {since})"
             children = " AND (agent != {claude:String} OR record_key >= {key_from:String})"
@@ -2970,6 +3003,16 @@ class Store:
             record.breakdowns = breakdowns.get((row["agent"], record.record_key), {})
             records[record.key] = record
         return records
+
+    def session_spans(self) -> dict[tuple[Any, ...], SessionSpan]:
+        """Every stored Claude Code session of this machine, its span only: a window's plan compares few sessions
+        and asks of all the others only whether they lost files (0.05 s, not 0.4 s, at 25,000 sessions)."""
+        result = self.client.query(
+            f"SELECT {', '.join((*SESSIONS.key[1:], *SessionSpan._fields))} FROM {SESSIONS.name} FINAL "
+            "WHERE machine_name = {machine:String} AND agent = {claude:String}",
+            parameters={"machine": self.config.machine_name, "claude": CLAUDE})
+        return {(CLAUDE, project, session): SessionSpan(utc(first), utc(last), files, tokens)
+                for project, session, first, last, files, tokens in result.result_rows}
 
     def tables_holding(self, tables: Sequence[str], machine: str, agent: str = "") -> set[str]:
         """Which of `tables` hold a row of `machine` (of its `agent`, if given): one query that reads one row of
@@ -3200,10 +3243,11 @@ def hours_never_filled(store: Store) -> bool:
 
 @dataclass
 class HeldTable:
-    """A table's stored rows as filing the journal holds them: as read (`stored`, from `since` on), and as the
-    deferred imports planned so far leave them (`rows`)."""
+    """A table's stored rows as filing the journal holds them: as read (`stored`: of Claude Code's those of `read`,
+    what Store.stored_records was asked for, None for all), and as the deferred imports planned so far leave them
+    (`rows`)."""
 
-    since: Any
+    read: Any
     stored: dict[tuple[Any, ...], Record]
     rows: dict[tuple[Any, ...], Record]
     removed: set[tuple[Any, ...]] = field(default_factory=set)
@@ -3213,31 +3257,47 @@ class StoredRows:
     """One machine's stored rows while the journal's imports are filed: each import is planned against the rows as
     the one before left them, in memory, and the store gets one write for all of them (written), as if each had
     been written in turn: a row ends as the last import left it, a smaller one replacing the stored one. A table is
-    read once, and again only from an earlier period on (the rows already changed kept)."""
+    read once, and again only what was not read yet (from an earlier period on; sessions of other keys), the rows
+    already changed kept; the sessions' spans are read once and follow the plans."""
 
     def __init__(self, store: Store):
         self.store = store
         self.tables: dict[UsageTable, HeldTable] = {}
+        self.spans: dict[tuple[Any, ...], SessionSpan] | None = None
 
-    def __call__(self, table: UsageTable, claude_from: Any) -> dict[tuple[Any, ...], Record]:
+    def stored_records(self, table: UsageTable, claude_rows: Any = None) -> dict[tuple[Any, ...], Record]:
+        """As Store.stored_records, as the imports planned so far leave them."""
         held = self.tables.get(table)
-        if held is None or (held.since is not None and (claude_from is None or claude_from < held.since)):
-            read = self.store.stored_records(table, claude_from)
-            if held is None:
-                held = self.tables[table] = HeldTable(claude_from, read, dict(read))
-            else:  # from an earlier period on: the rows planned so far stay as planned
-                held.since, held.stored = claude_from, read
-                held.rows |= {key: record for key, record in read.items()
-                              if key not in held.rows and key not in held.removed}
-        return {key: record for key, record in held.rows.items() if claude_from is None
-                or record.row["agent"] != CLAUDE or record.row[table.period] >= claude_from}
+        if held is None:
+            read = self.store.stored_records(table, claude_rows)
+            held = self.tables[table] = HeldTable(claude_rows, read, dict(read))
+        elif held.read is not None and (claude_rows is None or (
+                claude_rows < held.read if table.period else not claude_rows <= held.read)):
+            unread = claude_rows if claude_rows is None or table.period else claude_rows - held.read
+            read = self.store.stored_records(table, unread)
+            held.read = held.read | unread if unread is not None and not table.period else unread
+            held.stored |= read  # the rows planned so far stay as planned
+            held.rows |= {key: record for key, record in read.items()
+                          if key not in held.rows and key not in held.removed}
+        return {key: record for key, record in held.rows.items() if claude_rows is None
+                or record.row["agent"] != CLAUDE or (
+                    record.row[table.period] >= claude_rows if table.period else key in claude_rows)}
+
+    def session_spans(self) -> dict[tuple[Any, ...], SessionSpan]:
+        if self.spans is None:
+            self.spans = self.store.session_spans()
+        return self.spans
 
     def planned(self, plans: Sequence[TablePlan]) -> None:
-        """Leave the rows as these plans of one import leave them."""
+        """Leave the rows (and the sessions' spans) as these plans of one import leave them."""
         for plan in plans:
             held = self.tables[plan.table]
             held.rows = plan.current(held.rows)
             held.removed = held.removed - {r.key for r in plan.write} | {r.key for r in plan.remove}
+            if plan.table is SESSIONS and self.spans is not None:
+                for record in plan.remove:
+                    self.spans.pop(record.key, None)
+                self.spans.update((r.key, SessionSpan.of(r)) for r in plan.write if r.row["agent"] == CLAUDE)
 
     def written(self, ccusage_version: str) -> None:
         """Write what every import planned: each table's rows that differ from the stored ones, the stored rows
@@ -4812,7 +4872,7 @@ class ClickHouseImporter:
                 "CLAUDE_CONFIG_DIR; the other agents: see README): nothing to import",))
         documents = fetched.documents
         with phases.timed("write"):
-            planned, failed_reports, agent_errors = plan_reports(self.config, store.stored_records, hasher, documents,
+            planned, failed_reports, agent_errors = plan_reports(self.config, store, hasher, documents,
                                                                  scan.session_files, window, gone, block_starts,
                                                                  fetched.parsed)
             plans, plan_errors = planned.plans, planned.errors

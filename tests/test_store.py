@@ -343,30 +343,39 @@ def test_an_embedded_store_creates_its_database(tmp_path: Path):
 def test_the_journals_rows_planned_in_memory_are_what_the_store_holds_once_written(store: ci.Store):
     """Filing the journal plans each deferred import against the rows as the one before left them, in memory
     (StoredRows), and writes once: a grown row, a smaller one that replaces the stored one (its models gone) and a
-    removed one, planned after a read from a later period and seen again by a read from an earlier period, are what
-    the store holds once written, row for row and model for model."""
+    removed one, planned after a read of some rows (from a later period on; some sessions) and seen again by a read
+    of more (from an earlier period on; more sessions), are what the store holds once written, row for row and
+    model for model; the sessions' spans follow the plans."""
     write_all(store, {**recorded(), ci.HOURS: ci.hour_records(load("claude_blocks_hourly.json"))})
-    held, expected = ci.StoredRows(store), {}
+    held, expected, bounds = ci.StoredRows(store), {}, {}
+    spans = held.session_spans()
 
     def resized(record: ci.Record, tokens: int, breakdowns: dict) -> ci.Record:
         row = {**record.row, "input_tokens": record.row["input_tokens"] + tokens,
                "total_tokens": record.row["total_tokens"] + tokens}
         return record.table.record(row, breakdowns)
 
-    for table in (ci.DAILY, ci.PROJECT_DAYS, ci.BLOCKS, ci.HOURS):
-        periods = sorted({r.row[table.period] for r in store.stored_records(table).values()})
-        late, early = periods[len(periods) // 2], periods[1]
-        first, second, third = sorted(held(table, late).values(), key=lambda r: r.row[table.period])[:3]
+    for table in (ci.DAILY, ci.PROJECT_DAYS, ci.BLOCKS, ci.HOURS, ci.SESSIONS):
+        if table.period:
+            periods = sorted({r.row[table.period] for r in store.stored_records(table).values()})
+            late, early = periods[len(periods) // 2], periods[1]
+        else:  # sessions are read by key
+            keys = sorted(key for key, r in store.stored_records(table).items() if r.breakdowns)
+            late, early = frozenset(keys[:3]), frozenset(keys[:6])
+        first, second, third = sorted(held.stored_records(table, late).values(),
+                                      key=lambda r: r.row[table.period] if table.period else r.key)[:3]
         assert second.row["input_tokens"] >= 1 and second.breakdowns, table.name
         held.planned([ci.TablePlan(table, {}, write=[resized(first, 1000, first.breakdowns),
                                                      resized(second, -1, {})], remove=[third])])
-        expected[table] = held(table, early)
+        expected[table], bounds[table] = held.stored_records(table, early), early
         assert third.key not in expected[table]
         assert expected[table][first.key].total_tokens == first.total_tokens + 1000, table.name
         assert expected[table][second.key].total_tokens == second.total_tokens - 1, table.name
-        assert len(expected[table]) > len(held(table, late)), table.name  # the earlier rows were read too
+        assert len(expected[table]) > len(held.stored_records(table, late)), table.name  # more rows were read too
+    assert spans[first.key].total_tokens == first.total_tokens + 1000 and third.key not in spans
     held.written(VERSION)
     for table, rows in expected.items():
-        read = store.stored_records(table, sorted({r.row[table.period] for r in rows.values()})[0])
+        read = store.stored_records(table, bounds[table])
         assert {k: (r.row, r.breakdowns) for k, r in read.items()} == {
             k: (r.row, r.breakdowns) for k, r in rows.items()}, table.name
+    assert spans == store.session_spans()

@@ -251,6 +251,56 @@ def test_a_windows_plan_of_blocks_needs_no_stored_block_before_its_bound(stored,
         ci.plan_table(ci.BLOCKS, reported, every, exact=exact))
 
 
+class RowsInMemory:
+    """Stored sessions as Store.stored_records and Store.session_spans answer for them (`whole`: every session read
+    whole whatever is asked, as the plan once read them); `asked`: what each read of sessions asked for."""
+
+    def __init__(self, sessions: dict, whole: bool = False):
+        self.sessions, self.whole, self.asked = sessions, whole, []
+
+    def stored_records(self, table: ci.UsageTable, claude_rows=None) -> dict:
+        self.asked.append(claude_rows)
+        return {k: r for k, r in self.sessions.items() if self.whole or claude_rows is None or k in claude_rows}
+
+    def session_spans(self) -> dict:
+        return {k: ci.SessionSpan.of(r) for k, r in self.sessions.items()}
+
+
+SESSION_SPECS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3), st.integers(0, 30), st.integers(0, 6),
+                                   st.integers(0, 2), st.integers(0, 900), st.booleans()), max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(SESSION_SPECS, SESSION_SPECS, st.dictionaries(st.tuples(st.integers(0, 1), st.integers(0, 3)),
+                                                     st.integers(0, 3)))
+def test_a_windows_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming, on_disk):
+    """An hourly import reads whole only the stored sessions its window holds whole and those moved to them, and of
+    every other one its span (whether it lost files); planned so, the sessions' plan is the plan against every
+    stored session read whole: resumed, moved and emptied sessions decided alike."""
+    def sessions(specs):
+        return {(r := ci.SESSIONS.record({
+            "agent": "claude", "project_key": f"p{project}", "session_key": f"s{session}",
+            "first_activity": JAN_1 + dt.timedelta(hours=first), "transcript_files": files, "total_tokens": tokens,
+            "last_activity": JAN_1 + dt.timedelta(hours=first + length)})).key: r
+            for project, session, first, length, files, tokens, _ in specs}
+
+    every, reported = sessions(stored), list(sessions(incoming).values())
+    files = {("claude", f"p{project}", f"s{session}"): count for (project, session), count in on_disk.items()}
+    in_window = {("claude", f"p{spec[0]}", f"s{spec[1]}") for spec in stored + incoming if spec[-1]}
+    window = ci.Window(since=JAN_1.date(), start=JAN_1, files=("a.jsonl",))
+
+    def plan(source: RowsInMemory):
+        planned = ci.plan_run(source, {"sessions": reported}, files, (window, in_window), ci.GoneTranscripts(), None,
+                              (), "UTC")
+        plan = next(p for p in planned.plans if p.table is ci.SESSIONS)
+        return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove],
+                (plan.new, plan.changed, plan.unchanged, plan.kept))
+
+    windowed = RowsInMemory(every)
+    assert plan(windowed) == plan(RowsInMemory(every, whole=True))
+    assert windowed.asked == [frozenset(in_window | ci.moved_sessions(every, reported, files))]
+
+
 # -- clock hours -----------------------------------------------------------------------------------------------------
 
 
