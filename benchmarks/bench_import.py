@@ -13,7 +13,9 @@ For each history size it measures, in one run:
                  engine opens), (d3) a `--sql` that files six hours deferred since and (d4) the same `--sql`
                  with nothing to file;
   (e) new day    after Claude Code's cleanup deleted every transcript older than 30 days, an import of one new
-                 day of activity (a 90th of the history's lines), next to (e') the five reports on what is left.
+                 day of activity (a 90th of the history's lines), next to (e') the five reports on what is left;
+                 then (e2) and (e3) as (d2) and (d3), the store holding more sessions than the disk (all of them
+                 with `--days 900`: what a store gathers in years while the disk keeps 30 days).
 Then, on a machine with Claude Code, Codex CLI, Gemini CLI and OpenCode logs (tests/agent_logs.py, --agents-scale):
   (f) full import of every agent, (g) nothing new (nothing may run), (h) one new hour of Codex only (Claude Code's
   reports may not run), each with its totals checked against `ccusage daily --by-agent`.
@@ -30,6 +32,7 @@ a faster import that got a number wrong fails loudly.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -82,6 +85,7 @@ ENGINE_PROBE = ("import datetime, sys, clickhouse_connect\n"
                 "assert 'pandas' not in sys.modules, 'the engine probe loaded pandas, which the importer never does'\n")
 BY_HAND = [sys.executable, "-c", PEAK_WRAPPER, "-m", str(ROOT), "ccusage_importer"]
 IMPORTER = [*BY_HAND, "--defer"]  # as cron runs it
+HOUR_SEEDS = itertools.count(100)  # new_hour's, one per hour
 DEFERRED_HOURS = 6  # (d3): hours kept in the journal by --defer runs, then filed by one opening of the store
 RETENTION = timedelta(days=30)  # Claude Code's cleanupPeriodDays
 
@@ -177,10 +181,31 @@ def same_totals(expected: dict[str, float], got: dict[str, float]) -> bool:
 
 
 def new_hour(claude: Path, env: dict) -> dict:
-    """Append an hour of activity (300 lines) five minutes after the newest line; `env` comes back, for a call."""
+    """Append an hour of activity (300 lines) five minutes after the newest line; `env` comes back, for a call.
+    Each hour has a seed of its own: the session it starts is a new one (one seed for every hour started the same
+    session again, writing its file anew, so every hour after the first was a transcript that shrank: read whole)."""
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
-    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300)
+    append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300,
+                    seed=next(HOUR_SEEDS))
     return env
+
+
+def say_what_it_read(scenario: str, run: Measurement) -> None:
+    """The import's own line on which transcripts its reports read: a window, or all of them and why."""
+    read = re.search(r"^Read .*", run.output, re.M)
+    print(f"  {scenario} {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
+
+
+def by_hand_then_filed(claude: Path, env: dict, scenario: str, after: str = "") -> list[tuple[str, Measurement]]:
+    """({scenario}2) an import of one new hour by hand (the engine opens), ({scenario}3) a `--sql` that files
+    DEFERRED_HOURS new hours that cron's --defer kept in the journal."""
+    by_hand = measure([BY_HAND], new_hour(claude, env))
+    say_what_it_read(f"({scenario}2)", by_hand)
+    for _ in range(DEFERRED_HOURS):
+        subprocess.run(IMPORTER, env=new_hour(claude, env), check=True, capture_output=True)
+    return [(f"({scenario}2) import after another new hour{after}, by hand (no --defer)", by_hand),
+            (f"({scenario}3) `--sql 'SELECT 1'` filing {DEFERRED_HOURS} deferred hours{after}",
+             measure([[*BY_HAND, "--sql", "SELECT 1"]], env))]
 
 
 def engine_footprint(workdir: Path, env: dict) -> float:
@@ -224,16 +249,10 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "full import")
     results.append(("(c) second import, nothing new", measure([IMPORTER], env)))
     results.append(("(d) import after one new hour (as cron: --defer)", measure([IMPORTER], new_hour(claude, env))))
-    read = re.search(r"^Read .*", results[-1][1].output, re.M)
-    print(f"  (d) {read.group() if read else 'said nothing of what it read'}", file=sys.stderr)
+    say_what_it_read("(d)", results[-1][1])
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), "import after one new hour")
     results.append(("(d') one `ccusage claude daily` on the same folder", measure([baseline[0]], env)))
-    results.append(("(d2) import after another new hour, by hand (no --defer)",
-                    measure([BY_HAND], new_hour(claude, env))))
-    for _ in range(DEFERRED_HOURS):
-        subprocess.run(IMPORTER, env=new_hour(claude, env), check=True, capture_output=True)
-    results.append((f"(d3) `--sql 'SELECT 1'` filing {DEFERRED_HOURS} deferred hours",
-                    measure([[*BY_HAND, "--sql", "SELECT 1"]], env)))
+    results += by_hand_then_filed(claude, env, "d")
     results.append(("(d4) `--sql 'SELECT 1'` again, nothing to file", measure([[*BY_HAND, "--sql", "SELECT 1"]], env)))
     check_totals(baseline_totals(runner, claude, env), stored_totals(env), f"{DEFERRED_HOURS} deferred hours filed")
 
@@ -250,9 +269,11 @@ def _bench(lines: int, source: Path, scratch: Path, env: dict, runner: ci.Runner
     append_activity(claude, start=day, minutes=8 * 60, lines=max(300, lines // 90), seed=3)
     results.append(("(e') baseline after 30 days of deletions: 5 reports on what is left", measure(baseline, env, 3)))
     results.append(("(e) import of one new day after 30 days of deletions", measure([IMPORTER], env)))
+    say_what_it_read("(e)", results[-1][1])
+    results += by_hand_then_filed(claude, env, "e", " after the deletions")
     added = {key: value - left[key] for key, value in baseline_totals(runner, claude, env).items()}
     check_totals({key: kept[key] + added[key] for key in kept}, stored_totals(env),
-                 "import of one new day after 30 days of deletions")
+                 "one new day and the hours after it, after 30 days of deletions")
     return results
 
 
@@ -322,7 +343,9 @@ def report(title: str, results: list[tuple[str, Measurement]], engine_mb: float)
     walls = {name.split(" ", 1)[0]: m.wall for name, m in results}
     pairs = (("(d)", "(d')", "one new hour as cron runs it against one `ccusage claude daily`"),
              ("(d2)", "(d')", "one new hour by hand against one `ccusage claude daily`"),
-             ("(e)", "(e')", "both reading what the cleanup left"))
+             ("(e)", "(e')", "both reading what the cleanup left"),
+             ("(e2)", "(d2)", "one new hour by hand after the cleanup against before it"),
+             ("(e3)", "(d3)", "filing six hours after the cleanup against before it"))
     rows += [f"\n{run} ÷ {peer}, {what}: {walls[run] / walls[peer]:.3f}" for run, peer, what in pairs
              if run in walls and peer in walls]
     if "(b)" in walls and "(b')" in walls:
