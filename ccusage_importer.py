@@ -2309,10 +2309,10 @@ def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key
     session of it is ever zeroed). Claude Code's days are summed from its project-days and every agent's months
     from the stored and new days, so a value no table can hold stops that whole chain, never half of it. In an
     incremental run only the Claude Code sessions the window holds whole (and those that moved to them) are read
-    and compared: the others were not read by ccusage, and days before the window were not reported; of every
-    other stored session, its span (`source.session_spans`) tells whether it lost files. What the reports hold
-    whole is `Exact`; `gone` comes back known (from the stored sessions when no state said), for the next run, as
-    do the block starts (`block_starts`: those known so far)."""
+    and compared: the others were not read by ccusage, and days before the window were not reported; a full read
+    reads those it reports or has files of; of every other stored session, its span (`source.session_spans`) tells
+    whether it lost files. What the reports hold whole is `Exact`; `gone` comes back known (from the stored
+    sessions when no state said), for the next run, as do the block starts (`block_starts`: those known so far)."""
     fetched = [REPORTS[name] for name in parsed]
     incoming = incoming_records(parsed)
     reported = {table for report in fetched for table in report.tables}
@@ -2323,8 +2323,12 @@ def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key
         missing = missing_lines_before(spans, files_by_key, moved)
         gone = GoneTranscripts(_ns(missing) if missing else 0)
     exact = exact_of(window, gone, blocks, timezone)
+    # Sessions read whole: those a window holds whole, or on a full read those reported or with a file on disk (a
+    # stored session neither reported nor on disk is left as it is), and those moved to them.
+    compared = in_window if in_window is not None else {
+        r.key for r in incoming[SESSIONS] if r.key[0] == CLAUDE} | set(files_by_key)
     since: dict[UsageTable, Any] = {**compared_from(window, incoming[BLOCKS], exact),
-                                    SESSIONS: None if in_window is None else frozenset(in_window | moved)}
+                                    SESSIONS: frozenset(compared | moved)}
     stored = {table: source.stored_records(table, since.get(table)) for table in USAGE_TABLES if table in reported}
     lost = _lost_spans(spans, files_by_key)
 

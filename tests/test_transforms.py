@@ -272,11 +272,12 @@ SESSION_SPECS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3), st.inte
 
 @settings(max_examples=500, deadline=None)
 @given(SESSION_SPECS, SESSION_SPECS, st.dictionaries(st.tuples(st.integers(0, 1), st.integers(0, 3)),
-                                                     st.integers(0, 3)))
-def test_a_windows_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming, on_disk):
-    """An hourly import reads whole only the stored sessions its window holds whole and those moved to them, and of
-    every other one its span (whether it lost files); planned so, the sessions' plan is the plan against every
-    stored session read whole: resumed, moved and emptied sessions decided alike."""
+                                                     st.integers(0, 3)), st.booleans())
+def test_a_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming, on_disk, windowed):
+    """An hourly import reads whole only the stored sessions its window holds whole, a full read those it reports
+    or has files of, each also those moved to them, and of every other one its span (whether it lost files);
+    planned so, the sessions' plan is the plan against every stored session read whole: resumed, moved and
+    emptied sessions decided alike."""
     def sessions(specs):
         return {(r := ci.SESSIONS.record({
             "agent": "claude", "project_key": f"p{project}", "session_key": f"s{session}",
@@ -287,18 +288,19 @@ def test_a_windows_plan_of_sessions_reads_whole_only_those_it_compares(stored, i
     every, reported = sessions(stored), list(sessions(incoming).values())
     files = {("claude", f"p{project}", f"s{session}"): count for (project, session), count in on_disk.items()}
     in_window = {("claude", f"p{spec[0]}", f"s{spec[1]}") for spec in stored + incoming if spec[-1]}
-    window = ci.Window(since=JAN_1.date(), start=JAN_1, files=("a.jsonl",))
+    window = ci.Window(since=JAN_1.date(), start=JAN_1, files=("a.jsonl",)) if windowed else None
+    compared = in_window if windowed else {r.key for r in reported} | set(files)
 
     def plan(source: RowsInMemory):
-        planned = ci.plan_run(source, {"sessions": reported}, files, (window, in_window), ci.GoneTranscripts(), None,
-                              (), "UTC")
+        planned = ci.plan_run(source, {"sessions": reported}, files, (window, in_window if windowed else None),
+                              ci.GoneTranscripts(), None, (), "UTC")
         plan = next(p for p in planned.plans if p.table is ci.SESSIONS)
         return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove],
                 (plan.new, plan.changed, plan.unchanged, plan.kept))
 
-    windowed = RowsInMemory(every)
-    assert plan(windowed) == plan(RowsInMemory(every, whole=True))
-    assert windowed.asked == [frozenset(in_window | ci.moved_sessions(every, reported, files))]
+    source = RowsInMemory(every)
+    assert plan(source) == plan(RowsInMemory(every, whole=True))
+    assert source.asked == [frozenset(compared | ci.moved_sessions(every, reported, files))]
 
 
 # -- clock hours -----------------------------------------------------------------------------------------------------
