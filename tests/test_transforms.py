@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -266,14 +267,16 @@ class RowsInMemory:
         return {k: ci.SessionSpan.of(r) for k, r in self.sessions.items()}
 
 
-SESSION_SPECS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3), st.integers(0, 30), st.integers(0, 6),
-                                   st.integers(0, 2), st.integers(0, 900), st.booleans()), max_size=12)
+def session_specs(sessions: int) -> st.SearchStrategy:
+    """(project, session, first hour, hours, files, tokens, in the window) of sessions of two projects."""
+    return st.lists(st.tuples(st.integers(0, 1), st.integers(0, sessions - 1), st.integers(0, 30), st.integers(0, 6),
+                              st.integers(0, 2), st.integers(0, 900), st.booleans()), max_size=12)
 
 
 @settings(max_examples=500, deadline=None)
-@given(SESSION_SPECS, SESSION_SPECS, st.dictionaries(st.tuples(st.integers(0, 1), st.integers(0, 3)),
-                                                     st.integers(0, 3)), st.booleans())
-def test_a_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming, on_disk, windowed):
+@given(session_specs(8), session_specs(4), st.dictionaries(st.tuples(st.integers(0, 1), st.integers(0, 7)),
+                                                           st.integers(0, 3)), st.booleans(), st.booleans())
+def test_a_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming, on_disk, windowed, by_key):
     """An hourly import reads whole only the stored sessions its window holds whole, a full read those it reports
     or has files of, each also those moved to them, and of every other one its span (whether it lost files);
     planned so, the sessions' plan is the plan against every stored session read whole: resumed, moved and
@@ -298,9 +301,11 @@ def test_a_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming,
         return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove],
                 (plan.new, plan.changed, plan.unchanged, plan.kept))
 
-    source = RowsInMemory(every)
-    assert plan(source) == plan(RowsInMemory(every, whole=True))
-    assert source.asked == [frozenset(compared | ci.moved_sessions(every, reported, files))]
+    source, share = RowsInMemory(every), 2 if by_key else ci.SESSIONS_READ_BY_KEY_BELOW  # 2: always by key
+    with mock.patch.object(ci, "SESSIONS_READ_BY_KEY_BELOW", share):
+        assert plan(source) == plan(RowsInMemory(every, whole=True))
+    wanted = (compared | ci.moved_sessions(every, reported, files)) & every.keys()
+    assert source.asked == [frozenset(wanted) if len(wanted) < len(every) * share else None]
 
 
 # -- clock hours -----------------------------------------------------------------------------------------------------
