@@ -2293,7 +2293,9 @@ class RunPlan:
 
 
 # A read of stored sessions by key costs about four times as much per row as a read of every one (25,000 sessions:
-# 0.39 s all, 0.37 s for 6,000 by key, 0.69 s for 12,000), so a plan reads them by key below a quarter of them.
+# 0.39 s all, 0.37 s for 6,000 by key, 0.69 s for 12,000) and 20 ms more, once per import the journal files: so a
+# plan reads them all while they are few (8,000: 0.13 s) or it compares a quarter of them or more.
+SESSIONS_READ_ALL_BELOW = 8_000
 SESSIONS_READ_BY_KEY_BELOW = 0.25
 
 
@@ -2329,13 +2331,13 @@ def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key
         gone = GoneTranscripts(_ns(missing) if missing else 0)
     exact = exact_of(window, gone, blocks, timezone)
     # Sessions read whole: those a window holds whole, or on a full read those reported or with a file on disk (a
-    # stored session neither reported nor on disk is left as it is), and those moved to them; all of them when
-    # that is not much less than every one stored.
+    # stored session neither reported nor on disk is left as it is), and those moved to them; all of them where
+    # that costs less.
     compared = in_window if in_window is not None else {
         r.key for r in incoming[SESSIONS] if r.key[0] == CLAUDE} | set(files_by_key)
     wanted = (compared | moved) & spans.keys()
-    since: dict[UsageTable, Any] = {**compared_from(window, incoming[BLOCKS], exact), SESSIONS: frozenset(wanted) if (
-        len(wanted) < len(spans) * SESSIONS_READ_BY_KEY_BELOW) else None}
+    by_key = len(spans) >= SESSIONS_READ_ALL_BELOW and len(wanted) < len(spans) * SESSIONS_READ_BY_KEY_BELOW
+    since = {**compared_from(window, incoming[BLOCKS], exact), SESSIONS: frozenset(wanted) if by_key else None}
     stored = {table: source.stored_records(table, since.get(table)) for table in USAGE_TABLES if table in reported}
     lost = _lost_spans(spans, files_by_key)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -301,11 +302,12 @@ def test_a_plan_of_sessions_reads_whole_only_those_it_compares(stored, incoming,
         return ([(r.key, r.total_tokens) for r in plan.write], [r.key for r in plan.remove],
                 (plan.new, plan.changed, plan.unchanged, plan.kept))
 
-    source, share = RowsInMemory(every), 2 if by_key else ci.SESSIONS_READ_BY_KEY_BELOW  # 2: always by key
-    with mock.patch.object(ci, "SESSIONS_READ_BY_KEY_BELOW", share):
+    source = RowsInMemory(every)
+    with mock.patch.multiple(ci, SESSIONS_READ_ALL_BELOW=0, SESSIONS_READ_BY_KEY_BELOW=2) if by_key else (
+            contextlib.nullcontext()):  # by key whenever one is stored, or as the importer chooses (all: few stored)
         assert plan(source) == plan(RowsInMemory(every, whole=True))
     wanted = (compared | ci.moved_sessions(every, reported, files)) & every.keys()
-    assert source.asked == [frozenset(wanted) if len(wanted) < len(every) * share else None]
+    assert source.asked == [frozenset(wanted) if by_key and every else None]
 
 
 # -- clock hours -----------------------------------------------------------------------------------------------------
