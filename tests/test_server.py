@@ -144,6 +144,21 @@ def test_two_machines_import_into_one_server_and_each_keeps_its_own_totals(popul
     assert runs == [{"machine_name": "alpha", "status": "ok"}, {"machine_name": "beta", "status": "ok"}]
 
 
+def test_stored_sessions_read_by_key_over_http_are_those_a_read_of_all_finds(populated: Populated):
+    """A plan that compares a few of many stored sessions reads them by key, the keys bound as an array of tuples:
+    the server binds that parameter as the embedded engine does, and the spans name every stored session."""
+    store = ci.open_store(ci.Config.from_env(populated.machines["alpha"].env))
+    try:
+        every = store.stored_records(ci.SESSIONS)
+        keys = frozenset(sorted(every)[::2])
+        assert len(every) > len(keys) > 1
+        assert store.stored_records(ci.SESSIONS, keys) == {key: every[key] for key in keys}
+        assert store.stored_records(ci.SESSIONS, frozenset()) == {}
+        assert store.session_spans() == {key: ci.SessionSpan.of(record) for key, record in every.items()}
+    finally:
+        store.close()
+
+
 def test_the_dashboard_over_http_shows_both_machines_with_their_totals(populated: Populated, tmp_path: Path):
     alpha = populated.machines["alpha"]
     page = tmp_path / "dashboard.html"
