@@ -2098,7 +2098,8 @@ def compared_from(window: Window | None, blocks: Sequence[Record], exact: Exact)
     them). A stored row that its reports neither hold nor prove exact is never changed, so: days from the first
     of the month of the window's first day (a month is summed from its days), project-days from that day, hours
     from its first hour (those before it are not compared), blocks from 5 hours before the first one reported or
-    proven (a stored block that overlaps one proven exact goes). Sessions are compared by key, all of them."""
+    proven (a stored block that overlaps one proven exact goes). Sessions have no period: plan_run reads those it
+    compares by key."""
     if window is None or window.since is None or window.first_hour is None:
         return {}
     month = window.since.replace(day=1)
@@ -2173,7 +2174,7 @@ def plan_table(table: UsageTable, incoming: Sequence[Record], stored: Mapping[tu
     """
     plan = TablePlan(table, stored)
     if lost is None:
-        lost = _lost_spans({key: SessionSpan.of(r) for key, r in stored.items()}, session_files or {}) if (
+        lost = _lost_spans({key: SessionSpan.of(r) for key, r in stored.items()}, session_files) if (
             table is SESSIONS and session_files is not None) else []
     exact_blocks = [(r.row["start_time"], r.row["end_time"]) for r in incoming if table is BLOCKS and exact(r)]
     for record in incoming:
@@ -2337,8 +2338,9 @@ def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key
         r.key for r in incoming[SESSIONS] if r.key[0] == CLAUDE} | set(files_by_key)
     wanted = (compared | moved) & spans.keys()
     by_key = len(spans) >= SESSIONS_READ_ALL_BELOW and len(wanted) < len(spans) * SESSIONS_READ_BY_KEY_BELOW
-    since = {**compared_from(window, incoming[BLOCKS], exact), SESSIONS: frozenset(wanted) if by_key else None}
-    stored = {table: source.stored_records(table, since.get(table)) for table in USAGE_TABLES if table in reported}
+    claude_rows = {**compared_from(window, incoming[BLOCKS], exact), SESSIONS: frozenset(wanted) if by_key else None}
+    stored = {table: source.stored_records(table, claude_rows.get(table)) for table in USAGE_TABLES
+              if table in reported}
     lost = _lost_spans(spans, files_by_key)
 
     def plan(table: UsageTable, records: Sequence[Record], files: Mapping[Any, int] | None = None) -> TablePlan:
@@ -2360,7 +2362,7 @@ def plan_run(source: RowSource, parsed: Mapping[str, list[Record]], files_by_key
                 del all_days[record.key]
             shrank = frozenset((key[0], key[1].replace(day=1)) for key in {r.key for r in days.remove} | days.shrunk)
             months = plan_table(MONTHLY, monthly_records(list(all_days.values())),
-                                source.stored_records(MONTHLY, since.get(MONTHLY)),
+                                source.stored_records(MONTHLY, claude_rows.get(MONTHLY)),
                                 exact=dataclasses.replace(exact, months=shrank))
             plans += [plan(PROJECT_DAYS, incoming[PROJECT_DAYS])] if PROJECT_DAYS in stored else []
             plans += [days, months]

@@ -182,8 +182,8 @@ def same_totals(expected: dict[str, float], got: dict[str, float]) -> bool:
 
 def new_hour(claude: Path, env: dict) -> dict:
     """Append an hour of activity (300 lines) five minutes after the newest line; `env` comes back, for a call.
-    Each hour has a seed of its own: the session it starts is a new one (one seed for every hour started the same
-    session again, writing its file anew, so every hour after the first was a transcript that shrank: read whole)."""
+    Each hour has a seed of its own: the session it starts is a new one (one seed for every hour started the first
+    hour's session again and wrote its file anew, the same responses at new times: not new activity)."""
     newest = max(path.stat().st_mtime for path in claude.rglob("*.jsonl"))
     append_activity(claude, start=datetime.fromtimestamp(newest, UTC) + timedelta(minutes=5), minutes=60, lines=300,
                     seed=next(HOUR_SEEDS))
